@@ -1,0 +1,292 @@
+/**
+ * The io thread owns every zeromq socket so that the kernel stays reachable
+ * while user code blocks the main thread: heartbeats are answered, interrupts
+ * are delivered (as SIGINT, which breaks a running `vm` script), output written
+ * during a synchronous loop is published at once, and `prompt()` can block the
+ * main thread on a shared buffer while this thread does the stdin exchange.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import * as zmq from "zeromq";
+import { endpoint } from "./connection";
+import { newHeader, type JupyterMessage, type MessageHeader } from "./message";
+import { decode, encode, Signer, type OutgoingMessage } from "./wire";
+import {
+  INPUT_BUFFER_BYTES,
+  INPUT_HEADER_BYTES,
+  INPUT_LENGTH,
+  INPUT_STATE,
+  InputState,
+  type IoThreadData,
+  type IoToMain,
+  type MainToIo,
+} from "./io-messages";
+
+const data = workerData as IoThreadData;
+const port = parentPort!;
+const signer = new Signer(data.connection.key, data.connection.signature_scheme);
+const inputState = new Int32Array(data.inputBuffer, 0, 2);
+const inputBytes = new Uint8Array(data.inputBuffer, INPUT_HEADER_BYTES, INPUT_BUFFER_BYTES);
+
+const shell = new zmq.Router();
+const control = new zmq.Router();
+const stdin = new zmq.Router();
+const iopub = new zmq.XPublisher();
+const hb = new zmq.Reply();
+for (const s of [shell, control, stdin, iopub, hb]) s.linger = 1000;
+iopub.verbosity = "allSubs";
+
+function post(m: IoToMain): void {
+  port.postMessage(m);
+}
+function log(text: string): void {
+  post({ kind: "log", text });
+}
+
+// zeromq sockets allow one send at a time; queue per socket.
+function sender(sock: zmq.Router | zmq.XPublisher) {
+  let chain: Promise<void> = Promise.resolve();
+  return (frames: Buffer[]) => {
+    chain = chain.then(() => sock.send(frames)).catch((e) => log(`send failed: ${(e as Error).message}`));
+    return chain;
+  };
+}
+const sendShell = sender(shell);
+const sendControl = sender(control);
+const sendStdin = sender(stdin);
+const sendIopubRaw = sender(iopub);
+
+// --- iopub with stream coalescing -----------------------------------------
+
+interface PendingStream {
+  parent: Partial<MessageHeader>;
+  name: "stdout" | "stderr";
+  text: string;
+}
+let pending: PendingStream | null = null;
+let flushTimer: NodeJS.Timeout | null = null;
+
+function publish(msg: OutgoingMessage): Promise<void> {
+  flushStream();
+  return publishNow(msg);
+}
+function publishNow(msg: OutgoingMessage): Promise<void> {
+  const topic = Buffer.from(`kernel.${data.session}.${msg.header.msg_type}`);
+  return sendIopubRaw(encode({ ...msg, identities: [topic] }, signer));
+}
+function flushStream(): void {
+  if (flushTimer) {
+    clearTimeout(flushTimer);
+    flushTimer = null;
+  }
+  if (!pending) return;
+  const p = pending;
+  pending = null;
+  void publishNow({
+    header: newHeader("stream", data.session),
+    parent_header: p.parent,
+    metadata: {},
+    content: { name: p.name, text: p.text },
+  });
+}
+/** Many small writes become one message; order with other iopub messages is kept. */
+function queueStream(parent: Partial<MessageHeader>, name: "stdout" | "stderr", text: string): void {
+  if (pending && (pending.name !== name || pending.parent.msg_id !== parent.msg_id)) flushStream();
+  if (!pending) pending = { parent, name, text: "" };
+  pending.text += text;
+  if (pending.text.length > 64 * 1024) return flushStream();
+  if (!flushTimer) flushTimer = setTimeout(flushStream, 8);
+}
+
+function status(state: "busy" | "idle" | "starting", parent: Partial<MessageHeader>): Promise<void> {
+  return publish({
+    header: newHeader("status", data.session),
+    parent_header: parent,
+    metadata: {},
+    content: { execution_state: state },
+  });
+}
+
+function reply(sendFn: (f: Buffer[]) => Promise<void>, req: JupyterMessage, type: string, content: unknown) {
+  return sendFn(
+    encode(
+      {
+        identities: req.identities,
+        header: newHeader(type, data.session),
+        parent_header: req.header,
+        metadata: {},
+        content,
+      },
+      signer,
+    ),
+  );
+}
+
+// --- stdin -------------------------------------------------------------------
+
+let inputWaiting = false;
+function answerInput(state: InputState, text = ""): void {
+  const bytes = Buffer.from(text, "utf8");
+  const n = Math.min(bytes.length, INPUT_BUFFER_BYTES);
+  inputBytes.set(bytes.subarray(0, n));
+  Atomics.store(inputState, INPUT_LENGTH, n);
+  Atomics.store(inputState, INPUT_STATE, state);
+  Atomics.notify(inputState, INPUT_STATE);
+  inputWaiting = false;
+  post({ kind: "input_done" });
+}
+
+async function serveStdin(): Promise<void> {
+  for await (const frames of stdin) {
+    let msg: JupyterMessage;
+    try {
+      msg = decode(frames as Buffer[], signer);
+    } catch (e) {
+      log(`dropped message on stdin: ${(e as Error).message}`);
+      continue;
+    }
+    if (msg.header.msg_type === "input_reply" && inputWaiting) {
+      const value = (msg.content as { value?: unknown }).value;
+      answerInput(InputState.Answered, typeof value === "string" ? value : "");
+    }
+  }
+}
+
+// --- shell and control -----------------------------------------------------
+
+async function serveRequests(sock: zmq.Router, channel: "shell" | "control"): Promise<void> {
+  for await (const frames of sock) {
+    let msg: JupyterMessage;
+    try {
+      msg = decode(frames as Buffer[], signer);
+    } catch (e) {
+      log(`dropped message on ${channel}: ${(e as Error).message}`);
+      continue;
+    }
+    if (channel === "control" && handleControlHere(msg)) continue;
+    post({ kind: "request", channel, msg });
+  }
+}
+
+/** Requests this thread answers itself, because the main thread may be busy. */
+function handleControlHere(msg: JupyterMessage): boolean {
+  switch (msg.header.msg_type) {
+    case "interrupt_request":
+      void (async () => {
+        await status("busy", msg.header);
+        if (inputWaiting) answerInput(InputState.Interrupted);
+        process.kill(process.pid, "SIGINT");
+        await reply(sendControl, msg, "interrupt_reply", { status: "ok" });
+        await status("idle", msg.header);
+      })();
+      return true;
+    case "kernel_info_request":
+      void (async () => {
+        await status("busy", msg.header);
+        await reply(sendControl, msg, "kernel_info_reply", data.kernelInfo);
+        await status("idle", msg.header);
+      })();
+      return true;
+    case "shutdown_request":
+      // The main thread does the orderly shutdown; if user code keeps it busy,
+      // stop that code first and, failing that, end the process ourselves.
+      setTimeout(() => process.kill(process.pid, "SIGINT"), 200).unref();
+      setTimeout(() => {
+        void reply(sendControl, msg, "shutdown_reply", {
+          status: "ok",
+          restart: Boolean((msg.content as { restart?: unknown }).restart),
+        }).then(() => process.kill(process.pid, "SIGKILL"));
+      }, 3000).unref();
+      return false;
+    default:
+      return false;
+  }
+}
+
+async function serveHeartbeat(): Promise<void> {
+  for await (const frames of hb) await hb.send(frames as Buffer[]);
+}
+
+/** JEP 65: tell each new subscriber its subscription is live, so it knows no output is lost. */
+async function serveSubscriptions(): Promise<void> {
+  for await (const frames of iopub) {
+    const f = frames[0] as Buffer;
+    if (f.length === 0 || f[0] !== 1) continue;
+    await publish({
+      header: newHeader("iopub_welcome", data.session),
+      parent_header: {},
+      metadata: {},
+      content: { subscription: f.subarray(1).toString("utf8") },
+    });
+  }
+}
+
+port.on("message", (m: MainToIo) => {
+  switch (m.kind) {
+    case "send": {
+      const msg = { ...m.msg, identities: (m.msg.identities ?? []).map((b) => Buffer.from(b)) };
+      if (m.channel === "iopub") void publish(msg);
+      else {
+        if (m.channel === "shell") flushStream();
+        void (m.channel === "shell" ? sendShell : m.channel === "control" ? sendControl : sendStdin)(encode(msg, signer));
+      }
+      break;
+    }
+    case "stream":
+      queueStream(m.parent, m.name, m.text);
+      break;
+    case "flush":
+      flushStream();
+      post({ kind: "flushed", token: m.token });
+      break;
+    case "input":
+      inputWaiting = true;
+      flushStream();
+      void sendStdin(
+        encode(
+          {
+            identities: m.parent.identities.map((b) => Buffer.from(b)),
+            header: newHeader("input_request", data.session),
+            parent_header: m.parent.header,
+            metadata: {},
+            content: { prompt: m.prompt, password: m.password },
+          },
+          signer,
+        ),
+      );
+      break;
+    case "close":
+      flushStream();
+      setTimeout(() => {
+        for (const s of [shell, control, stdin, iopub, hb]) s.close();
+        port.close();
+      }, 50);
+      break;
+  }
+});
+
+async function main(): Promise<void> {
+  const c = data.connection;
+  await Promise.all([
+    shell.bind(endpoint(c, "shell")),
+    control.bind(endpoint(c, "control")),
+    stdin.bind(endpoint(c, "stdin")),
+    iopub.bind(endpoint(c, "iopub")),
+    hb.bind(endpoint(c, "hb")),
+  ]);
+  post({ kind: "ready" });
+  await status("starting", {});
+  await Promise.all([
+    serveRequests(shell, "shell"),
+    serveRequests(control, "control"),
+    serveStdin(),
+    serveHeartbeat(),
+    serveSubscriptions(),
+  ]).catch((e) => {
+    if (!(e instanceof Error && /closed|terminated/i.test(e.message))) log(`io thread failed: ${String(e)}`);
+  });
+}
+
+void main().catch((e) => {
+  log(`io thread could not start: ${(e as Error).message}`);
+  process.exit(1);
+});
