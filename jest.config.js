@@ -27,6 +27,19 @@ module.exports = {
     '!src/**/.ipynb_checkpoints/*'
   ],
   coverageReporters: ['lcov', 'text'],
+  transform: {
+    ...baseConfig.transform,
+    // The kernel's sources (compiled by the kernel's own tsconfig) are
+    // imported by one test to check that both %%step parsers agree; only
+    // the frontend's files are type-checked here.
+    '^.+\\.tsx?$': [
+      'ts-jest/legacy',
+      {
+        tsconfig: './tsconfig.test.json',
+        diagnostics: { exclude: ['**/kernel/**'] }
+      }
+    ]
+  },
   reporters: ['default'],
   roots: ['<rootDir>/src'],
   testRegex: 'src/.*/.*.spec.ts[x]?$',

@@ -1,20 +1,23 @@
 /**
- * Parsing and formatting of the `%%step` cell magic line.
+ * Reading and writing the `%%step` line of a cell, in the frontend.
  *
- * The syntax is fixed by the product contract (see PRODUCT.md):
+ * The syntax is fixed by the product contract (PRODUCT.md):
  *
  *   %%step [NAME] [--on kernel|local|batch|slurm] [--memory SIZE] [--cpu N]
  *     [--gpu N] [--foreach EXPR] [--parallel N] [--retries N]
  *     [--timeout DURATION] [--env KEY=VALUE]... [--queue NAME]
  *     [--image IMAGE] [--partition NAME]
  *
- * The kernel reads only the cell source; this module exists so that the
- * frontend (cell toolbar, status badges) can read and rewrite that line
- * without ever producing something the kernel would reject.
+ * The kernel reads only the cell source and is the authority on this
+ * grammar (kernel/src/magics). This module accepts and rejects exactly the
+ * same lines (src/__tests__/stepline.spec.ts checks that against the
+ * kernel's parser) and quotes values the same way, so the cell toolbar can
+ * never write a line the kernel refuses. Unlike the kernel it keeps sizes
+ * and durations as the user spelled them, so rewriting one option leaves the
+ * others untouched.
  *
- * Values containing whitespace or quotes are quoted shell-style:
- * `'...'` is literal, `"..."` understands `\"` and `\\`.
- * `--opt=value` is accepted as a synonym of `--opt value`.
+ * Words are split shell-style: `'...'` is literal, `"..."` and bare words
+ * take `\x` as an escaped `x`; `--opt=value` is the same as `--opt value`.
  */
 
 /** Where a step runs. */
@@ -32,13 +35,16 @@ export const STEP_TARGETS: readonly StepTarget[] = [
 export interface IStepOptions {
   name?: string;
   on?: StepTarget;
+  /** As written, e.g. `8G` or `64GiB`. */
   memory?: string;
   cpu?: number;
   gpu?: number;
   foreach?: string;
   parallel?: number;
   retries?: number;
+  /** As written, e.g. `90s` or `1h30m`. */
   timeout?: string;
+  /** In the order written; keys are unique. */
   env?: Record<string, string>;
   queue?: string;
   image?: string;
@@ -52,49 +58,57 @@ export type StepLineResult =
 /** The magic that starts a step cell. */
 export const STEP_MAGIC = '%%step';
 
-const NAME_RE = /^[A-Za-z0-9_-]+$/;
+const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
+const NAME_MAX = 128;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SIZE_RE = /^(\d+(?:\.\d+)?)([KMGT])(?:i?B?)?$/i;
-const DURATION_RE = /^(?:\d+[smh])+$/;
-const DURATION_PART_RE = /(\d+)([smh])/;
+const BARE_WORD_RE = /^[A-Za-z0-9_\-.,:/@+=%^]+$/;
 
 type OptionKind =
-  | 'target'
-  | 'size'
-  | 'int>=0'
-  | 'int>=1'
-  | 'expr'
-  | 'duration'
-  | 'env'
-  | 'name'
-  | 'text';
+  'target' | 'size' | 'int>=0' | 'int>=1' | 'duration' | 'env' | 'text';
 
-/** Option name -> kind, in canonical output order. */
+/** Option -> kind, in the canonical order of the kernel's formatter. */
 const OPTIONS: ReadonlyArray<[keyof IStepOptions, OptionKind]> = [
   ['on', 'target'],
   ['memory', 'size'],
   ['cpu', 'int>=1'],
   ['gpu', 'int>=0'],
-  ['foreach', 'expr'],
+  ['foreach', 'text'],
   ['parallel', 'int>=1'],
   ['retries', 'int>=0'],
   ['timeout', 'duration'],
   ['env', 'env'],
-  ['queue', 'name'],
+  ['queue', 'text'],
   ['image', 'text'],
-  ['partition', 'name']
+  ['partition', 'text']
 ];
 
 const OPTION_KINDS = new Map<string, OptionKind>(
   OPTIONS.map(([k, v]) => [k as string, v])
 );
 
+const TEXT_WHAT: Record<string, string> = {
+  foreach: 'an expression such as items',
+  queue: 'a Batch job queue name',
+  image: 'a container image',
+  partition: 'a Slurm partition name'
+};
+
+/** One word of a magic line. */
+export interface IWord {
+  /** The word with quotes removed and escapes resolved. */
+  value: string;
+  /** True when the word starts with an unquoted `--`. */
+  isOption: boolean;
+  /** Index in `value` of the first unquoted `=` of an option, or -1. */
+  equalsAt: number;
+}
+
 /**
- * Split a magic line into words, honouring quotes.
+ * Split a magic line into words, honouring quotes and backslashes.
  * Throws an Error for an unterminated quote.
  */
-export function splitWords(text: string): string[] {
-  const words: string[] = [];
+export function tokenize(text: string): IWord[] {
+  const words: IWord[] = [];
   let i = 0;
   const n = text.length;
   while (i < n) {
@@ -104,88 +118,138 @@ export function splitWords(text: string): string[] {
     if (i >= n) {
       break;
     }
-    let word = '';
+    let value = '';
+    let equalsAt = -1;
+    const isOption = text.startsWith('--', i);
     while (i < n && !/\s/.test(text[i])) {
-      const c = text[i];
-      if (c === "'") {
-        const end = text.indexOf("'", i + 1);
-        if (end < 0) {
-          throw new Error('unterminated single quote');
-        }
-        word += text.slice(i + 1, end);
-        i = end + 1;
-      } else if (c === '"') {
+      const ch = text[i];
+      if (ch === '"' || ch === "'") {
+        const start = i;
         i++;
         let closed = false;
         while (i < n) {
-          const d = text[i];
-          if (
-            d === '\\' &&
-            i + 1 < n &&
-            (text[i + 1] === '"' || text[i + 1] === '\\')
-          ) {
-            word += text[i + 1];
-            i += 2;
-          } else if (d === '"') {
+          const c = text[i];
+          if (c === ch) {
             closed = true;
             i++;
             break;
-          } else {
-            word += d;
-            i++;
           }
+          if (c === '\\' && ch === '"' && i + 1 < n) {
+            value += text[i + 1];
+            i += 2;
+            continue;
+          }
+          value += c;
+          i++;
         }
         if (!closed) {
-          throw new Error('unterminated double quote');
+          throw new Error(
+            `unterminated ${ch} quote starting at column ${start + 1}`
+          );
         }
-      } else {
-        word += c;
-        i++;
+        continue;
       }
+      if (ch === '\\' && i + 1 < n) {
+        value += text[i + 1];
+        i += 2;
+        continue;
+      }
+      if (ch === '=' && isOption && equalsAt < 0) {
+        equalsAt = value.length;
+      }
+      value += ch;
+      i++;
     }
-    words.push(word);
+    words.push({ value, isOption, equalsAt });
   }
   return words;
 }
 
-/** Quote a word so that {@link splitWords} gives it back unchanged. */
-export function quoteWord(word: string): string {
-  if (word !== '' && /^[^\s'"\\]+$/.test(word)) {
-    return word;
-  }
-  if (!word.includes("'")) {
-    return `'${word}'`;
-  }
-  return `"${word.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+/** The plain values of {@link tokenize}. */
+export function splitWords(text: string): string[] {
+  return tokenize(text).map(w => w.value);
 }
 
 /**
- * Bytes in a SIZE such as `512M`, `8G` or `64GiB` (binary units), or null
- * when the text is not a SIZE.
+ * Quote a value only when reading it back would otherwise change it
+ * (the same rule as the kernel's formatter).
+ */
+export function quoteWord(value: string): string {
+  if (value !== '' && BARE_WORD_RE.test(value) && !value.startsWith('--')) {
+    return value;
+  }
+  return `"${value.replace(/["\\]/g, c => `\\${c}`)}"`;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  K: 2 ** 10,
+  M: 2 ** 20,
+  G: 2 ** 30,
+  T: 2 ** 40
+};
+
+/**
+ * Bytes in a SIZE such as `512M`, `8G`, `64GiB` or `1.5G` (binary units
+ * whatever the spelling), or null when the text is not a SIZE. A bare
+ * number is refused: nobody can tell bytes from megabytes.
  */
 export function parseSize(text: string): number | null {
-  const m = SIZE_RE.exec(text.trim());
+  const t = text.trim();
+  const m =
+    /^(\d+(?:\.\d+)?|\.\d+)\s*([KMGT])(?:i?B)?$/i.exec(t) ??
+    /^(\d+)\s*B$/i.exec(t);
   if (!m) {
     return null;
   }
-  const power = 'KMGT'.indexOf(m[2].toUpperCase()) + 1;
-  return Math.round(parseFloat(m[1]) * Math.pow(1024, power));
+  const bytes = Math.round(
+    Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toUpperCase()]
+  );
+  return Number.isFinite(bytes) && bytes > 0 ? bytes : null;
 }
 
-/** Seconds in a DURATION such as `90s`, `10m`, `2h` or `1h30m`, or null. */
+const DURATION_UNITS: Array<[string, number]> = [
+  ['d', 86400000],
+  ['h', 3600000],
+  ['m', 60000],
+  ['s', 1000],
+  ['ms', 1]
+];
+
+/**
+ * Milliseconds in a DURATION such as `90s`, `10m`, `2h`, `1h30m` or
+ * `500ms` (units largest first), or null.
+ */
 export function parseDuration(text: string): number | null {
-  const t = text.trim();
-  if (!DURATION_RE.test(t)) {
+  const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/y;
+  const s = text.trim().toLowerCase();
+  if (s === '') {
     return null;
   }
-  const unit = { s: 1, m: 60, h: 3600 };
-  const re = new RegExp(DURATION_PART_RE.source, 'g');
-  let seconds = 0;
+  let total = 0;
+  let lastRank = -1;
+  let consumed = 0;
   let m: RegExpExecArray | null;
-  while ((m = re.exec(t)) !== null) {
-    seconds += parseInt(m[1], 10) * unit[m[2] as keyof typeof unit];
+  while ((m = re.exec(s)) !== null) {
+    const unit = m[2];
+    const rank = DURATION_UNITS.findIndex(([u]) => u === unit);
+    if (rank <= lastRank) {
+      return null;
+    }
+    lastRank = rank;
+    total += Number(m[1]) * DURATION_UNITS[rank][1];
+    consumed = re.lastIndex;
   }
-  return seconds;
+  if (consumed !== s.length) {
+    return null;
+  }
+  const ms = Math.round(total);
+  return ms > 0 ? ms : null;
+}
+
+/** True when `name` is a valid step name. */
+export function isValidStepName(name: string): boolean {
+  return NAME_RE.test(name) && name.length <= NAME_MAX;
 }
 
 /** True when `line` (a cell's first line) is a `%%step` line. */
@@ -197,91 +261,106 @@ export function isStepLine(line: string): boolean {
   );
 }
 
-function levenshtein(a: string, b: string): number {
-  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) =>
+      i === 0 ? j : j === 0 ? i : 0
+    )
+  );
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(
-        d[j] + 1,
-        d[j - 1] + 1,
-        prev + (a[i - 1] === b[j - 1] ? 0 : 1)
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + cost
       );
-      prev = tmp;
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, d[i - 2][j - 2] + 1);
+      }
+      d[i][j] = best;
     }
   }
-  return d[b.length];
+  return d[a.length][b.length];
 }
 
-function suggest(option: string): string {
+function didYouMean(word: string, candidates: readonly string[]): string {
+  const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
   let best = '';
   let bestDistance = Infinity;
-  for (const known of OPTION_KINDS.keys()) {
-    const dist = levenshtein(option, known);
+  for (const c of candidates) {
+    const dist = editDistance(word.toLowerCase(), c.toLowerCase());
     if (dist < bestDistance) {
-      best = known;
+      best = c;
       bestDistance = dist;
     }
   }
-  return bestDistance <= 2 ? ` (did you mean --${best}?)` : '';
+  return bestDistance <= limit ? ` (did you mean ${best}?)` : '';
 }
 
+/** Check one option value; returns the value to store, or an error. */
 function checkValue(
   option: string,
   kind: OptionKind,
-  value: string
+  raw: string
 ): { value: string | number } | { error: string } {
   switch (kind) {
     case 'target':
-      if ((STEP_TARGETS as readonly string[]).includes(value)) {
-        return { value };
+      if ((STEP_TARGETS as readonly string[]).includes(raw)) {
+        return { value: raw };
       }
       return {
-        error: `--on ${value}: expected one of ${STEP_TARGETS.join(', ')}`
+        error: `--on ${quoteWord(raw)}: expected one of ${STEP_TARGETS.join(', ')}${didYouMean(raw, STEP_TARGETS)}`
       };
     case 'size':
-      if (parseSize(value) !== null && parseSize(value)! > 0) {
-        return { value };
+      if (parseSize(raw) !== null) {
+        return { value: raw };
       }
       return {
-        error: `--${option} ${value}: expected a size such as 512M, 8G or 64GiB`
+        error: `--${option} ${quoteWord(raw)}: expected a size like 512M, 8G or 64GiB`
       };
     case 'int>=0':
     case 'int>=1': {
       const min = kind === 'int>=0' ? 0 : 1;
-      if (/^\d+$/.test(value) && parseInt(value, 10) >= min) {
-        return { value: parseInt(value, 10) };
+      if (
+        /^\d+$/.test(raw) &&
+        Number(raw) >= min &&
+        Number.isSafeInteger(Number(raw))
+      ) {
+        return { value: Number(raw) };
       }
       return {
-        error: `--${option} ${value}: expected a whole number >= ${min}`
+        error: `--${option} ${raw}: expected ${min > 0 ? 'a positive' : 'a non-negative'} integer`
       };
     }
     case 'duration':
-      if (parseDuration(value) !== null) {
-        return { value };
+      if (parseDuration(raw) !== null) {
+        return { value: raw };
       }
       return {
-        error: `--${option} ${value}: expected a duration such as 90s, 10m or 2h`
+        error: `--${option} ${quoteWord(raw)}: expected a duration like 90s, 10m, 2h or 1h30m`
       };
-    case 'name':
-      if (NAME_RE.test(value)) {
-        return { value };
-      }
-      return {
-        error: `--${option} ${value}: expected letters, digits, '_' or '-'`
-      };
-    case 'expr':
     case 'text':
-      if (value.trim() !== '') {
-        return { value };
+      if (raw.trim() !== '') {
+        return { value: raw };
       }
-      return { error: `--${option}: the value is empty` };
+      return {
+        error: `--${option}: expected ${TEXT_WHAT[option]}, got an empty value`
+      };
     case 'env':
-      // handled by the caller
-      return { value };
+      return { value: raw }; // handled by the caller
   }
+}
+
+function parseEnv(raw: string): [string, string] | { error: string } {
+  const eq = raw.indexOf('=');
+  const key = eq < 0 ? raw : raw.slice(0, eq);
+  if (eq < 0 || !ENV_KEY_RE.test(key)) {
+    return {
+      error: `--env ${quoteWord(raw)}: expected KEY=VALUE with KEY made of letters, digits and _ (not starting with a digit)`
+    };
+  }
+  return [key, raw.slice(eq + 1)];
 }
 
 /**
@@ -292,71 +371,75 @@ export function parseStepLineDetailed(line: string): StepLineResult {
     return { ok: false, error: `not a ${STEP_MAGIC} line` };
   }
   const rest = line.replace(/^\s+/, '').slice(STEP_MAGIC.length);
-  let words: string[];
+  let words: IWord[];
   try {
-    words = splitWords(rest);
+    words = tokenize(rest);
   } catch (e) {
     return { ok: false, error: (e as Error).message };
   }
+  const fail = (error: string): StepLineResult => ({ ok: false, error });
   const options: IStepOptions = {};
   const seen = new Set<string>();
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i];
-    if (!word.startsWith('--')) {
+  let i = 0;
+  while (i < words.length) {
+    const word = words[i++];
+    if (!word.isOption) {
       if (options.name !== undefined) {
-        return {
-          ok: false,
-          error: `unexpected '${word}': the step already has the name '${options.name}'`
-        };
+        return fail(
+          `unexpected argument ${quoteWord(word.value)}: the step is already named "${options.name}"`
+        );
       }
-      if (!NAME_RE.test(word)) {
-        return {
-          ok: false,
-          error: `step name '${word}': use only letters, digits, '_' and '-'`
-        };
+      if (!isValidStepName(word.value)) {
+        return fail(
+          `step name ${JSON.stringify(word.value)}: use letters, digits, _ and - only (not starting with -, at most ${NAME_MAX} characters)`
+        );
       }
-      options.name = word;
+      options.name = word.value;
       continue;
     }
-    let option = word.slice(2);
-    let value: string | undefined;
-    const eq = option.indexOf('=');
-    if (eq >= 0) {
-      value = option.slice(eq + 1);
-      option = option.slice(0, eq);
-    }
+    const flagText =
+      word.equalsAt >= 0 ? word.value.slice(0, word.equalsAt) : word.value;
+    const option = flagText.slice(2);
     const kind = OPTION_KINDS.get(option);
     if (kind === undefined) {
-      return {
-        ok: false,
-        error: `unknown option --${option}${suggest(option)}`
-      };
+      const known = OPTIONS.map(([k]) => `--${k}`);
+      const hint = didYouMean(flagText, known);
+      return fail(
+        `unknown option ${flagText}${hint}` +
+          (hint ? '' : `; %%step accepts ${known.join(', ')}`)
+      );
     }
-    if (value === undefined) {
-      if (i + 1 >= words.length) {
-        return { ok: false, error: `--${option} needs a value` };
+    let raw: string;
+    if (word.equalsAt >= 0) {
+      raw = word.value.slice(word.equalsAt + 1);
+    } else {
+      const next = words[i];
+      if (next === undefined || next.isOption) {
+        return fail(`--${option}: missing value`);
       }
-      value = words[++i];
+      raw = next.value;
+      i++;
     }
     if (kind === 'env') {
-      const at = value.indexOf('=');
-      const key = at < 0 ? '' : value.slice(0, at);
-      if (!ENV_KEY_RE.test(key)) {
-        return {
-          ok: false,
-          error: `--env ${value}: expected KEY=VALUE with KEY made of letters, digits and '_'`
-        };
+      const env = parseEnv(raw);
+      if (!Array.isArray(env)) {
+        return fail(env.error);
       }
-      options.env = { ...(options.env ?? {}), [key]: value.slice(at + 1) };
+      const [key, value] = env;
+      options.env = options.env ?? {};
+      if (Object.prototype.hasOwnProperty.call(options.env, key)) {
+        return fail(`--env ${key} given twice; keep one`);
+      }
+      options.env[key] = value;
       continue;
     }
     if (seen.has(option)) {
-      return { ok: false, error: `--${option} is given twice` };
+      return fail(`--${option} given twice; keep one`);
     }
     seen.add(option);
-    const checked = checkValue(option, kind, value);
+    const checked = checkValue(option, kind, raw);
     if ('error' in checked) {
-      return { ok: false, error: checked.error };
+      return fail(checked.error);
     }
     (options as Record<string, unknown>)[option] = checked.value;
   }
@@ -372,15 +455,22 @@ export function parseStepLine(line: string): IStepOptions | null {
 }
 
 /**
- * Format options as a `%%step` line, options in a canonical order.
- * Throws an Error when the options would not parse back.
+ * Format options as a `%%step` line, options in the kernel's canonical
+ * order. Throws an Error when the options would not parse back.
  */
 export function formatStepLine(options: IStepOptions): string {
   const parts: string[] = [STEP_MAGIC];
-  if (options.name !== undefined) {
-    if (!NAME_RE.test(options.name)) {
+  const oneLine = (what: string, value: string): void => {
+    if (/[\r\n]/.test(value)) {
       throw new Error(
-        `step name '${options.name}': use only letters, digits, '_' and '-'`
+        `${what} ${JSON.stringify(value)} spans lines; %%step options must fit on one line`
+      );
+    }
+  };
+  if (options.name !== undefined) {
+    if (!isValidStepName(options.name)) {
+      throw new Error(
+        `step name ${JSON.stringify(options.name)}: use letters, digits, _ and - only`
       );
     }
     parts.push(options.name);
@@ -392,14 +482,18 @@ export function formatStepLine(options: IStepOptions): string {
     }
     if (kind === 'env') {
       for (const [k, v] of Object.entries(value as Record<string, string>)) {
-        if (!ENV_KEY_RE.test(k)) {
-          throw new Error(`--env: '${k}' is not a valid variable name`);
+        const pair = `${k}=${v}`;
+        oneLine('--env', pair);
+        const env = parseEnv(pair);
+        if (!Array.isArray(env)) {
+          throw new Error(env.error);
         }
-        parts.push('--env', quoteWord(`${k}=${v}`));
+        parts.push('--env', quoteWord(pair));
       }
       continue;
     }
     const text = String(value);
+    oneLine(`--${key}`, text);
     const checked = checkValue(key, kind, text);
     if ('error' in checked) {
       throw new Error(checked.error);
@@ -409,24 +503,44 @@ export function formatStepLine(options: IStepOptions): string {
   return parts.join(' ');
 }
 
+/**
+ * Where the `%%step` line of a cell is: the kernel accepts blank lines
+ * before it. `end` is the offset just after the line's newline.
+ */
+function locateStepLine(source: string): { line: string; end: number } | null {
+  let offset = 0;
+  for (;;) {
+    const nl = source.indexOf('\n', offset);
+    const raw = nl < 0 ? source.slice(offset) : source.slice(offset, nl);
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() !== '') {
+      return isStepLine(line)
+        ? { line, end: nl < 0 ? source.length : nl + 1 }
+        : null;
+    }
+    if (nl < 0) {
+      return null;
+    }
+    offset = nl + 1;
+  }
+}
+
 /** The `%%step` line of a cell source, or null when the cell has none. */
 export function getStepLine(source: string): string | null {
-  const nl = source.indexOf('\n');
-  const first = nl < 0 ? source : source.slice(0, nl);
-  return isStepLine(first) ? first.replace(/\r$/, '') : null;
+  return locateStepLine(source)?.line ?? null;
 }
 
 /**
  * Return `source` with its `%%step` line replaced by one made from
- * `options`, inserted when there was none, or removed when `options` is null.
+ * `options`, inserted when there was none, or removed when `options` is
+ * null (blank lines before it go too).
  */
 export function setStepLine(
   source: string,
   options: IStepOptions | null
 ): string {
-  const nl = source.indexOf('\n');
-  const hasLine = getStepLine(source) !== null;
-  const body = hasLine ? (nl < 0 ? '' : source.slice(nl + 1)) : source;
+  const found = locateStepLine(source);
+  const body = found ? source.slice(found.end) : source;
   if (options === null) {
     return body;
   }

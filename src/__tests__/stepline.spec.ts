@@ -11,6 +11,7 @@ import {
   setStepLine,
   splitWords
 } from '../stepline';
+import { REJECTED, ROUND_TRIPS } from './fixtures';
 
 describe('parseStepLine', () => {
   it('parses a bare %%step line', () => {
@@ -56,9 +57,15 @@ describe('parseStepLine', () => {
     });
   });
 
-  it('keeps "=" inside --env values', () => {
+  it('keeps "=" inside --env values and quoted "--" values', () => {
     expect(parseStepLine('%%step --env URL=a=b')).toEqual({
       env: { URL: 'a=b' }
+    });
+    expect(parseStepLine('%%step --foreach "--x"')).toEqual({
+      foreach: '--x'
+    });
+    expect(parseStepLine('%%step --env K="a b"')).toEqual({
+      env: { K: 'a b' }
     });
   });
 
@@ -69,35 +76,10 @@ describe('parseStepLine', () => {
     expect(parseStepLine('%step train')).toBeNull();
     expect(parseStepLine('%%time')).toBeNull();
   });
+});
 
-  it.each([
-    ['%%step a/b', /step name 'a\/b'/],
-    ['%%step ../x', /step name/],
-    ['%%step a b', /already has the name 'a'/],
-    ['%%step --on cloud', /expected one of kernel, local, batch, slurm/],
-    ['%%step --memory 16', /expected a size/],
-    ['%%step --memory lots', /expected a size/],
-    ['%%step --memory 0G', /expected a size/],
-    ['%%step --cpu 0', /whole number >= 1/],
-    ['%%step --cpu 1.5', /whole number/],
-    ['%%step --gpu -1', /whole number >= 0/],
-    ['%%step --retries x', /whole number/],
-    ['%%step --timeout 10', /expected a duration/],
-    ['%%step --timeout 10d', /expected a duration/],
-    ['%%step --env NOEQUALS', /expected KEY=VALUE/],
-    ['%%step --env 1A=2', /expected KEY=VALUE/],
-    ['%%step --queue "a b"', /--queue a b/],
-    [
-      '%%step --memroy 8G',
-      /unknown option --memroy \(did you mean --memory\?\)/
-    ],
-    ['%%step --frobnicate 1', /unknown option --frobnicate$/],
-    ['%%step --on', /--on needs a value/],
-    ['%%step --on local --on batch', /--on is given twice/],
-    ['%%step --foreach "items', /unterminated double quote/],
-    ["%%step --foreach 'items", /unterminated single quote/],
-    ['%%step --foreach ""', /--foreach: the value is empty/]
-  ])('rejects %s', (line, message) => {
+describe('parseStepLine rejects', () => {
+  it.each(REJECTED)('%s', (line, message) => {
     expect(parseStepLine(line)).toBeNull();
     const result = parseStepLineDetailed(line);
     expect(result.ok).toBe(false);
@@ -122,71 +104,68 @@ describe('formatStepLine', () => {
         env: { MSG: "it's", PLAIN: 'v' }
       })
     ).toBe(
-      "%%step --foreach 'xs.map(x => x * 2)' --env \"MSG=it's\" --env PLAIN=v"
+      '%%step --foreach "xs.map(x => x * 2)" --env "MSG=it\'s" --env PLAIN=v'
     );
   });
 
   it('refuses options that would not parse back', () => {
     expect(() => formatStepLine({ name: 'a/b' })).toThrow(/step name/);
     expect(() => formatStepLine({ memory: 'big' })).toThrow(/size/);
-    expect(() => formatStepLine({ cpu: 0.5 })).toThrow(/whole number/);
+    expect(() => formatStepLine({ cpu: 0.5 })).toThrow(/positive integer/);
     expect(() => formatStepLine({ env: { 'A B': '1' } })).toThrow(/--env/);
+    expect(() => formatStepLine({ foreach: 'a\nb' })).toThrow(/one line/);
     expect(() =>
       formatStepLine({ on: 'cloud' as unknown as IStepOptions['on'] })
     ).toThrow(/expected one of/);
   });
 
-  const cases: IStepOptions[] = [
-    {},
-    { name: 'train' },
-    { name: 'train', on: 'local', memory: '16G' },
-    { on: 'kernel' },
-    {
-      name: 'x',
-      on: 'slurm',
-      memory: '64GiB',
-      cpu: 4,
-      gpu: 0,
-      foreach: 'range(0, 10).filter(i => i % 2 === 0)',
-      parallel: 3,
-      retries: 0,
-      timeout: '90s',
-      env: { A: '', B: 'x y', C: 'say "hi"', D: 'it\'s "both" \\' },
-      queue: 'q1',
-      image: 'public.ecr.aws/x/y:latest',
-      partition: 'debug'
-    }
-  ];
-  it.each(cases)('round-trips %j', options => {
+  it.each(ROUND_TRIPS)('round-trips %j', options => {
     const line = formatStepLine(options);
     expect(parseStepLine(line)).toEqual(options);
-    // formatting is stable
     expect(formatStepLine(parseStepLine(line)!)).toBe(line);
   });
 });
 
 describe('words and units', () => {
   it('splits and quotes symmetrically', () => {
-    for (const w of ['a', '', 'a b', "it's", 'say "x"', 'back\\slash', '\'"']) {
+    for (const w of [
+      'a',
+      '',
+      'a b',
+      "it's",
+      'say "x"',
+      'back\\slash',
+      '\'"',
+      '--x'
+    ]) {
       expect(splitWords(quoteWord(w))).toEqual([w]);
     }
-    expect(splitWords(' a  "b c"d \'e\' ')).toEqual(['a', 'b cd', 'e']);
+    expect(splitWords(' a  "b c"d \'e\\\' f\\ g ')).toEqual([
+      'a',
+      'b cd',
+      'e\\',
+      'f g'
+    ]);
   });
 
   it('parses sizes in binary units', () => {
     expect(parseSize('512M')).toBe(512 * 1024 ** 2);
     expect(parseSize('8G')).toBe(8 * 1024 ** 3);
+    expect(parseSize('8GB')).toBe(8 * 1024 ** 3);
     expect(parseSize('64GiB')).toBe(64 * 1024 ** 3);
     expect(parseSize('1.5T')).toBe(1.5 * 1024 ** 4);
+    expect(parseSize('100B')).toBe(100);
     expect(parseSize('16')).toBeNull();
     expect(parseSize('G')).toBeNull();
   });
 
-  it('parses durations', () => {
-    expect(parseDuration('90s')).toBe(90);
-    expect(parseDuration('10m')).toBe(600);
-    expect(parseDuration('2h')).toBe(7200);
-    expect(parseDuration('1h30m')).toBe(5400);
+  it('parses durations to milliseconds', () => {
+    expect(parseDuration('90s')).toBe(90000);
+    expect(parseDuration('10m')).toBe(600000);
+    expect(parseDuration('2h')).toBe(7200000);
+    expect(parseDuration('1h30m')).toBe(5400000);
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('30m1h')).toBeNull();
     expect(parseDuration('10')).toBeNull();
     expect(parseDuration('')).toBeNull();
   });
@@ -199,6 +178,7 @@ describe('cell source helpers', () => {
       '%%step a --on local'
     );
     expect(getStepLine('%%step a\r\nx')).toBe('%%step a');
+    expect(getStepLine('\n  \n%%step a\nx')).toBe('%%step a');
     expect(getStepLine('const x = 1\n%%step a')).toBeNull();
     expect(getStepLine('')).toBeNull();
   });
@@ -211,6 +191,7 @@ describe('cell source helpers', () => {
       '%%step a --on batch\n' + body
     );
     expect(setStepLine(withStep, null)).toBe(body);
+    expect(setStepLine('\n%%step b\n' + body, null)).toBe(body);
     expect(setStepLine(body, null)).toBe(body);
     expect(setStepLine('%%step', null)).toBe('');
     expect(setStepLine('', {})).toBe('%%step\n');
