@@ -1,0 +1,255 @@
+/**
+ * The datastore as the kernel, the worker, the CLI and the client library
+ * see it: record an execution, list history, load a variable version.
+ */
+import { hostname } from "node:os";
+import { dirname } from "node:path";
+import { createHash } from "node:crypto";
+import { StorageBackend } from "./backend";
+import { BlobStore, sha256Of } from "./blobs";
+import { ArtifactRef, ArtifactStore, checkName, parseArtifactSpec, VersionFilter, VersionRecord } from "./artifacts";
+import { environmentInfo } from "./env";
+import { ContentChangedError, DatastoreConfigError, NotRestorableError, StoreError } from "./errors";
+import {
+  ExecutionError,
+  ExecutionFilter,
+  ExecutionRecord,
+  ExecutionStatus,
+  ExecutionStore,
+  newExecutionId,
+  OutputRef,
+} from "./executions";
+import { FsBackend } from "./fs-backend";
+import { DatastoreLocation, describeLocation } from "./location";
+import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
+
+const MARKER_KEY = "nbscale-store.json";
+const STORE_FORMAT = 1;
+
+export interface ExecutionInput {
+  /** Pre-allocated id (e.g. announced to the frontend at start); generated if absent. */
+  id?: string;
+  /** Notebook path (absolute, or as the frontend names it); null for scripts. */
+  notebook: string | null;
+  cell: string;
+  executionCount?: number | null;
+  code: string;
+  step?: { name: string | null; options: Record<string, unknown> } | null;
+  /** Versions the cell read (the session knows which version it bound). */
+  inputs?: Record<string, ArtifactRef>;
+  /**
+   * Variables the cell defined or changed, as live values. They are
+   * serialized and hashed synchronously when `recordExecution` is called, so
+   * call it before any other code can mutate them.
+   */
+  outputs?: Record<string, unknown>;
+  /** Outputs already serialized elsewhere (e.g. by a worker). */
+  serializedOutputs?: Record<string, Serialized>;
+  /** TypeScript type text of outputs, for `%restore` to rebind with its type. */
+  outputTypes?: Record<string, string>;
+  stdout?: string;
+  stderr?: string;
+  /** Jupyter display_data / execute_result outputs. */
+  display?: unknown[];
+  status: ExecutionStatus;
+  error?: ExecutionError | null;
+  started: Date | string;
+  finished?: Date | string;
+  target: string;
+  worker?: { host?: string; pid?: number | null; id?: string | null };
+  memory?: { requestedBytes?: number | null; peakBytes?: number | null };
+  /** Defaults to this process's Node, nbscale, and the notebook folder's lockfile. */
+  environment?: ExecutionRecord["environment"];
+}
+
+export interface LoadedArtifact {
+  record: VersionRecord;
+  decoded: Decoded;
+}
+
+export interface OpenOptions {
+  /** Create the store when missing (writers). Readers refuse a missing store. */
+  create?: boolean;
+}
+
+export class Datastore {
+  readonly blobs: BlobStore;
+  readonly artifacts: ArtifactStore;
+  readonly executions: ExecutionStore;
+
+  private constructor(
+    readonly backend: StorageBackend,
+    readonly location: DatastoreLocation | null,
+  ) {
+    this.blobs = new BlobStore(backend);
+    this.executions = new ExecutionStore(backend, this.blobs);
+    this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id));
+  }
+
+  static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
+    const loc: DatastoreLocation = typeof where === "string" ? { kind: "fs", path: where, source: "flag" } : where;
+    return Datastore.openBackend(new FsBackend(loc.path), options, loc);
+  }
+
+  /** For other backends (S3 later) and tests. */
+  static async openBackend(backend: StorageBackend, options: OpenOptions = {}, loc: DatastoreLocation | null = null): Promise<Datastore> {
+    const ds = new Datastore(backend, loc);
+    const marker = await backend.get(MARKER_KEY).catch(() => null);
+    if (marker) {
+      const fmt = (JSON.parse(marker.toString("utf8")) as { format?: number }).format ?? 0;
+      if (fmt > STORE_FORMAT) {
+        throw new DatastoreConfigError(`The datastore at ${backend.location} has format ${fmt}; this nbscale reads format ${STORE_FORMAT}. Upgrade nbscale.`);
+      }
+    } else if (options.create) {
+      const body = JSON.stringify({ kind: "nbscale-datastore", format: STORE_FORMAT, created: new Date().toISOString() });
+      await backend.createExclusive(MARKER_KEY, Buffer.from(body + "\n"));
+    } else if (!(await backend.exists())) {
+      const where = loc ? describeLocation(loc) : backend.location;
+      throw new DatastoreConfigError(
+        `No datastore at ${where}. Run from the notebook's directory, pass --datastore DIR, or set NBSCALE_DATASTORE.`,
+      );
+    }
+    return ds;
+  }
+
+  /**
+   * Records one cell execution: stores output values and large logs as
+   * blobs, allocates variable versions, then commits the record. Throws on
+   * storage failure (disk full, permissions); the caller reports that as a
+   * warning and never fails the user's cell for it. Unserializable outputs
+   * don't throw: they are recorded as stubs.
+   */
+  async recordExecution(input: ExecutionInput): Promise<ExecutionRecord> {
+    // Synchronous part: snapshot every output before anything can change it.
+    const prepared: Array<{ name: string; s: Serialized; sha256: string; size: number }> = [];
+    for (const [name, value] of Object.entries(input.outputs ?? {})) {
+      checkName(name);
+      const s = serializeValue(value);
+      prepared.push({ name, s, ...sha256Of(s.chunks) });
+    }
+    for (const [name, s] of Object.entries(input.serializedOutputs ?? {})) {
+      checkName(name);
+      prepared.push({ name, s, ...sha256Of(s.chunks) });
+    }
+    const started = toIso(input.started);
+    const id = input.id ?? newExecutionId(new Date(started));
+
+    const outputs: Record<string, OutputRef> = {};
+    for (let p of prepared) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.blobs.putHashed(p.s.chunks, p.sha256, p.size);
+          break;
+        } catch (e) {
+          // Live memory changed during the write: record what it holds now.
+          if (!(e instanceof ContentChangedError) || attempt >= 2 || !(p.name in (input.outputs ?? {}))) throw e;
+          const s = serializeValue((input.outputs ?? {})[p.name]);
+          p = { name: p.name, s, ...sha256Of(s.chunks) };
+        }
+      }
+      const tsType = input.outputTypes?.[p.name];
+      const { record, created } = await this.artifacts.record(p.name, {
+        sha256: p.sha256,
+        size: p.size,
+        kind: p.s.header.kind,
+        type: p.s.header.type,
+        ...(p.s.header.class ? { class: p.s.header.class } : {}),
+        ...(tsType ? { ts_type: tsType } : {}),
+        notebook: input.notebook,
+        cell: input.cell,
+        execution: id,
+      });
+      outputs[p.name] = {
+        version: record.version,
+        sha256: record.sha256,
+        kind: record.kind,
+        type: record.type,
+        ...(tsType ? { ts_type: tsType } : {}),
+        size: record.size,
+        new_version: created,
+      };
+    }
+
+    const record: ExecutionRecord = {
+      format: 1,
+      id,
+      notebook: input.notebook,
+      cell: input.cell,
+      execution_count: input.executionCount ?? null,
+      code: input.code,
+      code_sha256: createHash("sha256").update(input.code, "utf8").digest("hex"),
+      step: input.step ?? null,
+      inputs: Object.fromEntries(
+        Object.entries(input.inputs ?? {}).map(([k, v]) => [k, { version: v.version, sha256: v.sha256 }]),
+      ),
+      outputs,
+      stdout: await this.executions.storeLog(input.stdout ?? ""),
+      stderr: await this.executions.storeLog(input.stderr ?? ""),
+      display: await this.executions.storeDisplay(input.display ?? []),
+      status: input.status,
+      error: input.error ?? null,
+      started,
+      finished: toIso(input.finished ?? new Date()),
+      target: input.target,
+      worker: {
+        host: input.worker?.host ?? hostname(),
+        pid: input.worker?.pid === undefined ? process.pid : input.worker.pid,
+        id: input.worker?.id ?? null,
+      },
+      memory: {
+        requested_bytes: input.memory?.requestedBytes ?? null,
+        peak_bytes: input.memory?.peakBytes ?? null,
+      },
+      environment: input.environment ?? environmentInfo(input.notebook ? dirname(input.notebook) : null),
+    };
+    await this.executions.commit(record);
+    return record;
+  }
+
+  /** Newest first. */
+  history(filter: ExecutionFilter = {}): Promise<ExecutionRecord[]> {
+    return this.executions.list(filter);
+  }
+
+  versions(name: string, filter: VersionFilter = {}): Promise<VersionRecord[]> {
+    return this.artifacts.versions(name, filter);
+  }
+
+  /** Resolves `NAME`, `NAME@N` or `NAME@latest` to a committed version record. */
+  resolve(spec: string, filter: VersionFilter = {}): Promise<VersionRecord> {
+    const { name, version } = parseArtifactSpec(spec);
+    return this.artifacts.resolve(name, version, filter);
+  }
+
+  /** Resolves and reads (verifying the hash) a version. */
+  async load(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<LoadedArtifact> {
+    const record = await this.resolve(spec, options.notebook !== undefined ? { notebook: options.notebook } : {});
+    return { record, decoded: await this.artifacts.load(record, options) };
+  }
+
+  /**
+   * The live value of a version (what `%restore` binds). Functions/classes
+   * come back as their source text (`kind: "source"`); stubs can't be restored.
+   */
+  async restore(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
+    const { record, decoded } = await this.load(spec, options);
+    switch (decoded.kind) {
+      case "v8":
+        return { record, kind: "v8", value: decoded.value };
+      case "source":
+        return { record, kind: "source", value: decoded.source };
+      case "stub":
+        throw new NotRestorableError(
+          `${record.name}@${record.version} (${decoded.type}) was recorded as a stub, not a value: ${decoded.reason}` +
+            (decoded.path ? ` (at \`${decoded.path}\`)` : "") +
+            `. Re-run cell ${record.cell ?? "that defined it"} to recreate it.`,
+        );
+    }
+  }
+}
+
+function toIso(t: Date | string): string {
+  const d = typeof t === "string" ? new Date(t) : t;
+  if (Number.isNaN(d.getTime())) throw new StoreError(`invalid time: ${String(t)}`);
+  return d.toISOString();
+}

@@ -1,0 +1,61 @@
+/**
+ * Where the datastore is. One rule for the CLI, the kernel and the client
+ * library: an explicit `--datastore` wins, then `NBSCALE_DATASTORE`, then
+ * `.nbscale/` next to the notebook (the kernel) or in the current directory.
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DatastoreConfigError } from "./errors";
+
+export const DEFAULT_DIR = ".nbscale";
+export const ENV_VAR = "NBSCALE_DATASTORE";
+
+export interface DatastoreLocation {
+  kind: "fs";
+  /** Absolute directory. */
+  path: string;
+  /** Where the setting came from, for error messages. */
+  source: "flag" | "env" | "default";
+}
+
+export interface LocationInput {
+  /** `--datastore` value, if given. */
+  flag?: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** The notebook's directory (kernel); defaults to `cwd`. */
+  notebookDir?: string;
+}
+
+export function resolveDatastore(input: LocationInput): DatastoreLocation {
+  if (input.flag !== undefined && input.flag !== "") return parse(input.flag, "flag", input.cwd);
+  const env = input.env[ENV_VAR];
+  if (env !== undefined && env !== "") return parse(env, "env", input.cwd);
+  return { kind: "fs", path: join(resolve(input.cwd, input.notebookDir ?? "."), DEFAULT_DIR), source: "default" };
+}
+
+function parse(value: string, source: "flag" | "env", cwd: string): DatastoreLocation {
+  const what = source === "flag" ? `--datastore ${value}` : `${ENV_VAR}=${value}`;
+  if (/^s3:\/\//i.test(value)) {
+    throw new DatastoreConfigError(
+      `${what}: the S3 datastore arrives with the Batch backend and is not available in this version. ` +
+        `Use a directory for now (e.g. ${ENV_VAR}=/path/to/store).`,
+    );
+  }
+  if (/^file:\/\//i.test(value)) return { kind: "fs", path: fileURLToPath(value), source };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    throw new DatastoreConfigError(`${what}: unsupported datastore URL; use a directory path (or s3://bucket/prefix once S3 is supported).`);
+  }
+  return { kind: "fs", path: isAbsolute(value) ? value : resolve(cwd, value), source };
+}
+
+export function describeLocation(loc: DatastoreLocation): string {
+  switch (loc.source) {
+    case "flag":
+      return `${loc.path} (from --datastore)`;
+    case "env":
+      return `${loc.path} (from ${ENV_VAR})`;
+    case "default":
+      return `${loc.path} (the default ${DEFAULT_DIR}/ in the current directory)`;
+  }
+}
