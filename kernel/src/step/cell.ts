@@ -148,8 +148,8 @@ function analyze(code: string): CellDefinitions {
     } else if (ts.isModuleDeclaration(st)) {
       if (ts.isIdentifier(st.name)) add(st.name.text, "namespace", { value: true, type: true }, text(), st, key, merged);
     } else if (ts.isImportDeclaration(st)) {
-      for (const [name, source, typeOnly] of importBindings(st, sf)) {
-        add(name, "import", { value: !typeOnly, type: true }, source, st, `${key}:${name}`, []);
+      for (const [name, source, typeOnly, node] of importBindings(st, sf)) {
+        add(name, "import", { value: !typeOnly, type: true }, source, node, `${key}:${name}`, []);
       }
     } else if (ts.isImportEqualsDeclaration(st)) {
       add(st.name.text, "import", { value: !st.isTypeOnly, type: true }, text(), st, key, merged);
@@ -220,19 +220,19 @@ function declaratorKind(d: ts.VariableDeclaration): DeclarationKind {
 }
 
 /** Each imported name as its own one-name import statement. */
-function importBindings(st: ts.ImportDeclaration, sf: ts.SourceFile): Array<[string, string, boolean]> {
+function importBindings(st: ts.ImportDeclaration, sf: ts.SourceFile): Array<[string, string, boolean, ts.Node]> {
   const clause = st.importClause;
   if (!clause) return [];
   const from = st.moduleSpecifier.getText(sf);
   const typeKw = clause.isTypeOnly ? "type " : "";
-  const out: Array<[string, string, boolean]> = [];
-  if (clause.name) out.push([clause.name.text, `import ${typeKw}${clause.name.text} from ${from};`, clause.isTypeOnly]);
+  const out: Array<[string, string, boolean, ts.Node]> = [];
+  if (clause.name) out.push([clause.name.text, `import ${typeKw}${clause.name.text} from ${from};`, clause.isTypeOnly, clause.name]);
   const b = clause.namedBindings;
   if (b && ts.isNamespaceImport(b)) {
-    out.push([b.name.text, `import ${typeKw}* as ${b.name.text} from ${from};`, clause.isTypeOnly]);
+    out.push([b.name.text, `import ${typeKw}* as ${b.name.text} from ${from};`, clause.isTypeOnly, b]);
   } else if (b) {
     for (const el of b.elements) {
-      out.push([el.name.text, `import ${typeKw}{ ${el.getText(sf)} } from ${from};`, clause.isTypeOnly || el.isTypeOnly]);
+      out.push([el.name.text, `import ${typeKw}{ ${el.getText(sf)} } from ${from};`, clause.isTypeOnly || el.isTypeOnly, el]);
     }
   }
   return out;
