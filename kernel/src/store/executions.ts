@@ -162,14 +162,14 @@ export class ExecutionStore {
     return rec;
   }
 
-  /** By full id or any unique prefix of one (like git). */
+  /** By full id, a unique prefix of one (like git), or its random suffix. */
   async find(idOrPrefix: string): Promise<ExecutionRecord> {
     if (isExecutionId(idOrPrefix)) {
       const rec = await this.get(idOrPrefix);
       if (rec) return rec;
       throw new UnknownExecutionError(idOrPrefix, []);
     }
-    const matches = idOrPrefix.length > 0 ? (await this.ids()).filter((id) => id.startsWith(idOrPrefix)) : [];
+    const matches = idOrPrefix.length > 0 ? (await this.ids()).filter((id) => id.startsWith(idOrPrefix) || id.endsWith(`-${idOrPrefix}`)) : [];
     if (matches.length !== 1) throw new UnknownExecutionError(idOrPrefix, matches);
     return (await this.get(matches[0])) as ExecutionRecord;
   }
