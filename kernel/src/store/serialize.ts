@@ -187,8 +187,13 @@ export function serializeValue(value: unknown, options: SerializeOptions = {}): 
   const ser = new OutOfBandSerializer(threshold);
   let payload: Buffer;
   try {
+    const walk = preWalk(value, threshold);
+    if (walk.live) {
+      const culprit = findUnserializable(value);
+      if (culprit) return stub(type, culprit.reason, culprit.path);
+    }
     ser.writeHeader();
-    for (const ab of findLargeArrayBuffers(value, threshold)) ser.transferWhole(ab);
+    for (const ab of walk.buffers) ser.transferWhole(ab);
     ser.writeValue(value);
     payload = ser.releaseBuffer();
   } catch (e) {
@@ -416,18 +421,25 @@ function userClassName(v: unknown): string | undefined {
   return ctor.name || undefined;
 }
 
-/** Plain ArrayBuffers that should go out of band (bounded walk: big graphs fall back to inline). */
-function findLargeArrayBuffers(value: unknown, threshold: number, budget = 100_000): ArrayBuffer[] {
-  const found: ArrayBuffer[] = [];
+/**
+ * One bounded walk before serializing: finds plain ArrayBuffers to send out
+ * of band, and live objects that v8 would happily copy as meaningless plain
+ * data (an EventEmitter, socket or server has only enumerable bookkeeping),
+ * which must become stubs instead. Large graphs stop at the budget: the rest
+ * is left to v8's own checks, and big buffers there are written inline.
+ */
+function preWalk(value: unknown, threshold: number, budget = 100_000): { buffers: ArrayBuffer[]; live: boolean } {
+  const buffers: ArrayBuffer[] = [];
   const seen = new Set<object>();
   const stack: unknown[] = [value];
   let steps = 0;
   while (stack.length > 0 && steps++ < budget) {
     const v = stack.pop();
-    if (typeof v !== "object" || v === null || seen.has(v) || utilTypes.isProxy(v)) continue;
+    if (typeof v !== "object" || v === null || seen.has(v)) continue;
+    if (utilTypes.isProxy(v) || v instanceof EventEmitter) return { buffers, live: true };
     seen.add(v);
     if (v instanceof ArrayBuffer) {
-      if (v.byteLength >= threshold) found.push(v);
+      if (v.byteLength >= threshold) buffers.push(v);
     } else if (ArrayBuffer.isView(v)) {
       continue;
     } else if (v instanceof Map) {
@@ -443,7 +455,7 @@ function findLargeArrayBuffers(value: unknown, threshold: number, budget = 100_0
       }
     }
   }
-  return found;
+  return { buffers, live: false };
 }
 
 /** Finds the first part of a value that can't be cloned, with a path and a reason. */
