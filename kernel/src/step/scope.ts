@@ -587,6 +587,8 @@ export class ScopeWalker {
       }
       case ts.SyntaxKind.TypeReference: {
         const n = node as ts.TypeReferenceNode;
+        // `x as const` parses as a reference to a type named `const`.
+        if (ts.isIdentifier(n.typeName) && n.typeName.text === "const" && !n.typeArguments) return;
         const id = leftmost(n.typeName);
         if (id) this.ref(id, "type");
         n.typeArguments?.forEach((a) => this.visit(a));
@@ -662,7 +664,12 @@ export class ScopeWalker {
       case ts.SyntaxKind.ExportDeclaration: {
         const n = node as ts.ExportDeclaration;
         if (!n.moduleSpecifier && n.exportClause && ts.isNamedExports(n.exportClause)) {
-          for (const el of n.exportClause.elements) this.ref(el.propertyName ?? el.name, "value");
+          for (const el of n.exportClause.elements) {
+            const id = el.propertyName ?? el.name;
+            // `export { T }` names a type when no value of that name exists.
+            const typeOnly = n.isTypeOnly || el.isTypeOnly || (!this.top.has(id.text, "value") && this.top.has(id.text, "type"));
+            this.ref(id, typeOnly ? "type" : "value");
+          }
         }
         return;
       }

@@ -396,3 +396,14 @@ test("values a type-only declaration mentions stay type-only", () => {
   assert.deepEqual(a.inputs, [{ name: "defaults", cellId: "c1", cellIndex: 0, typeOnly: true }]);
   assert.deepEqual(a.closure.map((c) => [c.names[0], c.typeOnly]), [["Opts", true]]);
 });
+
+test("`as const` is not a type name", () => {
+  const a = analyzeStep("const modes = ['a', 'b'] as const;\nconst one = <const>['x'];", []);
+  assert.deepEqual(a.unresolved, []);
+});
+
+test("export lists refer to types or values as declared", () => {
+  const a = analyzeStep("type Local = number;\nconst v = 1;\nexport { Local, v };\nexport type { Shared };", cells("type Shared = string;"));
+  assert.deepEqual(a.unresolved, []);
+  assert.deepEqual(a.closure.map((c) => [c.names[0], c.typeOnly]), [["Shared", true]]);
+});
