@@ -131,7 +131,7 @@ export class ScopeWalker {
     const r: Reference = {
       name,
       space,
-      typeOnly: this.typeDepth > 0,
+      typeOnly: this.typeDepth > 0 || space === "type",
       eager: this.deferred === 0 && this.typeDepth === 0,
       read: this.writing === 0,
       write: this.writing > 0,
