@@ -26,6 +26,8 @@ export interface CellMagic {
   body: string;
   /** Lines of the cell before `body`: body line n is cell line n + bodyLineOffset. */
   bodyLineOffset: number;
+  /** Characters of the cell before `body`: `source.slice(bodyOffset) === body`. */
+  bodyOffset: number;
   /** The magic line itself, for error messages that point into it. */
   line: string;
 }
@@ -69,12 +71,19 @@ export function parseCellMagic(source: string, config: StepParseConfig = {}): Ce
   if (late >= 0) {
     throw new MagicError(`line ${first + late + 2}: a cell has at most one %% magic, on its first line`);
   }
+  // Slice the original text so offsets (completion, inspection) stay exact.
+  let bodyOffset = 0;
+  for (let i = 0; i <= first; i++) {
+    const nl = source.indexOf("\n", bodyOffset);
+    bodyOffset = nl < 0 ? source.length : nl + 1;
+  }
   return {
     magic: "step",
     options: parsed.options,
     warnings: parsed.warnings,
-    body: rest.join("\n"),
+    body: source.slice(bodyOffset),
     bodyLineOffset: first + 1,
+    bodyOffset,
     line,
   };
 }

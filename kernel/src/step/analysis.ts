@@ -12,6 +12,13 @@
  * step body in an inner one: the body may redeclare names the closure uses,
  * and foreach's `item`/`index` must not hide a history `item` from shipped
  * functions.
+ *
+ * Known limits (reported, not solved): a step that needs two different
+ * definitions of one name gets a `conflicts` entry; assignments to inputs
+ * stay in the worker (`assigns`); a `const` whose initializer is a call that
+ * returns a function (`const f = memoize(g)`) is treated as data; side-effect
+ * imports (`import "x"`) are never shipped; `declare` statements are treated
+ * like their non-ambient forms; mutation through methods is invisible.
  */
 import { analyzeCellDefinitions, CellDefinitions, Declaration, DeclarationKind, Reference, Space, SyntaxProblem } from "./cell";
 import { knownGlobals } from "./globals";

@@ -157,6 +157,15 @@ test("blank lines before the magic shift the body offset", () => {
   assert.ok(p);
   assert.equal(p.bodyLineOffset, 3);
   assert.equal(p.body, "a\nb");
+  assert.equal(p.bodyOffset, 11);
+  const crlf = parseCellMagic("%%step s\r\nx = 1\r\n");
+  assert.ok(crlf);
+  assert.equal(crlf.body, "x = 1\r\n");
+  assert.equal(crlf.bodyOffset, 10);
+  assert.equal(crlf.line, "%%step s");
+  const only = parseCellMagic("%%step s");
+  assert.ok(only);
+  assert.deepEqual([only.body, only.bodyOffset], ["", 8]);
 });
 
 test("warnings for options that do nothing on this target", () => {
