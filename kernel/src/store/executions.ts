@@ -91,9 +91,18 @@ export function summarize(r: ExecutionRecord): ExecutionSummary {
   };
 }
 
-/** Sortable id: UTC start time to the millisecond, then randomness. */
+let lastIdMs = 0;
+
+/**
+ * Sortable id: UTC start time to the millisecond, then randomness. Ids made
+ * by one process within the same millisecond are nudged forward by a
+ * millisecond so that quick successive cells still list in order.
+ */
 export function newExecutionId(started: Date = new Date()): string {
-  const t = started.toISOString().replace(/[-:.]/g, ""); // 20250102T030405678Z
+  let ms = started.getTime();
+  if (ms <= lastIdMs && lastIdMs - ms < 1000) ms = lastIdMs + 1;
+  lastIdMs = Math.max(lastIdMs, ms);
+  const t = new Date(ms).toISOString().replace(/[-:.]/g, ""); // 20250102T030405678Z
   return `${t}-${randomBytes(4).toString("hex")}`;
 }
 
