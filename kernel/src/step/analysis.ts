@@ -182,7 +182,7 @@ export function analyzeStep(body: string, history: readonly HistoryCell[], optio
   const assigned = new Set<string>();
   const queue: Item[] = [];
 
-  const lineOf = (pos: number): number => defs.sourceFile.getLineAndCharacterOfPosition(pos).line;
+  const lineOf = defs.lineOf;
 
   const use = (ref: Reference, from: Item | undefined, runtime: boolean): void => {
     const fromCell = from?.def.cellIndex;

@@ -1,4 +1,4 @@
-import { bindingNames, Reference, ScopeWalker, Space } from "./scope";
+import { bindingNames, Reference, ScopeWalker } from "./scope";
 import { ts } from "./typescript";
 
 export type { Reference, Space } from "./scope";
@@ -57,7 +57,8 @@ export interface CellDefinitions {
   /** Names the cell assigns without declaring (`x = 1`, `x++`): writes to earlier state. */
   assigns: string[];
   syntaxErrors: SyntaxProblem[];
-  sourceFile: ts.SourceFile;
+  /** 0-based line of an offset in the cell. (The AST itself is not kept: the cache would hold every cell's tree.) */
+  lineOf(pos: number): number;
 }
 
 const CACHE_LIMIT = 2000;
@@ -161,7 +162,7 @@ function analyze(code: string): CellDefinitions {
     reads: dedupe(walker.cellRefs),
     assigns: [...new Set(walker.cellRefs.filter((r) => r.write).map((r) => r.name))],
     syntaxErrors: syntaxErrors(sf),
-    sourceFile: sf,
+    lineOf: lineFinder(sf.getLineStarts()),
   };
 }
 
@@ -251,10 +252,15 @@ function syntaxErrors(sf: ts.SourceFile): SyntaxProblem[] {
   });
 }
 
-/** The value/type namespaces a declaration occupies, as spaces. */
-export function spacesOf(d: Declaration): Space[] {
-  const out: Space[] = [];
-  if (d.value) out.push("value");
-  if (d.type) out.push("type");
-  return out;
+function lineFinder(starts: readonly number[]): (pos: number) => number {
+  return (pos) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
 }

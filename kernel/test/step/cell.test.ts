@@ -44,3 +44,8 @@ test("results are cached by code", () => {
   const code = "const cached = 1;";
   assert.equal(analyzeCellDefinitions(code), analyzeCellDefinitions(code));
 });
+
+test("lineOf maps offsets to lines", () => {
+  const d = analyzeCellDefinitions("a;\n\nbb;\nccc");
+  assert.deepEqual([0, 2, 3, 4, 7, 8, 12].map((p) => d.lineOf(p)), [0, 0, 1, 2, 2, 3, 3]);
+});
