@@ -10,7 +10,7 @@ import { createConverter, isCompleteCode, type Converter, type Diagnostic } from
 import { printQuickInfo } from "tslab/dist/inspect";
 import { LineMap } from "./line-map";
 import { excerpt, heading, interruptedError, type CellError } from "./errors";
-import { forwardPackageTypes } from "./module-resolution";
+import { forwardFolders, notebookForwards } from "./module-resolution";
 
 export type ExecOutcome =
   | { ok: true; hasValue: boolean; value?: unknown }
@@ -36,7 +36,7 @@ export interface ExecutorOptions {
 const GLOBAL_KEY = "__nbscale_cell__";
 
 export class Executor {
-  private readonly converter: Converter;
+  private converter: Converter;
   private prevDecl = "";
   /** The notebook's variables. A Proxy so converter-emitted defineProperty keeps names rewritable. */
   readonly locals: Record<string, unknown>;
@@ -46,7 +46,7 @@ export class Executor {
   private cellCounter = 0;
 
   constructor(private readonly options: ExecutorOptions) {
-    forwardPackageTypes(options.cwd, "nbscale", options.packageDir);
+    forwardFolders(notebookForwards(options.cwd, options.packageDir));
     this.converter = createConverter();
     this.prevDecl = options.prelude ?? "";
     const store = this.store;
@@ -69,9 +69,30 @@ export class Executor {
     vm.runInThisContext(`(x) => { globalThis.${GLOBAL_KEY} = x; }`)({ exports: this.locals, require: this.require });
   }
 
+  /**
+   * Runs a converter call, rebuilding the converter once if its internal
+   * rebuild timer got stuck. That happens when files the compiler watches
+   * change under it (e.g. `npm install` in the notebook folder): the compiler
+   * schedules a second timer that tslab's synchronous host refuses.
+   */
+  private withConverter<T>(fn: (c: Converter) => T): T {
+    try {
+      return fn(this.converter);
+    } catch (e) {
+      if (!(e instanceof Error && /rebuildTimer|builder is not/.test(e.message))) throw e;
+      try {
+        this.converter.close();
+      } catch {
+        // the broken converter may fail to close; it is dropped either way
+      }
+      this.converter = createConverter();
+      return fn(this.converter);
+    }
+  }
+
   /** Type-checks without running: diagnostics and the declarations the cell would add. */
   check(src: string): { diagnostics: Diagnostic[]; declOutput?: string } {
-    const r = this.converter.convert(this.prevDecl, src);
+    const r = this.withConverter((c) => c.convert(this.prevDecl, src));
     return { diagnostics: r.diagnostics, declOutput: r.declOutput };
   }
 
@@ -84,7 +105,7 @@ export class Executor {
    * code in the notebook cell (magic lines), so errors name the cell's lines.
    */
   async execute(src: string, lineOffset = 0, commit = true): Promise<ExecOutcome> {
-    const converted = this.converter.convert(this.prevDecl, src);
+    const converted = this.withConverter((c) => c.convert(this.prevDecl, src));
     if (converted.diagnostics.length > 0) return { ok: false, error: compileError(src, converted.diagnostics, lineOffset) };
     if (!converted.output) {
       if (commit) this.prevDecl = converted.declOutput ?? "";
@@ -129,7 +150,7 @@ export class Executor {
   }
 
   complete(src: string, cursor: number): CompletionResult {
-    const info = this.converter.complete(this.prevDecl, src, cursor);
+    const info = this.withConverter((c) => c.complete(this.prevDecl, src, cursor));
     const entries = info.original?.entries ?? [];
     const kinds = new Map(entries.map((e) => [e.name, e.kind]));
     return {
@@ -144,7 +165,7 @@ export class Executor {
     // The checker answers for the identifier the cursor is in or just after.
     for (const pos of [cursor, cursor - 1]) {
       if (pos < 0) continue;
-      const info = this.converter.inspect(this.prevDecl, src, pos);
+      const info = this.withConverter((c) => c.inspect(this.prevDecl, src, pos));
       if (info) {
         const docs = (info.documentation ?? []).map((d) => d.text).join("");
         const text = printQuickInfo(info);

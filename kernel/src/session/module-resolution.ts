@@ -1,25 +1,38 @@
 /**
- * Makes `import ... from "nbscale"` type-check in any notebook folder, even
- * one without node_modules/nbscale, by answering the compiler's file-system
- * questions about that folder from this package's own files.
+ * Answers the TypeScript compiler's file-system questions about some package
+ * folders from other folders:
+ * - `nbscale` types resolve in any notebook folder, even one without
+ *   node_modules/nbscale;
+ * - `tslab` types come from a small declaration file of ours rather than
+ *   tslab's own, which imports the whole compiler API and makes the first
+ *   `import * as tslab from "tslab"` take seconds to type-check.
  */
 import * as path from "node:path";
 import * as tslabTs from "@tslab/typescript-for-tslab";
 
+export interface FolderForward {
+  /** Absolute folder the compiler asks about. */
+  from: string;
+  /** Absolute folder that answers instead. */
+  to: string;
+}
+
 let installed = false;
 
-export function forwardPackageTypes(cwd: string, packageName: string, packageDir: string): void {
+export function forwardFolders(forwards: FolderForward[]): void {
   if (installed) return;
   installed = true;
   const sys = tslabTs.sys as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const virtualRoot = path.join(cwd, "node_modules", packageName);
-  const realRootExists = sys.directoryExists(virtualRoot) as boolean;
-  if (realRootExists) return; // the user installed their own copy: respect it
   const forward = (p: unknown): unknown => {
     if (typeof p !== "string") return p;
-    const rel = path.relative(virtualRoot, p);
-    if (rel.startsWith("..") || path.isAbsolute(rel)) return p;
-    return path.join(packageDir, rel);
+    for (const f of forwards) {
+      const rel = path.relative(f.from, p);
+      if (rel.startsWith("..") || path.isAbsolute(rel)) continue;
+      // A package's own dependencies (e.g. tslab's @types/node) stay where they are.
+      if (rel.split(path.sep)[0] === "node_modules") continue;
+      return path.join(f.to, rel);
+    }
+    return p;
   };
   for (const fn of ["readFile", "fileExists", "directoryExists", "getDirectories", "realpath", "readDirectory"]) {
     const orig = sys[fn];
@@ -28,4 +41,18 @@ export function forwardPackageTypes(cwd: string, packageName: string, packageDir
       return orig.call(this, forward(p), ...rest);
     };
   }
+}
+
+/** The forwards nbscale needs for a notebook folder `cwd`. */
+export function notebookForwards(cwd: string, packageDir: string): FolderForward[] {
+  const forwards: FolderForward[] = [];
+  const own = path.join(cwd, "node_modules", "nbscale");
+  if (!tslabTs.sys.directoryExists(own)) forwards.push({ from: own, to: packageDir });
+  const shim = path.join(packageDir, "assets", "tslab-types");
+  // tslab's converter maps <cwd>/node_modules/tslab to its own install folder before asking.
+  const tslabDir = path.dirname(require.resolve("tslab/package.json"));
+  forwards.push({ from: tslabDir, to: shim });
+  const userTslab = path.join(cwd, "node_modules", "tslab");
+  if (userTslab !== tslabDir) forwards.push({ from: userTslab, to: shim });
+  return forwards;
 }

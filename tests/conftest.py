@@ -1,0 +1,75 @@
+"""Shared fixtures: a real nbscale kernel started through jupyter_client."""
+from __future__ import annotations
+
+import os
+import queue
+import time
+from typing import Any
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+KERNEL_NAME = os.environ.get("NBSCALE_TEST_KERNEL", "nbscale")
+TIMEOUT = 30
+
+
+class KernelSession:
+    """A kernel plus helpers that collect every message of one request."""
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=cwd)
+
+    def collect(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """iopub messages for msg_id until its idle status."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no idle status for {msg_id}; got {[m['msg_type'] for m in out]}")
+            msg = self.kc.get_iopub_msg(timeout=remaining)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return out
+            out.append(msg)
+
+    def shell_reply(self, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+
+    def run(self, code: str, timeout: float = TIMEOUT, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        msg_id = self.kc.execute(code, **kw)
+        reply = self.shell_reply(msg_id, timeout)
+        return reply, self.collect(msg_id, timeout)
+
+    def stdout(self, msgs: list[dict[str, Any]]) -> str:
+        return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+
+    def drain_iopub(self) -> None:
+        while True:
+            try:
+                self.kc.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                return
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Any:
+    k = KernelSession()
+    yield k
+    k.close()
+
+
+@pytest.fixture()
+def fresh_kernel(tmp_path: Any) -> Any:
+    k = KernelSession(cwd=str(tmp_path))
+    yield k
+    k.close()

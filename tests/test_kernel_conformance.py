@@ -1,0 +1,61 @@
+"""The public jupyter_kernel_test suite, with TypeScript samples for every test it offers."""
+from __future__ import annotations
+
+import unittest
+
+import jupyter_kernel_test
+
+from conftest import KERNEL_NAME
+
+
+class NbscaleKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = KERNEL_NAME
+    language_name = "typescript"
+    file_extension = ".ts"
+
+    code_hello_world = 'console.log("hello, world")'
+    code_stderr = 'console.error("some error")'
+
+    completion_samples = [
+        {"text": "Math.ma", "matches": {"max"}},
+        {"text": 'const longVariableName = 1;\nlongVariab', "matches": {"longVariableName"}},
+    ]
+
+    complete_code_samples = ["1 + 1", "const x = 1;", "function f() { return 1; }", "for (const i of [1]) {}"]
+    incomplete_code_samples = ["function f() {", "const a = [1,", "if (true) {\n  let y = 2;"]
+    invalid_code_samples: list[str] = []
+
+    code_page_something = "Math.max?"
+
+    code_generate_error = 'throw new Error("expected failure")'
+
+    code_execute_result = [
+        {"code": "6*7", "result": "42"},
+        {"code": '"a" + "b"', "result": "'ab'"},
+        {"code": "[1, 2, 3].map((x) => x * 2)", "result": "[ 2, 4, 6 ]"},
+    ]
+
+    code_display_data = [
+        {"code": 'import { display } from "nbscale"; display.html("<b>bold</b>")', "mime": "text/html"},
+        {"code": 'import { display } from "nbscale"; display.svg("<svg></svg>")', "mime": "image/svg+xml"},
+        {"code": 'import { display } from "nbscale"; display.markdown("*hi*")', "mime": "text/markdown"},
+        {"code": 'import { display } from "nbscale"; display.json({ a: 1 })', "mime": "application/json"},
+        {"code": 'import { display } from "nbscale"; display.png(new Uint8Array([137, 80, 78, 71]))', "mime": "image/png"},
+        {"code": 'import * as tslab from "tslab"; tslab.display.html("<i>tslab</i>")', "mime": "text/html"},
+    ]
+
+    code_history_pattern = "6?7"
+    supported_history_operations = ("tail", "range", "search")
+
+    code_inspect_sample = "Math.max"
+
+    code_clear_output = 'import { display } from "nbscale"; display.clear()'
+
+
+class NbscaleIopubWelcomeTests(jupyter_kernel_test.IopubWelcomeTests):
+    kernel_name = KERNEL_NAME
+    support_iopub_welcome = True
+
+
+if __name__ == "__main__":
+    unittest.main()
