@@ -21,6 +21,12 @@ import { CellMagics } from "./session/magic-dispatch";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
+/** `--on` when a `%%step` line doesn't say: NBSCALE_DEFAULT_TARGET, else local workers. */
+function defaultTarget(): "kernel" | "local" | "batch" | "slurm" {
+  const t = process.env.NBSCALE_DEFAULT_TARGET;
+  return t === "kernel" || t === "batch" || t === "slurm" ? t : "local";
+}
+
 export interface KernelOptions {
   connectionFile: string;
   cwd: string;
@@ -88,7 +94,7 @@ export class Kernel {
         else comm.send({ error: `unknown request ${JSON.stringify(data.request)}` });
       };
     });
-    this.magics = new CellMagics();
+    this.magics = new CellMagics(() => ({ defaultTarget: defaultTarget() }));
   }
 
   async start(): Promise<void> {

@@ -3,3 +3,4 @@
  */
 export { display, newDisplay, DisplayHandle, type MimeBundle } from "./display";
 export { VERSION } from "../version";
+export * from "./history";
