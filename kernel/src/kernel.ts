@@ -35,6 +35,8 @@ export interface KernelOptions {
 interface QueuedRequest {
   channel: RequestChannel;
   msg: JupyterMessage;
+  /** When the io thread received it (Date.now(), shared by both threads). */
+  receivedAt: number;
   aborted?: boolean;
 }
 
@@ -117,7 +119,7 @@ export class Kernel {
     });
     process.on("unhandledRejection", (reason) => this.reportStray("Unhandled promise rejection", reason));
     process.on("uncaughtException", (err) => this.reportStray("Uncaught exception", err));
-    await this.io.start((channel, msg) => this.enqueue(channel, msg));
+    await this.io.start((channel, msg, receivedAt) => this.enqueue(channel, msg, receivedAt));
   }
 
   private reportStray(what: string, err: unknown): void {
@@ -137,8 +139,8 @@ export class Kernel {
     return value === "" && defaultValue !== undefined ? defaultValue : value;
   }
 
-  private enqueue(channel: RequestChannel, msg: JupyterMessage): void {
-    this.queue.push({ channel, msg });
+  private enqueue(channel: RequestChannel, msg: JupyterMessage, receivedAt: number): void {
+    this.queue.push({ channel, msg, receivedAt });
     if (!this.processing) void this.drain();
   }
 
@@ -238,8 +240,9 @@ export class Kernel {
     if (!outcome.ok) {
       const err = outcome.error;
       if (!silent) this.io.publish("error", { ...err }, msg.header);
+      const failedAt = Date.now();
       this.io.reply(channel, msg, "execute_reply", { status: "error", execution_count: count, ...err }, { ...meta, status: "error" });
-      if (c.stop_on_error !== false) await this.abortQueuedExecutions();
+      if (c.stop_on_error !== false) await this.abortQueuedExecutions(failedAt);
       return;
     }
     const userExpressions: JsonObject = {};
@@ -255,12 +258,18 @@ export class Kernel {
     );
   }
 
-  /** After a failure with stop_on_error, requests already sent are answered "aborted", never run. */
-  private async abortQueuedExecutions(): Promise<void> {
+  /**
+   * After a failure with stop_on_error, execute requests that were already
+   * waiting when the cell failed are answered "aborted", never run. Requests
+   * sent after the client saw the error run normally.
+   */
+  private async abortQueuedExecutions(failedAt: number): Promise<void> {
     // Let messages that arrived while the cell ran reach the queue first.
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setTimeout(r, 5));
-    for (const q of this.queue) if (q.msg.header.msg_type === "execute_request") q.aborted = true;
+    for (const q of this.queue) {
+      if (q.msg.header.msg_type === "execute_request" && q.receivedAt <= failedAt) q.aborted = true;
+    }
   }
 
   private async runCell(code: string, msg: JupyterMessage): Promise<(ExecOutcome & { page?: string }) | { ok: false; error: CellError }> {

@@ -25,7 +25,7 @@ export type MainToIo =
 
 export type IoToMain =
   | { kind: "ready" }
-  | { kind: "request"; channel: RequestChannel; msg: JupyterMessage }
+  | { kind: "request"; channel: RequestChannel; msg: JupyterMessage; receivedAt: number }
   | { kind: "input_done" }
   | { kind: "flushed"; token: number }
   | { kind: "log"; text: string };

@@ -155,6 +155,7 @@ async function serveStdin(): Promise<void> {
 
 async function serveRequests(sock: zmq.Router, channel: "shell" | "control"): Promise<void> {
   for await (const frames of sock) {
+    const receivedAt = Date.now();
     let msg: JupyterMessage;
     try {
       msg = decode(frames as Buffer[], signer);
@@ -163,7 +164,7 @@ async function serveRequests(sock: zmq.Router, channel: "shell" | "control"): Pr
       continue;
     }
     if (channel === "control" && handleControlHere(msg)) continue;
-    post({ kind: "request", channel, msg });
+    post({ kind: "request", channel, msg, receivedAt });
   }
 }
 

@@ -40,7 +40,7 @@ export class KernelIo {
     private readonly kernelInfo: JsonObject,
   ) {}
 
-  start(onRequest: (channel: RequestChannel, msg: JupyterMessage) => void): Promise<void> {
+  start(onRequest: (channel: RequestChannel, msg: JupyterMessage, receivedAt: number) => void): Promise<void> {
     const data: IoThreadData = {
       connection: this.connection,
       session: this.session,
@@ -56,7 +56,7 @@ export class KernelIo {
             resolve();
             break;
           case "request":
-            onRequest(m.channel, reviveMessage(m.msg));
+            onRequest(m.channel, reviveMessage(m.msg), m.receivedAt);
             break;
           case "flushed":
             this.flushWaiters.get(m.token)?.();

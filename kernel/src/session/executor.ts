@@ -12,9 +12,22 @@ import { LineMap } from "./line-map";
 import { excerpt, heading, interruptedError, type CellError } from "./errors";
 import { forwardFolders, notebookForwards } from "./module-resolution";
 
-export type ExecOutcome =
+import type { ExecutionMeta } from "./execution-meta";
+
+/** How a cell ended, plus what the history records about it (steps fill `meta`). */
+export type ExecOutcome = (
   | { ok: true; hasValue: boolean; value?: unknown }
-  | { ok: false; error: CellError };
+  | { ok: false; error: CellError }
+) & { meta?: ExecutionMeta };
+
+/** A value to place in the session under a name, with its TypeScript type. */
+export interface Binding {
+  name: string;
+  value: unknown;
+  /** Type text as the checker prints it; unknown or unresolvable types fall back to `any`. */
+  type?: string;
+  kind?: "const" | "let";
+}
 
 export interface CompletionResult {
   start: number;
@@ -138,6 +151,37 @@ export class Executor {
       return { ok: true, hasValue: value !== undefined, value };
     }
     return { ok: true, hasValue: false };
+  }
+
+  /**
+   * Puts values into the session as if a cell had declared them, so later
+   * cells see them with their types (step results, restored versions).
+   * Types that don't resolve in this session degrade to `any`, never fail.
+   */
+  async bind(bindings: Binding[]): Promise<ExecOutcome> {
+    if (bindings.length === 0) return { ok: true, hasValue: false };
+    const slot = "__nbscale_bindings__";
+    (globalThis as Record<string, unknown>)[slot] = Object.fromEntries(bindings.map((b) => [b.name, b.value]));
+    const source = (typed: boolean) =>
+      bindings
+        .map((b) => `${b.kind ?? "const"} ${b.name}: ${typed && b.type ? b.type : "any"} = (globalThis as any).${slot}[${JSON.stringify(b.name)}];`)
+        .join("\n");
+    try {
+      const typed = await this.execute(source(true));
+      if (typed.ok) return typed;
+      return await this.execute(source(false));
+    } finally {
+      delete (globalThis as Record<string, unknown>)[slot];
+    }
+  }
+
+  /** The notebook's current value of a name (undefined when absent). */
+  valueOf(name: string): unknown {
+    return this.store[name];
+  }
+
+  has(name: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.store, name);
   }
 
   /** Called from the SIGINT handler: stops a pending top-level await. */
