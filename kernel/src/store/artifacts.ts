@@ -194,6 +194,16 @@ export class ArtifactStore {
     throw new NoSuchVersionError(name, allocated[allocated.length - 1], []);
   }
 
+  /** The newest visible version of `name` recorded by `notebook`, or null. */
+  async latestFrom(name: string, notebook: string | null): Promise<VersionRecord | null> {
+    const allocated = await this.allocated(name);
+    for (let i = allocated.length - 1; i >= 0; i--) {
+      const rec = await this.readRecord(name, allocated[i]);
+      if (rec && rec.notebook === notebook && (await this.visible(rec))) return rec;
+    }
+    return null;
+  }
+
   /**
    * Records `value` as the next version of `name` unless the latest visible
    * version from the same notebook has the same sha256, in which case that

@@ -34,6 +34,12 @@ export interface PutResult {
   size: number;
 }
 
+/** Result of a put whose key is derived from the content's hash. */
+export interface HashedPutResult extends PutResult {
+  sha256: string;
+  key: string;
+}
+
 export interface ObjectStat {
   size: number;
   /** Last modification, ms since epoch (fsck's grace period uses it). */
@@ -71,6 +77,14 @@ export interface StorageBackend {
   readonly location: string;
 
   putIfAbsent(key: string, chunks: ChunkSource, options?: PutOptions): Promise<PutResult>;
+  /**
+   * Optional single-pass write for content-addressed objects: hashes while
+   * writing to a temporary name, then publishes under `keyOf(sha256)` with
+   * the same never-replace guarantee as `putIfAbsent`. Backends that can't
+   * rename after the fact (S3 without a copy) leave it out; callers then hash
+   * first and use `putIfAbsent`.
+   */
+  putByHash?(keyOf: (sha256: string) => string, chunks: ChunkSource): Promise<HashedPutResult>;
   /** Writes small content iff `key` doesn't exist; true when this call created it. */
   createExclusive(key: string, data: Uint8Array): Promise<boolean>;
 

@@ -61,6 +61,18 @@ export class BlobStore {
     return { sha256, size, created: r.created };
   }
 
+  /**
+   * Stores bytes whose hash is not known yet. Where the backend can, this is
+   * one pass: the bytes are hashed while they are written to a temp object,
+   * which is then published under its hash (an existing blob is kept and the
+   * temp dropped). Otherwise the bytes are hashed first.
+   */
+  async putUnhashed(chunks: readonly Uint8Array[]): Promise<BlobPut> {
+    if (!this.backend.putByHash) return this.put(chunks);
+    const r = await this.backend.putByHash(blobKey, chunks);
+    return { sha256: r.sha256, size: r.size, created: r.created };
+  }
+
   async has(sha256: string): Promise<boolean> {
     return (await this.backend.stat(blobKey(sha256))) !== null;
   }

@@ -43,6 +43,8 @@ export interface ExecutionInput {
    * call it before any other code can mutate them.
    */
   outputs?: Record<string, unknown>;
+  /** Outputs serialized earlier with `prepareOutputs` (the kernel snapshots at cell end). */
+  preparedOutputs?: PreparedOutput[];
   /** Outputs already serialized elsewhere (e.g. by a worker). */
   serializedOutputs?: Record<string, Serialized>;
   /** TypeScript type text of outputs, for `%restore` to rebind with its type. */
@@ -121,39 +123,24 @@ export class Datastore {
    */
   async recordExecution(input: ExecutionInput): Promise<ExecutionRecord> {
     // Synchronous part: snapshot every output before anything can change it.
-    const prepared: Array<{ name: string; s: Serialized; sha256: string; size: number }> = [];
-    for (const [name, value] of Object.entries(input.outputs ?? {})) {
-      checkName(name);
-      const s = serializeValue(value);
-      prepared.push({ name, s, ...sha256Of(s.chunks) });
-    }
+    const prepared: PreparedOutput[] = [...(input.preparedOutputs ?? []), ...prepareOutputs(input.outputs ?? {})];
     for (const [name, s] of Object.entries(input.serializedOutputs ?? {})) {
       checkName(name);
-      prepared.push({ name, s, ...sha256Of(s.chunks) });
+      prepared.push({ name, s, live: false, value: undefined });
     }
     const started = toIso(input.started);
     const id = input.id ?? newExecutionId(new Date(started));
 
     const outputs: Record<string, OutputRef> = {};
-    for (let p of prepared) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.blobs.putHashed(p.s.chunks, p.sha256, p.size);
-          break;
-        } catch (e) {
-          // Live memory changed during the write: record what it holds now.
-          if (!(e instanceof ContentChangedError) || attempt >= 2 || !(p.name in (input.outputs ?? {}))) throw e;
-          const s = serializeValue((input.outputs ?? {})[p.name]);
-          p = { name: p.name, s, ...sha256Of(s.chunks) };
-        }
-      }
+    for (const p of prepared) {
+      const { sha256, size, s } = await this.storeOutput(p, input.notebook);
       const tsType = input.outputTypes?.[p.name];
       const { record, created } = await this.artifacts.record(p.name, {
-        sha256: p.sha256,
-        size: p.size,
-        kind: p.s.header.kind,
-        type: p.s.header.type,
-        ...(p.s.header.class ? { class: p.s.header.class } : {}),
+        sha256,
+        size,
+        kind: s.header.kind,
+        type: s.header.type,
+        ...(s.header.class ? { class: s.header.class } : {}),
         ...(tsType ? { ts_type: tsType } : {}),
         notebook: input.notebook,
         cell: input.cell,
@@ -206,6 +193,32 @@ export class Datastore {
     return record;
   }
 
+  /**
+   * Writes one output's bytes. New content is written in one pass (hashed as
+   * it is written). Only when the previous version of the same name from the
+   * same notebook has the same size (likely unchanged) or the value is small
+   * is it hashed first, so an unchanged value costs a hash and no write.
+   */
+  private async storeOutput(p: PreparedOutput, notebook: string | null): Promise<{ sha256: string; size: number; s: Serialized }> {
+    let s = p.s;
+    const prev = s.size <= HASH_FIRST_BELOW ? null : await this.artifacts.latestFrom(p.name, notebook);
+    if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size)) {
+      const put = await this.blobs.putUnhashed(s.chunks);
+      return { sha256: put.sha256, size: put.size, s };
+    }
+    for (let attempt = 0; ; attempt++) {
+      const { sha256, size } = sha256Of(s.chunks);
+      try {
+        await this.blobs.putHashed(s.chunks, sha256, size);
+        return { sha256, size, s };
+      } catch (e) {
+        // Live memory changed during the write: record what it holds now.
+        if (!(e instanceof ContentChangedError) || attempt >= 2 || !p.live) throw e;
+        s = serializeValue(p.value);
+      }
+    }
+  }
+
   /** Newest first. */
   history(filter: ExecutionFilter = {}): Promise<ExecutionRecord[]> {
     return this.executions.list(filter);
@@ -246,6 +259,30 @@ export class Datastore {
         );
     }
   }
+}
+
+/** An output serialized at the end of its cell (views into live memory, not yet hashed). */
+export interface PreparedOutput {
+  name: string;
+  s: Serialized;
+  /** Whether `s` views a live value (re-serialized if it changes during the write). */
+  live: boolean;
+  value: unknown;
+}
+
+/** Values at or below this size are hashed before writing (cheap, and an existing blob then costs no write). */
+const HASH_FIRST_BELOW = 1 << 20;
+
+/**
+ * Serializes outputs synchronously (no hashing, no copy of large typed
+ * arrays): call it right after the cell, before any other code can change
+ * them, and pass the result as `preparedOutputs`.
+ */
+export function prepareOutputs(values: Record<string, unknown>): PreparedOutput[] {
+  return Object.entries(values).map(([name, value]) => {
+    checkName(name);
+    return { name, s: serializeValue(value), live: true, value };
+  });
 }
 
 function toIso(t: Date | string): string {

@@ -6,6 +6,7 @@ import { dirname, join, relative, sep } from "node:path";
 import {
   ChunkSource,
   checkKey,
+  HashedPutResult,
   ObjectReader,
   ObjectStat,
   PutOptions,
@@ -173,6 +174,24 @@ export class FsBackend implements StorageBackend {
     this.dirsReady = true;
   }
 
+  async putByHash(keyOf: (sha256: string) => string, chunks: ChunkSource): Promise<HashedPutResult> {
+    await this.ensureRoot();
+    const tmp = this.tempName();
+    try {
+      const { size, sha256 } = await this.writeTemp(tmp, chunks, true);
+      const key = keyOf(sha256 as string);
+      checkKey(key);
+      const created = await this.linkTemp(tmp, key, true);
+      return { created, size, sha256: sha256 as string, key };
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  private tempName(): string {
+    return join(this.root, TMP_DIR, `nbs-${process.pid}-${randomBytes(6).toString("hex")}-${HOST}.tmp`);
+  }
+
   private async publish(
     key: string,
     chunks: ChunkSource,
@@ -180,54 +199,62 @@ export class FsBackend implements StorageBackend {
     skipIfExists: boolean,
   ): Promise<PutResult> {
     checkKey(key);
-    const final = this.path(key);
     if (skipIfExists) {
       const existing = await this.stat(key);
       if (existing) return { created: false, size: existing.size };
     }
     await this.ensureRoot();
-    const tmp = join(this.root, TMP_DIR, `nbs-${process.pid}-${randomBytes(6).toString("hex")}-${HOST}.tmp`);
-    let size = 0;
+    const tmp = this.tempName();
     try {
-      const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, OBJECT_MODE);
-      try {
-        const hash = options.sha256 ? createHash("sha256") : null;
-        for await (const chunk of chunks) {
-          for (let off = 0; off < chunk.byteLength; off += SLICE) {
-            const slice = chunk.subarray(off, Math.min(off + SLICE, chunk.byteLength));
-            const pending = writeAll(fh, slice);
-            // Hash on the main thread while libuv writes the same slice.
-            hash?.update(slice);
-            await pending;
-            size += slice.byteLength;
-          }
-        }
-        await fh.sync();
-        if (hash && options.sha256) {
-          const actual = hash.digest("hex");
-          if (actual !== options.sha256) throw new ContentChangedError(key, options.sha256, actual);
-        }
-      } finally {
-        await fh.close();
-      }
-      await ensureDir(dirname(final));
-      let created = true;
-      try {
-        await link(tmp, final);
-      } catch (e) {
-        if (isCode(e, "EEXIST")) created = false;
-        else if (skipIfExists && (isCode(e, "EPERM") || isCode(e, "ENOTSUP") || isCode(e, "ENOSYS"))) {
-          // No hard links (some network filesystems): content-addressed objects
-          // have identical bytes under one key, so a rename race is harmless.
-          if (await this.stat(key)) created = false;
-          else await rename(tmp, final);
-        } else throw e;
-      }
-      if (created) await fsyncDir(dirname(final));
-      return { created, size };
+      const { size, sha256 } = await this.writeTemp(tmp, chunks, options.sha256 !== undefined);
+      if (options.sha256 !== undefined && sha256 !== options.sha256) throw new ContentChangedError(key, options.sha256, sha256 as string);
+      return { created: await this.linkTemp(tmp, key, skipIfExists), size };
     } finally {
       await unlink(tmp).catch(() => undefined);
     }
+  }
+
+  /** Writes and fsyncs a temp file, hashing the bytes as they go out when asked. */
+  private async writeTemp(tmp: string, chunks: ChunkSource, hashIt: boolean): Promise<{ size: number; sha256: string | null }> {
+    let size = 0;
+    const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, OBJECT_MODE);
+    try {
+      const hash = hashIt ? createHash("sha256") : null;
+      for await (const chunk of chunks) {
+        for (let off = 0; off < chunk.byteLength; off += SLICE) {
+          const slice = chunk.subarray(off, Math.min(off + SLICE, chunk.byteLength));
+          const pending = writeAll(fh, slice);
+          // Hash on the main thread while libuv writes the same slice.
+          hash?.update(slice);
+          await pending;
+          size += slice.byteLength;
+        }
+      }
+      await fh.sync();
+      return { size, sha256: hash ? hash.digest("hex") : null };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Publishes a complete temp file under `key` without ever replacing an existing object. */
+  private async linkTemp(tmp: string, key: string, contentAddressed: boolean): Promise<boolean> {
+    const final = this.path(key);
+    await ensureDir(dirname(final));
+    let created = true;
+    try {
+      await link(tmp, final);
+    } catch (e) {
+      if (isCode(e, "EEXIST")) created = false;
+      else if (contentAddressed && (isCode(e, "EPERM") || isCode(e, "ENOTSUP") || isCode(e, "ENOSYS"))) {
+        // No hard links (some network filesystems): content-addressed objects
+        // have identical bytes under one key, so a rename race is harmless.
+        if (await this.stat(key)) created = false;
+        else await rename(tmp, final);
+      } else throw e;
+    }
+    if (created) await fsyncDir(dirname(final));
+    return created;
   }
 }
 
