@@ -18,6 +18,9 @@ import { display, installDisplaySink, newDisplay } from "./client/display";
 import { PACKAGE_DIR, VERSION } from "./version";
 import * as ts from "@tslab/typescript-for-tslab";
 import { CellMagics } from "./session/magic-dispatch";
+import { Recorder } from "./session/recording";
+import { register as registerHistory } from "./session/magic-handlers/history";
+import { register as registerRestore } from "./session/magic-handlers/restore";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
@@ -67,6 +70,7 @@ export class Kernel {
   private readonly comms: CommManager;
   private readonly history = new InputHistory();
   private readonly magics: CellMagics;
+  private readonly recorder: Recorder;
   private readonly queue: QueuedRequest[] = [];
   private processing = false;
   private executionCount = 0;
@@ -82,6 +86,9 @@ export class Kernel {
       cwd: options.cwd,
       packageDir: PACKAGE_DIR,
       prelude: PRELUDE,
+      preludeValues: {
+        prompt: (message?: string, defaultValue?: string) => this.promptSync(message ?? "", defaultValue),
+      },
       builtinModules: {
         nbscale: () => require("./client/index"),
         tslab: () => tslabCompat,
@@ -97,6 +104,15 @@ export class Kernel {
       };
     });
     this.magics = new CellMagics(() => ({ defaultTarget: defaultTarget() }));
+    this.recorder = new Recorder({
+      cwd: options.cwd,
+      env: process.env,
+      executor: this.executor,
+      warn: (parent, text) => this.io.stream(parent, "stderr", text),
+    });
+    this.recorder.observe(this.io);
+    registerHistory(this.magics, { recorder: this.recorder });
+    registerRestore(this.magics, { recorder: this.recorder, executor: this.executor });
   }
 
   async start(): Promise<void> {
@@ -112,8 +128,6 @@ export class Kernel {
       },
       clear: (wait) => this.io.publish("clear_output", { wait }, this.parent?.header ?? {}),
     });
-    (globalThis as Record<string, unknown>).prompt = (message?: string, defaultValue?: string) =>
-      this.promptSync(message ?? "", defaultValue);
     process.on("SIGINT", () => {
       this.executor.interrupt();
     });
@@ -231,6 +245,8 @@ export class Kernel {
     const started = new Date().toISOString();
 
     const outcome = await this.runCell(code, msg);
+    // Snapshots the cell's values now; the write finishes before the kernel goes idle.
+    const recorded = this.recorder.record({ msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
     const payload: JsonObject[] = [];
     if (outcome.ok && outcome.page) payload.push({ source: "page", data: { "text/plain": outcome.page }, start: 0 });
     if (outcome.ok && outcome.hasValue && !silent) {
@@ -242,6 +258,7 @@ export class Kernel {
       if (!silent) this.io.publish("error", { ...err }, msg.header);
       const failedAt = Date.now();
       this.io.reply(channel, msg, "execute_reply", { status: "error", execution_count: count, ...err }, { ...meta, status: "error" });
+      await recorded;
       if (c.stop_on_error !== false) await this.abortQueuedExecutions(failedAt);
       return;
     }
@@ -256,6 +273,7 @@ export class Kernel {
       { status: "ok", execution_count: count, payload, user_expressions: userExpressions },
       { ...meta, status: "ok" },
     );
+    await recorded;
   }
 
   /**

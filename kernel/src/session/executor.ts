@@ -42,8 +42,14 @@ export interface ExecutorOptions {
   builtinModules: Record<string, () => unknown>;
   /** Directory of the `nbscale` package, so its types resolve from any folder. */
   packageDir: string;
-  /** Ambient declarations every cell sees (e.g. `prompt`). */
+  /** Declarations every cell sees (e.g. `prompt`), with their values in `preludeValues`. */
   prelude?: string;
+  /**
+   * Values for names declared in `prelude`. The converter compiles references
+   * to earlier declarations as reads from the session object, so these live
+   * there rather than on globalThis.
+   */
+  preludeValues?: Record<string, unknown>;
 }
 
 const GLOBAL_KEY = "__nbscale_cell__";
@@ -62,6 +68,7 @@ export class Executor {
     forwardFolders(notebookForwards(options.cwd, options.packageDir));
     this.converter = createConverter();
     this.prevDecl = options.prelude ?? "";
+    Object.assign(this.store, options.preludeValues ?? {});
     const store = this.store;
     this.locals = new Proxy(store, {
       defineProperty: (_t, prop, attrs) => {
@@ -126,13 +133,15 @@ export class Executor {
     }
     const cellNo = ++this.cellCounter;
     const filename = `nbscale-cell-${cellNo}.js`;
-    const prefix = converted.hasToplevelAwait ? "(async function (exports, require) { " : "(function (exports, require) { ";
+    // tslab flags top-level `await` but not a top-level `for await` loop.
+    const isAsync = converted.hasToplevelAwait || /\bfor\s+await\b/.test(converted.output);
+    const prefix = isAsync ? "(async function (exports, require) { " : "(function (exports, require) { ";
     const wrapped = `${prefix}${converted.output}\n})(globalThis.${GLOBAL_KEY}.exports, globalThis.${GLOBAL_KEY}.require)`;
     const lineMap = new LineMap(converted.output, src);
     let result: unknown;
     try {
       result = vm.runInThisContext(wrapped, { filename, breakOnSigint: true });
-      if (converted.hasToplevelAwait) {
+      if (isAsync) {
         const interrupted = new Promise<never>((_, reject) => (this.rejectInterrupt = reject));
         try {
           await Promise.race([result as Promise<unknown>, interrupted]);
@@ -228,6 +237,7 @@ export class Executor {
   reset(): void {
     this.prevDecl = this.options.prelude ?? "";
     for (const k of Object.keys(this.store)) delete this.store[k];
+    Object.assign(this.store, this.options.preludeValues ?? {});
   }
 
   close(): void {

@@ -1,0 +1,68 @@
+/**
+ * `%restore NAME[@VERSION]` — binds a recorded version back into the session
+ * with the TypeScript type it had when it was recorded, so later cells are
+ * type-checked against it. Without @VERSION: this notebook's latest version.
+ * Functions and classes, versioned as source, are re-declared from it.
+ */
+import * as vm from "node:vm";
+import type { CellMagics } from "../magic-dispatch";
+import { magicFailure } from "../magic-dispatch";
+import type { Executor } from "../executor";
+import type { Recorder } from "../recording";
+import { DatastoreConfigError, StoreError, type Datastore } from "../../store";
+
+export interface RestoreServices {
+  recorder: Recorder;
+  executor: Executor;
+}
+
+export function register(magics: CellMagics, services: RestoreServices): void {
+  magics.onLine("restore", async (magic) => {
+    const { recorder, executor } = services;
+    const spec = magic.version !== undefined ? `${magic.name}@${magic.version}` : magic.name;
+    await recorder.settled();
+    let ds: Datastore;
+    try {
+      ds = await recorder.datastore(false);
+    } catch (e) {
+      if (e instanceof DatastoreConfigError) {
+        return magicFailure("RestoreError", `Nothing to restore: no executions were recorded yet (datastore: ${recorder.location.path}).`);
+      }
+      throw e;
+    }
+    let restored;
+    try {
+      // An explicit version is unambiguous store-wide; "latest" means this notebook's latest.
+      restored = await ds.restore(spec, {
+        ...(magic.version === undefined ? { notebook: recorder.notebook } : {}),
+        resolveClass: (name) => {
+          const c = executor.has(name) ? executor.valueOf(name) : undefined;
+          return typeof c === "function" ? c : undefined;
+        },
+      });
+    } catch (e) {
+      if (e instanceof StoreError) return magicFailure(e.name, e.message);
+      throw e;
+    }
+    const { record, kind, value } = restored;
+    const label = `${record.name}@${record.version}`;
+    let outcome;
+    if (kind === "source") {
+      const source = String(value);
+      outcome = /^\s*(export\s+)?(declare\s+)?(async\s+)?(function\b|class\b|const\b|let\b|var\b|enum\b|abstract\s+class\b)/.test(source)
+        ? await executor.execute(source)
+        : await executor.bind([{ name: record.name, value: vm.runInThisContext(`(${source})`), type: record.ts_type, kind: "let" }]);
+    } else {
+      outcome = await executor.bind([{ name: record.name, value, type: record.ts_type, kind: "let" }]);
+    }
+    if (!outcome.ok) {
+      return magicFailure("RestoreError", `${label} was read but could not be bound: ${outcome.error.evalue}`, outcome.error.traceback);
+    }
+    recorder.noteRestored(record.name, { version: record.version, sha256: record.sha256, size: record.size });
+    const type = record.ts_type ?? record.type;
+    process.stdout.write(
+      `restored ${label}: ${type.includes("\n") ? record.type : type} (${record.type}), recorded ${record.created} by cell ${record.cell ?? "?"}\n`,
+    );
+    return { ok: true, hasValue: false };
+  });
+}

@@ -1,0 +1,454 @@
+/**
+ * Records every cell execution into the datastore (issue 4): code, cell,
+ * inputs and outputs as variable versions, logs and rich outputs, status,
+ * timing, where it ran and the environment.
+ *
+ * The kernel calls `record()` right after a cell finishes. Values are
+ * serialized synchronously then (views into big typed arrays, no copies, no
+ * hashing); hashing and writing happen afterwards, after the execute_reply
+ * went out, while the kernel stays busy so no other cell can change the
+ * values meanwhile. A storage failure becomes one warning line on the cell's
+ * stderr; it never fails the cell.
+ *
+ * What counts as a cell's outputs, for plain cells (steps say it themselves
+ * in `ExecutionMeta.outputs`): the names it declares or assigns, plus the
+ * object-valued names it reads, since `arr.push(4)` changes `arr` without
+ * assigning it. A read value becomes a new version only when its bytes
+ * differ from the version this session last saw. Functions and classes a
+ * cell declares are versioned as their TypeScript source.
+ *
+ * Cell identity: JupyterLab sends the cell id in the execute_request
+ * metadata (`cellId`, or `cell_id`). Headless clients (nbclient, papermill)
+ * send none; their cells are named `headless-<execution count>`, which is
+ * stable across re-runs of one notebook because such clients run every cell
+ * in order in a fresh kernel.
+ *
+ * Notebook identity: JupyterLab's server gives the kernel `JPY_SESSION_NAME`
+ * (the notebook's path); without it the kernel's working directory stands in
+ * (`NBSCALE_NOTEBOOK` overrides both).
+ *
+ * Not recorded: cells of line magics only (`%history`, `%restore`, … act on
+ * the history itself), `x?` inspection cells and silent executions. Failed
+ * cells are recorded with their error, their inputs and no outputs. Set
+ * `NBSCALE_RECORD=0` to turn recording off.
+ */
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { hostname } from "node:os";
+import type { JupyterMessage, MessageHeader } from "../protocol/message";
+import type { Executor, ExecOutcome } from "./executor";
+import { analyzeCellDefinitions } from "../step/analysis";
+import { ts } from "../step/typescript";
+import { classifyCell } from "../magics";
+import {
+  Datastore,
+  describeType,
+  environmentInfo,
+  newExecutionId,
+  resolveDatastore,
+  serializeSourceText,
+  serializeValue,
+  sha256Of,
+  type ArtifactRef,
+  type DatastoreLocation,
+  type ExecutionRecord,
+  type PreparedOutput,
+} from "../store";
+
+/** Captured text per stream is capped; the record says when it was cut. */
+const LOG_CAP = 8 << 20;
+const MAX_CAPTURES = 8;
+
+/** The part of the kernel's io the recorder listens to. */
+export interface ObservableIo {
+  stream(parent: Partial<MessageHeader>, name: "stdout" | "stderr", text: string): void;
+  publish(msgType: string, content: unknown, parent: Partial<MessageHeader>, metadata?: Record<string, unknown>): void;
+}
+
+export interface CellRun {
+  msg: JupyterMessage;
+  code: string;
+  executionCount: number | null;
+  started: Date;
+  outcome: ExecOutcome | { ok: false; error: { ename: string; evalue: string; traceback: string[] } };
+  silent?: boolean;
+}
+
+export interface RecorderOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  executor: Executor;
+  /** Writes to the stderr of a cell (bypassing capture). */
+  warn: (parent: Partial<MessageHeader>, text: string) => void;
+}
+
+interface Capture {
+  stdout: string;
+  stderr: string;
+  display: unknown[];
+  cut: boolean;
+}
+
+type Role = "out" | "read";
+
+interface Snapshot {
+  id: string;
+  cell: string;
+  code: string;
+  executionCount: number | null;
+  status: "ok" | "error";
+  error: ExecutionRecord["error"];
+  started: Date;
+  finished: Date;
+  outputs: Array<{ p: PreparedOutput; role: Role }>;
+  types: Record<string, string>;
+  inputs: Record<string, ArtifactRef>;
+  step: ExecutionRecord["step"];
+  target: string;
+  worker: { host?: string; pid?: number | null; id?: string | null };
+  memory: { requestedBytes?: number | null; peakBytes?: number | null };
+}
+
+export interface KnownVersion extends ArtifactRef {
+  size: number;
+}
+
+export class Recorder {
+  readonly notebook: string;
+  readonly location: DatastoreLocation;
+  readonly enabled: boolean;
+  private ds: Promise<Datastore> | null = null;
+  /** The version of each name this session holds (after its last recording or restore). */
+  private readonly known = new Map<string, KnownVersion>();
+  private readonly captures = new Map<string, Capture>();
+  private pending: Promise<void> = Promise.resolve();
+  private declCache: { text: string; types: Map<string, string> } | null = null;
+
+  constructor(private readonly options: RecorderOptions) {
+    this.notebook = notebookPath(options.env, options.cwd);
+    this.location = resolveDatastore({ env: options.env, cwd: options.cwd, notebookDir: dirname(this.notebook) });
+    this.enabled = !/^(0|false|off|no)$/i.test(options.env.NBSCALE_RECORD ?? "");
+  }
+
+  /** Taps the kernel's output so each execution's stdout/stderr/displays are recorded. */
+  observe(io: ObservableIo): void {
+    const stream = io.stream.bind(io);
+    const publish = io.publish.bind(io);
+    io.stream = (parent, name, text) => {
+      const c = this.captureFor(parent);
+      if (c) {
+        if (c[name].length + text.length <= LOG_CAP) c[name] += text;
+        else c.cut = true;
+      }
+      stream(parent, name, text);
+    };
+    io.publish = (msgType, content, parent, metadata) => {
+      if (msgType === "display_data" || msgType === "execute_result" || msgType === "error") {
+        const c = this.captureFor(parent);
+        const body = content as Record<string, unknown>;
+        if (c) {
+          c.display.push(
+            msgType === "error"
+              ? { output_type: "error", ename: body.ename, evalue: body.evalue, traceback: body.traceback }
+              : { output_type: msgType, data: body.data, metadata: body.metadata ?? {} },
+          );
+        }
+      }
+      publish(msgType, content, parent, metadata);
+    };
+  }
+
+  private captureFor(parent: Partial<MessageHeader>): Capture | null {
+    if (!this.enabled || parent.msg_type !== "execute_request" || !parent.msg_id) return null;
+    let c = this.captures.get(parent.msg_id);
+    if (!c) {
+      c = { stdout: "", stderr: "", display: [], cut: false };
+      this.captures.set(parent.msg_id, c);
+      // Late output of long-finished cells must not accumulate.
+      if (this.captures.size > MAX_CAPTURES) this.captures.delete(this.captures.keys().next().value as string);
+    }
+    return c;
+  }
+
+  /** The datastore, opened (and created when `create`) on first use. */
+  datastore(create = true): Promise<Datastore> {
+    if (this.ds) return this.ds;
+    const opening = Datastore.open(this.location, { create });
+    if (create) {
+      this.ds = opening;
+      opening.catch(() => (this.ds = null));
+    }
+    return opening;
+  }
+
+  /** Resolves once every recording started so far has committed (or failed). */
+  settled(): Promise<void> {
+    return this.pending;
+  }
+
+  knownVersion(name: string): KnownVersion | undefined {
+    return this.known.get(name);
+  }
+
+  /** After `%restore`: the session now holds this version. */
+  noteRestored(name: string, v: KnownVersion): void {
+    this.known.set(name, v);
+  }
+
+  /**
+   * Records one execution. Call it as soon as the cell's outcome is known:
+   * the snapshot is taken synchronously here; the returned promise resolves
+   * when the record is committed and never rejects.
+   */
+  record(run: CellRun): Promise<void> {
+    const msgId = run.msg.header.msg_id;
+    if (!this.enabled) return Promise.resolve();
+    let snap: Snapshot | null;
+    try {
+      snap = this.snapshot(run);
+    } catch (e) {
+      this.warnFailure(run.msg, e);
+      snap = null;
+    }
+    if (!snap) {
+      this.captures.delete(msgId);
+      return Promise.resolve();
+    }
+    const s = snap;
+    const done = this.pending
+      // Let the kernel publish the result and reply before the write starts.
+      .then(() => new Promise<void>((r) => setImmediate(r)))
+      .then(() => this.write(s, run.msg))
+      .catch((e) => this.warnFailure(run.msg, e))
+      .finally(() => this.captures.delete(msgId));
+    this.pending = done;
+    return done;
+  }
+
+  private warnFailure(msg: JupyterMessage, e: unknown): void {
+    const why = e instanceof Error ? e.message : String(e);
+    this.options.warn(msg.header, `nbscale: this execution was not recorded in ${this.location.path}: ${why.split("\n")[0]}\n`);
+  }
+
+  private snapshot(run: CellRun): Snapshot | null {
+    if (run.silent) return null;
+    const code = run.code;
+    if (/^\s*([A-Za-z_$][\w$.]*)\s*\?\s*$/.test(code)) return null;
+    let kind: "code" | "step" | "line-magics" | "bad-magic";
+    let body = code;
+    try {
+      const cell = classifyCell(code, {});
+      kind = cell.kind;
+      if (cell.kind === "step") body = cell.step.body;
+    } catch {
+      kind = "bad-magic";
+    }
+    if (kind === "line-magics") return null;
+
+    const { outcome } = run;
+    const meta = "meta" in outcome ? outcome.meta : undefined;
+    const executor = this.options.executor;
+    const outputs: Array<{ p: PreparedOutput; role: Role }> = [];
+    const inputs: Record<string, ArtifactRef> = {};
+    for (const [n, ref] of Object.entries(meta?.inputs ?? {})) {
+      if (typeof ref.version === "number") inputs[n] = { version: ref.version, sha256: ref.sha256 };
+    }
+    let types: Record<string, string> = { ...(meta?.outputTypes ?? {}) };
+    const value = (name: string, v: unknown): PreparedOutput => ({ name, s: serializeValue(v), live: true, value: v });
+
+    if (meta?.outputs) {
+      for (const [name, v] of Object.entries(meta.outputs)) outputs.push({ p: value(name, v), role: "out" });
+    } else if (kind === "code" || (kind === "step" && outcome.ok)) {
+      // A step that didn't report its outputs ran in the kernel: analyse it like a plain cell.
+      const defs = analyzeCellDefinitions(body);
+      const seen = new Set<string>();
+      const names: string[] = [];
+      for (const d of defs.declarations) {
+        if (!d.value || !["value", "function", "class", "enum"].includes(d.kind)) continue;
+        if (!outcome.ok) continue;
+        seen.add(d.name);
+        const last = defs.declarations.filter((x) => x.name === d.name).pop();
+        if (last !== d) continue; // the last declaration of a name wins
+        if ((d.kind === "function" || d.kind === "class") && d.source) {
+          const live = executor.valueOf(d.name);
+          outputs.push({ p: { name: d.name, s: serializeSourceText(d.source, describeType(live)), live: false, value: undefined }, role: "out" });
+        } else if (executor.has(d.name)) {
+          names.push(d.name);
+          outputs.push({ p: value(d.name, executor.valueOf(d.name)), role: "out" });
+        }
+      }
+      for (const n of defs.assigns) {
+        if (seen.has(n) || !executor.has(n)) continue;
+        seen.add(n);
+        const k = this.known.get(n);
+        if (k) inputs[n] = { version: k.version, sha256: k.sha256 };
+        if (outcome.ok) {
+          names.push(n);
+          outputs.push({ p: value(n, executor.valueOf(n)), role: "out" });
+        }
+      }
+      for (const r of defs.reads) {
+        if (seen.has(r.name) || r.typeOnly || !executor.has(r.name)) continue;
+        seen.add(r.name);
+        const k = this.known.get(r.name);
+        if (k) inputs[r.name] = { version: k.version, sha256: k.sha256 };
+        const v = executor.valueOf(r.name);
+        // Only objects can change in place; primitives and functions can't change by being read.
+        if (outcome.ok && typeof v === "object" && v !== null) {
+          names.push(r.name);
+          outputs.push({ p: value(r.name, v), role: "read" });
+        }
+      }
+      if (outcome.ok && names.length > 0) types = { ...this.declaredTypes(names), ...types };
+    }
+
+    const started = run.started;
+    const msgMeta = (run.msg.metadata ?? {}) as Record<string, unknown>;
+    const cellId = typeof msgMeta.cellId === "string" ? msgMeta.cellId : typeof msgMeta.cell_id === "string" ? msgMeta.cell_id : null;
+    const step = kind === "step" ? stepOf(code, meta) : meta?.step ? { name: meta.step.name, options: meta.step.options } : null;
+    return {
+      id: newExecutionId(started),
+      cell: cellId ?? `headless-${run.executionCount ?? 0}`,
+      code,
+      executionCount: run.executionCount,
+      status: outcome.ok ? "ok" : "error",
+      error: outcome.ok ? null : { ename: outcome.error.ename, evalue: outcome.error.evalue, traceback: outcome.error.traceback },
+      started,
+      finished: new Date(),
+      outputs,
+      types,
+      inputs,
+      step,
+      target: meta?.target ?? (kind === "step" ? stepTarget(code) : "kernel"),
+      worker: meta?.worker ? { host: meta.worker.host, pid: meta.worker.pid ?? null, id: meta.worker.id ?? meta.worker.job ?? null } : { host: hostname(), pid: process.pid, id: null },
+      memory: meta?.memory
+        ? { requestedBytes: meta.memory.requestedBytes ?? null, peakBytes: meta.memory.peakBytes ?? null }
+        : { requestedBytes: null, peakBytes: process.resourceUsage().maxRSS * 1024 },
+    };
+  }
+
+  private async write(s: Snapshot, msg: JupyterMessage): Promise<void> {
+    const ds = await this.datastore(true);
+    const prepared: PreparedOutput[] = [];
+    for (const { p, role } of s.outputs) {
+      if (role === "read" && (await this.unchanged(ds, p))) continue;
+      prepared.push(p);
+    }
+    const capture = this.captures.get(msg.header.msg_id);
+    const stderr = (capture?.stderr ?? "") + (capture?.cut ? "\n[nbscale: output beyond 8 MB per stream was not recorded]\n" : "");
+    const rec = await ds.recordExecution({
+      id: s.id,
+      notebook: this.notebook,
+      cell: s.cell,
+      executionCount: s.executionCount,
+      code: s.code,
+      step: s.step,
+      inputs: s.inputs,
+      preparedOutputs: prepared,
+      outputTypes: Object.fromEntries(prepared.filter((p) => s.types[p.name]).map((p) => [p.name, s.types[p.name]])),
+      stdout: capture?.stdout ?? "",
+      stderr,
+      display: capture?.display ?? [],
+      status: s.status,
+      error: s.error,
+      started: s.started,
+      finished: s.finished,
+      target: s.target,
+      worker: s.worker,
+      memory: s.memory,
+      environment: environmentInfo(dirname(this.notebook)),
+    });
+    for (const [name, o] of Object.entries(rec.outputs)) this.known.set(name, { version: o.version, sha256: o.sha256, size: o.size });
+  }
+
+  /**
+   * Whether a value the cell only read still has the bytes of the version
+   * this session knows (or, first time, of the notebook's latest version).
+   */
+  private async unchanged(ds: Datastore, p: PreparedOutput): Promise<boolean> {
+    let ref: KnownVersion | undefined = this.known.get(p.name);
+    if (!ref) {
+      const latest = await ds.artifacts.latestFrom(p.name, this.notebook);
+      if (latest) ref = { version: latest.version, sha256: latest.sha256, size: latest.size };
+    }
+    if (!ref || ref.size !== p.s.size) return false;
+    if (sha256Of(p.s.chunks).sha256 !== ref.sha256) return false;
+    this.known.set(p.name, ref);
+    return true;
+  }
+
+  /**
+   * The session's TypeScript type of each name, read from the running
+   * declarations (`declare const x: T;`). A `const` with a literal type
+   * (`declare const x = 1;`) is widened, so a restore can hold any number.
+   */
+  declaredTypes(names: string[]): Record<string, string> {
+    const text = this.options.executor.declarations;
+    if (!this.declCache || this.declCache.text !== text) this.declCache = { text, types: parseDeclaredTypes(text) };
+    const out: Record<string, string> = {};
+    for (const n of names) {
+      const t = this.declCache.types.get(n);
+      if (t) out[n] = t;
+    }
+    return out;
+  }
+}
+
+export function parseDeclaredTypes(dts: string): Map<string, string> {
+  const sf = ts.createSourceFile("session.d.ts", dts, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const types = new Map<string, string>();
+  for (const st of sf.statements) {
+    if (!ts.isVariableStatement(st)) continue;
+    for (const d of st.declarationList.declarations) {
+      if (!ts.isIdentifier(d.name) || types.has(d.name.text)) continue;
+      const t = d.type ? d.type.getText(sf) : d.initializer ? literalType(d.initializer) : null;
+      if (t) types.set(d.name.text, t);
+    }
+  }
+  return types;
+}
+
+function literalType(e: ts.Expression): string | null {
+  if (ts.isPrefixUnaryExpression(e)) return literalType(e.operand);
+  if (ts.isNumericLiteral(e)) return "number";
+  if (ts.isBigIntLiteral(e)) return "bigint";
+  if (ts.isStringLiteral(e) || ts.isNoSubstitutionTemplateLiteral(e)) return "string";
+  if (e.kind === ts.SyntaxKind.TrueKeyword || e.kind === ts.SyntaxKind.FalseKeyword) return "boolean";
+  return null;
+}
+
+function stepOf(code: string, meta: ExecOutcome["meta"]): ExecutionRecord["step"] {
+  if (meta?.step) return { name: meta.step.name, options: meta.step.options };
+  try {
+    const cell = classifyCell(code, {});
+    if (cell.kind === "step") {
+      const { name, ...options } = cell.step.options as unknown as { name?: string | null } & Record<string, unknown>;
+      return { name: name ?? null, options };
+    }
+  } catch {
+    // a bad %%step line: the error is recorded, the options are not
+  }
+  return { name: null, options: {} };
+}
+
+function stepTarget(code: string): string {
+  try {
+    const cell = classifyCell(code, {});
+    if (cell.kind === "step") return String((cell.step.options as unknown as { on?: string }).on ?? "local");
+  } catch {
+    // fall through
+  }
+  return "local";
+}
+
+/** The notebook this kernel serves (see the module comment). */
+export function notebookPath(env: NodeJS.ProcessEnv, cwd: string): string {
+  const explicit = env.NBSCALE_NOTEBOOK;
+  if (explicit) return resolve(cwd, explicit);
+  const session = env.JPY_SESSION_NAME;
+  if (session) {
+    if (isAbsolute(session)) return session;
+    // A server-relative path; the kernel runs in the notebook's folder.
+    return join(cwd, basename(session));
+  }
+  return cwd;
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up (see setup.sh) and starts JupyterLab with the nbscale
+# extension and kernel on the example notebook: local workers, local datastore.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh"
+cd "$ROOT/examples"
+exec "$ROOT/.venv/bin/jupyter" lab quickstart.ipynb "$@"

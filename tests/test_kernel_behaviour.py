@@ -1,0 +1,237 @@
+"""Kernel behaviour through jupyter_client over the real Jupyter protocol:
+interrupts, error shapes, stdin, comms, stop_on_error, and hostile messages."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import pytest
+from jupyter_client.session import Session
+
+from conftest import KernelSession
+
+
+def error_of(reply: dict[str, Any]) -> dict[str, Any]:
+    assert reply["content"]["status"] == "error", reply["content"]
+    return reply["content"]
+
+
+def test_variables_and_types_carry_across_cells(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    reply, _ = k.run("const base = 10;\nfunction scale(x: number) { return x * base; }")
+    assert reply["content"]["status"] == "ok"
+    reply, msgs = k.run("scale(4)")
+    results = [m for m in msgs if m["msg_type"] == "execute_result"]
+    assert results and results[0]["content"]["data"]["text/plain"] == "40"
+    err = error_of(k.run('const s: string = scale(1);')[0])
+    assert err["ename"] == "TSError"
+    assert "1:7" in err["evalue"] and "not assignable to type 'string'" in err["evalue"]
+
+
+def test_type_error_names_line_and_column_and_runs_nothing(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    err = error_of(k.run('console.log("side effect");\nlet n: number = 1;\nn = "two";')[0])
+    assert err["evalue"].startswith("3:1 - "), err["evalue"]
+    _, msgs = k.run("1")
+    # The cell with the type error printed nothing: it never ran.
+    assert "side effect" not in k.stdout(msgs)
+
+
+def test_syntax_error_is_an_error_reply(fresh_kernel: KernelSession) -> None:
+    err = error_of(fresh_kernel.run("const = 5")[0])
+    assert err["ename"] == "TSError" and "1:" in err["evalue"]
+
+
+def test_runtime_error_traceback_uses_cell_lines(fresh_kernel: KernelSession) -> None:
+    code = 'interface P { x: number }\nfunction f(p: P): number {\n  if (p.x > 2) {\n    throw new RangeError("too big: " + p.x);\n  }\n  return p.x;\n}\nf({ x: 5 })'
+    reply, msgs = fresh_kernel.run(code)
+    err = error_of(reply)
+    assert err["ename"] == "RangeError" and err["evalue"] == "too big: 5"
+    tb = "\n".join(err["traceback"])
+    assert "line 4" in tb, tb
+    assert 'throw new RangeError("too big: " + p.x);' in tb
+    errors = [m for m in msgs if m["msg_type"] == "error"]
+    assert len(errors) == 1 and errors[0]["content"]["ename"] == "RangeError"
+
+
+def test_request_right_after_an_error_runs_when_stop_on_error_is_false(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    first = k.kc.execute('throw new Error("x")', stop_on_error=False)
+    second = k.kc.execute("21 * 2")
+    assert k.shell_reply(first)["content"]["status"] == "error"
+    assert k.shell_reply(second)["content"]["status"] == "ok"
+
+
+def test_queued_requests_are_aborted_after_an_error_by_default(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    first = k.kc.execute('await new Promise((r) => setTimeout(r, 300)); throw new Error("x")')
+    second = k.kc.execute('console.log("should not run")')
+    assert k.shell_reply(first)["content"]["status"] == "error"
+    assert k.shell_reply(second)["content"]["status"] == "aborted"
+    # ...and a request sent after the failure runs normally.
+    assert k.run("1 + 1")[0]["content"]["status"] == "ok"
+
+
+def interrupt_after(k: KernelSession, delay: float) -> None:
+    def go() -> None:
+        time.sleep(delay)
+        k.km.interrupt_kernel()
+
+    threading.Thread(target=go, daemon=True).start()
+
+
+def test_interrupt_stops_a_busy_synchronous_loop(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    k.run("let kept = 42;")
+    interrupt_after(k, 1.0)
+    t0 = time.monotonic()
+    reply, _ = k.run("let spins = 0;\nwhile (true) { spins++; }", timeout=30)
+    elapsed = time.monotonic() - t0
+    err = error_of(reply)
+    assert err["ename"] == "KeyboardInterrupt"
+    assert elapsed < 5, f"interrupt took {elapsed:.1f}s"
+    reply, msgs = k.run("kept + 1")
+    assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["43"]
+
+
+def test_interrupt_stops_a_pending_await(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    interrupt_after(k, 1.0)
+    t0 = time.monotonic()
+    reply, _ = k.run("await new Promise(() => {}); 1", timeout=30)
+    assert error_of(reply)["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - t0 < 5
+    assert k.run("2")[0]["content"]["status"] == "ok"
+
+
+def test_output_of_a_long_synchronous_loop_arrives_while_it_runs(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    msg_id = k.kc.execute(
+        'console.log("started");\nconst until = Date.now() + 2500;\nwhile (Date.now() < until) {}\nconsole.log("finished");'
+    )
+    t0 = time.monotonic()
+    while True:
+        msg = k.kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            break
+    assert msg["content"]["text"].startswith("started")
+    assert time.monotonic() - t0 < 2.0, "stdout was held back until the loop ended"
+    k.shell_reply(msg_id)
+
+
+def test_stdin_prompt(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    msg_id = k.kc.execute('const answer = prompt("your name? ");\n`hello ${answer}`', allow_stdin=True)
+    req = k.kc.get_stdin_msg(timeout=20)
+    assert req["msg_type"] == "input_request"
+    assert req["content"]["prompt"] == "your name? " and req["content"]["password"] is False
+    k.kc.input("Ada")
+    reply = k.shell_reply(msg_id)
+    assert reply["content"]["status"] == "ok"
+    results = [m for m in k.collect(msg_id) if m["msg_type"] == "execute_result"]
+    assert results[0]["content"]["data"]["text/plain"] == "'hello Ada'"
+
+
+def test_stdin_refused_when_frontend_has_none(fresh_kernel: KernelSession) -> None:
+    err = error_of(fresh_kernel.run('prompt("x")', allow_stdin=False)[0])
+    assert err["ename"] == "StdinNotImplementedError"
+
+
+def test_interrupt_while_waiting_for_input(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    msg_id = k.kc.execute('prompt("never answered")', allow_stdin=True)
+    k.kc.get_stdin_msg(timeout=20)
+    k.km.interrupt_kernel()
+    assert error_of(k.shell_reply(msg_id))["ename"] == "KeyboardInterrupt"
+    assert k.run("3")[0]["content"]["status"] == "ok"
+
+
+def test_comm_round_trip_and_unknown_target(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    session = k.kc.session
+    open_msg = session.msg("comm_open", {"comm_id": "c1", "target_name": "nbscale", "data": {}})
+    k.kc.shell_channel.send(open_msg)
+    k.collect(open_msg["header"]["msg_id"])
+    info_id = k.kc.comm_info()
+    comms = k.shell_reply(info_id)["content"]["comms"]
+    assert comms == {"c1": {"target_name": "nbscale"}}
+    msg = session.msg("comm_msg", {"comm_id": "c1", "data": {"request": "kernel_info"}})
+    k.kc.shell_channel.send(msg)
+    replies = [m for m in k.collect(msg["header"]["msg_id"]) if m["msg_type"] == "comm_msg"]
+    assert replies and replies[0]["content"]["data"]["reply"] == "kernel_info"
+    close = session.msg("comm_close", {"comm_id": "c1", "data": {}})
+    k.kc.shell_channel.send(close)
+    k.collect(close["header"]["msg_id"])
+    assert k.shell_reply(k.kc.comm_info())["content"]["comms"] == {}
+    bad = session.msg("comm_open", {"comm_id": "c2", "target_name": "no-such-target", "data": {}})
+    k.kc.shell_channel.send(bad)
+    closes = [m for m in k.collect(bad["header"]["msg_id"]) if m["msg_type"] == "comm_close"]
+    assert closes and closes[0]["content"]["comm_id"] == "c2"
+
+
+def test_forged_and_malformed_messages_are_dropped(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    forger = Session(key=b"not-the-key", username="mallory")
+    forged = forger.msg("execute_request", {"code": "globalThis.forged = true", "silent": False, "store_history": True,
+                                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    forger.send(k.kc.shell_channel.socket, forged)
+    unsigned = Session(key=b"", username="mallory")
+    unsigned.send(k.kc.shell_channel.socket, unsigned.msg("execute_request", {"code": "globalThis.forged = true"}))
+    k.kc.shell_channel.socket.send_multipart([b"garbage", b"<IDS|MSG>", b"sig", b"{not json"])
+    k.kc.shell_channel.socket.send_multipart([b"no delimiter at all"])
+    time.sleep(0.5)
+    with pytest.raises(queue.Empty):
+        k.kc.get_shell_msg(timeout=0.5)
+    reply, msgs = k.run("typeof (globalThis as any).forged")
+    assert reply["content"]["status"] == "ok"
+    assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["'undefined'"]
+
+
+def test_unhandled_rejection_does_not_kill_the_kernel(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    k.run('Promise.reject(new Error("nobody catches me")); setTimeout(() => { throw new Error("late") }, 10); 1')
+    time.sleep(0.5)
+    assert k.run("1 + 1")[0]["content"]["status"] == "ok"
+    assert k.km.is_alive()
+
+
+def test_user_expressions(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    k.run("const xs = [1, 2, 3];")
+    reply, _ = k.run("1", user_expressions={"n": "xs.length", "bad": "nope.x"})
+    ue = reply["content"]["user_expressions"]
+    assert ue["n"]["status"] == "ok" and ue["n"]["data"]["text/plain"] == "3"
+    assert ue["bad"]["status"] == "error"
+
+
+def test_restart_gives_a_fresh_session(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    k.run("const before = 1;")
+    k.km.restart_kernel(now=False)
+    k.kc.wait_for_ready(timeout=60)
+    # The old session's declarations are gone: the checker no longer knows the name.
+    err = error_of(k.run("before")[0])
+    assert "Cannot find name 'before'" in err["evalue"]
+    # a new declaration of the same name is fine after restart
+    assert k.run("const before = 2; before")[0]["content"]["status"] == "ok"
+
+
+def test_node_modules_of_the_notebook_folder_are_importable(tmp_path: Any) -> None:
+    pkg = tmp_path / "node_modules" / "tiny-lib"
+    pkg.mkdir(parents=True)
+    (pkg / "package.json").write_text('{"name": "tiny-lib", "version": "1.0.0", "main": "index.js", "types": "index.d.ts"}')
+    (pkg / "index.js").write_text("exports.triple = (x) => x * 3;\n")
+    (pkg / "index.d.ts").write_text("export declare function triple(x: number): number;\n")
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        reply, msgs = k.run('import { triple } from "tiny-lib";\ntriple(14)')
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["42"]
+        err = error_of(k.run('triple("x")')[0])
+        assert "not assignable to parameter of type 'number'" in err["evalue"]
+        reply, msgs = k.run('const lines: string[] = [];\nfor await (const x of (async function* () { yield "a"; yield "b"; })()) lines.push(x);\nlines.join("")')
+        assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["'ab'"]
+    finally:
+        k.close()
