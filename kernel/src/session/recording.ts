@@ -114,6 +114,8 @@ export interface KnownVersion extends ArtifactRef {
 
 export class Recorder {
   readonly notebook: string;
+  /** The notebook's folder: the default datastore and package-lock.json are there. */
+  readonly notebookDir: string;
   readonly location: DatastoreLocation;
   readonly enabled: boolean;
   private ds: Promise<Datastore> | null = null;
@@ -125,7 +127,8 @@ export class Recorder {
 
   constructor(private readonly options: RecorderOptions) {
     this.notebook = notebookPath(options.env, options.cwd);
-    this.location = resolveDatastore({ env: options.env, cwd: options.cwd, notebookDir: dirname(this.notebook) });
+    this.notebookDir = this.notebook === resolve(options.cwd) ? this.notebook : dirname(this.notebook);
+    this.location = resolveDatastore({ env: options.env, cwd: options.cwd, notebookDir: this.notebookDir });
     this.enabled = !/^(0|false|off|no)$/i.test(options.env.NBSCALE_RECORD ?? "");
   }
 
@@ -355,7 +358,7 @@ export class Recorder {
       target: s.target,
       worker: s.worker,
       memory: s.memory,
-      environment: environmentInfo(dirname(this.notebook)),
+      environment: environmentInfo(this.notebookDir),
     });
     for (const [name, o] of Object.entries(rec.outputs)) this.known.set(name, { version: o.version, sha256: o.sha256, size: o.size });
   }
@@ -450,5 +453,5 @@ export function notebookPath(env: NodeJS.ProcessEnv, cwd: string): string {
     // A server-relative path; the kernel runs in the notebook's folder.
     return join(cwd, basename(session));
   }
-  return cwd;
+  return resolve(cwd);
 }

@@ -6,6 +6,7 @@ export { BlobStore, blobKey, sha256Of } from "./blobs";
 export {
   serializeValue,
   serializeOrThrow,
+  serializeSourceText,
   deserialize,
   describeType,
   findUnserializable,

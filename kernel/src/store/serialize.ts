@@ -234,6 +234,16 @@ function serializeFunction(fn: Function, type: string): Serialized {
   return assemble({ kind: "source", type, parts: [{ role: "text", length: text.byteLength }] }, [text]);
 }
 
+/**
+ * Source text versioned as a value (`kind: "source"`): the kernel records a
+ * function or class declared by a cell as its TypeScript source, which a
+ * restore re-runs, rather than the compiled JavaScript.
+ */
+export function serializeSourceText(source: string, type: string): Serialized {
+  const text = Buffer.from(source, "utf8");
+  return assemble({ kind: "source", type, parts: [{ role: "text", length: text.byteLength }] }, [text]);
+}
+
 function stub(type: string, reason: string, path: string | null): Serialized {
   return assemble({ kind: "stub", type, reason, path, parts: [] }, []);
 }
@@ -341,7 +351,7 @@ export async function deserialize(src: ByteSource, options: DeserializeOptions =
       header.parts.slice(1).forEach((p, i) => {
         if (p.role === "arraybuffer") des.transferArrayBuffer(i, oob[i]);
       });
-      const value: unknown = des.readValue();
+      const value: unknown = repackArrays(des.readValue());
       if (header.class && options.resolveClass && typeof value === "object" && value !== null) {
         const cls = options.resolveClass(header.class);
         if (typeof cls === "function" && cls.prototype) Object.setPrototypeOf(value, cls.prototype);
@@ -353,6 +363,55 @@ export async function deserialize(src: ByteSource, options: DeserializeOptions =
     default:
       throw new Error(`stored value has unknown kind ${JSON.stringify(header.kind)}`);
   }
+}
+
+/**
+ * V8's deserializer builds every array with "holey" elements, and its
+ * serializer writes holey arrays in its sparse form: a restored `[1, 2, 3]`
+ * would serialize to other bytes than the original and so look like a new
+ * version the first time a cell reads it. Arrays without holes are rebuilt
+ * packed (sharing and cycles kept), so a round trip gives the same bytes.
+ * Freshly deserialized containers are ours to patch in place.
+ */
+function repackArrays(root: unknown): unknown {
+  const memo = new Map<object, unknown>();
+  const fix = (v: unknown): unknown => {
+    if (typeof v !== "object" || v === null || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v;
+    if (memo.has(v)) return memo.get(v);
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        if (!(i in v)) {
+          memo.set(v, v); // genuinely sparse: keep as is (it serializes sparse both times)
+          for (let j = 0; j < v.length; j++) if (j in v) v[j] = fix(v[j]);
+          return v;
+        }
+      }
+      const packed: unknown[] = [];
+      memo.set(v, packed);
+      for (let i = 0; i < v.length; i++) packed.push(fix(v[i]));
+      return packed;
+    }
+    memo.set(v, v);
+    if (v instanceof Map) {
+      const entries = [...v.entries()].map(([k, x]) => [fix(k), fix(x)] as const);
+      v.clear();
+      for (const [k, x] of entries) v.set(k, x);
+    } else if (v instanceof Set) {
+      const items = [...v].map(fix);
+      v.clear();
+      for (const x of items) v.add(x);
+    } else {
+      for (const k of Object.keys(v)) {
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        if (d && "value" in d && typeof d.value === "object" && d.value !== null) {
+          const f = fix(d.value);
+          if (f !== d.value) (v as Record<string, unknown>)[k] = f;
+        }
+      }
+    }
+    return v;
+  };
+  return fix(root);
 }
 
 async function skipPad(src: ByteSource, offset: number): Promise<number> {
