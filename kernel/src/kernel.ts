@@ -21,9 +21,6 @@ import { CellMagics } from "./session/magic-dispatch";
 import { Recorder } from "./session/recording";
 import { register as registerHistory } from "./session/magic-handlers/history";
 import { register as registerRestore } from "./session/magic-handlers/restore";
-import { Recorder } from "./session/recording";
-import { register as registerHistory } from "./session/magic-handlers/history";
-import { register as registerRestore } from "./session/magic-handlers/restore";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
@@ -74,7 +71,6 @@ export class Kernel {
   private readonly history = new InputHistory();
   private readonly magics: CellMagics;
   private readonly recorder: Recorder;
-  private readonly recorder: Recorder;
   private readonly queue: QueuedRequest[] = [];
   private processing = false;
   private executionCount = 0;
@@ -108,15 +104,6 @@ export class Kernel {
       };
     });
     this.magics = new CellMagics(() => ({ defaultTarget: defaultTarget() }));
-    this.recorder = new Recorder({
-      cwd: options.cwd,
-      env: process.env,
-      executor: this.executor,
-      warn: (parent, text) => this.io.stream(parent, "stderr", text),
-    });
-    this.recorder.observe(this.io);
-    registerHistory(this.magics, { recorder: this.recorder });
-    registerRestore(this.magics, { recorder: this.recorder, executor: this.executor });
     this.recorder = new Recorder({
       cwd: options.cwd,
       env: process.env,
@@ -260,8 +247,6 @@ export class Kernel {
     const outcome = await this.runCell(code, msg);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
     const recorded = this.recorder.record({ msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
-    // Snapshots the cell's values now; the write finishes before the kernel goes idle.
-    const recorded = this.recorder.record({ msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
     const payload: JsonObject[] = [];
     if (outcome.ok && outcome.page) payload.push({ source: "page", data: { "text/plain": outcome.page }, start: 0 });
     if (outcome.ok && outcome.hasValue && !silent) {
@@ -273,7 +258,6 @@ export class Kernel {
       if (!silent) this.io.publish("error", { ...err }, msg.header);
       const failedAt = Date.now();
       this.io.reply(channel, msg, "execute_reply", { status: "error", execution_count: count, ...err }, { ...meta, status: "error" });
-      await recorded;
       await recorded;
       if (c.stop_on_error !== false) await this.abortQueuedExecutions(failedAt);
       return;
@@ -289,7 +273,6 @@ export class Kernel {
       { status: "ok", execution_count: count, payload, user_expressions: userExpressions },
       { ...meta, status: "ok" },
     );
-    await recorded;
     await recorded;
   }
 
