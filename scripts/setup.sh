@@ -30,7 +30,7 @@ NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$NODE_MAJOR" -ge 20 ] || die "Node.js $(node --version) is too old: nbscale needs Node.js 20 or newer."
 command -v npm >/dev/null || die "npm is required (it ships with Node.js): install npm and re-run."
 PYTHON="${PYTHON:-python3}"
-command -v "$PYTHON" >/dev/null || die "Python 3.11 or newer is required: install python3 (apt-get install python3 python3-venv) and re-run."
+command -v "$PYTHON" >/dev/null || die "Python 3.10 or newer is required: install python3 (apt-get install python3 python3-venv) and re-run."
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
   die "$("$PYTHON" --version) is too old: nbscale needs Python 3.10 or newer."
 "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null ||

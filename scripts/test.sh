@@ -26,7 +26,7 @@ run_suite() {
 
 run_suite "kernel unit tests (node:test)" bash -c 'cd kernel && node --test --test-concurrency=1 \
   --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=junit --test-reporter-destination="'"$REPORTS"'/kernel-unit.xml" "dist/test/**/*.test.js"'
+  --test-reporter=junit --test-reporter-destination="'"$REPORTS"'/kernel-unit.xml" $(find dist/test -name "*.test.js" | sort)'
 run_suite "extension unit tests (jest)" npx jest --coverage=false --ci --json --outputFile="$REPORTS/jest.json"
 run_suite "lint (eslint, prettier, stylelint)" npm run -s lint:check
 run_suite "kernel over the Jupyter protocol (pytest)" .venv/bin/python -m pytest -q -p no:cacheprovider \
