@@ -1,15 +1,28 @@
 """The public jupyter_kernel_test suite, with TypeScript samples for every test it offers."""
 from __future__ import annotations
 
+import tempfile
 import unittest
 
 import jupyter_kernel_test
+from jupyter_client.manager import KernelManager, start_new_kernel
 
 from conftest import KERNEL_NAME
 
 
 class NbscaleKernelTests(jupyter_kernel_test.KernelTests):
     kernel_name = KERNEL_NAME
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # A notebook folder of its own, as JupyterLab gives every kernel.
+        cls._cwd = tempfile.TemporaryDirectory(prefix="nbscale-conformance-")
+        cls.km, cls.kc = start_new_kernel(kernel_name=cls.kernel_name, cwd=cls._cwd.name)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        cls._cwd.cleanup()
     language_name = "typescript"
     file_extension = ".ts"
 
@@ -55,6 +68,18 @@ class NbscaleKernelTests(jupyter_kernel_test.KernelTests):
 class NbscaleIopubWelcomeTests(jupyter_kernel_test.IopubWelcomeTests):
     kernel_name = KERNEL_NAME
     support_iopub_welcome = True
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls._cwd = tempfile.TemporaryDirectory(prefix="nbscale-welcome-")
+        cls.km = KernelManager(kernel_name=cls.kernel_name)
+        cls.km.start_kernel(cwd=cls._cwd.name)
+        cls.kc = cls.km.client()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        cls._cwd.cleanup()
 
 
 if __name__ == "__main__":
