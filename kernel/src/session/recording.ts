@@ -324,8 +324,9 @@ export class Recorder {
       target: meta?.target ?? (kind === "step" ? stepTarget(code) : "kernel"),
       worker: meta?.worker ? { host: meta.worker.host, pid: meta.worker.pid ?? null, id: meta.worker.id ?? meta.worker.job ?? null } : { host: hostname(), pid: process.pid, id: null },
       memory: meta?.memory
-        ? { requestedBytes: meta.memory.requestedBytes ?? null, peakBytes: meta.memory.peakBytes ?? null }
-        : { requestedBytes: null, peakBytes: process.resourceUsage().maxRSS * 1024 },
+        ? { requestedBytes: meta.memory.requestedBytes ?? requested(step), peakBytes: meta.memory.peakBytes ?? null }
+        : // A kernel cell's peak is the kernel process's peak resident size so far.
+          { requestedBytes: requested(step), peakBytes: process.resourceUsage().maxRSS * 1024 },
     };
   }
 
@@ -431,6 +432,11 @@ function stepOf(code: string, meta: ExecOutcome["meta"]): ExecutionRecord["step"
     // a bad %%step line: the error is recorded, the options are not
   }
   return { name: null, options: {} };
+}
+
+function requested(step: ExecutionRecord["step"]): number | null {
+  const m = step?.options.memory;
+  return typeof m === "number" ? m : null;
 }
 
 function stepTarget(code: string): string {
