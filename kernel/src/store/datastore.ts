@@ -19,7 +19,7 @@ import {
   newExecutionId,
   OutputRef,
 } from "./executions";
-import { FsBackend } from "./fs-backend";
+import { backendFor } from "./backends";
 import { DatastoreLocation, describeLocation } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
 
@@ -90,7 +90,7 @@ export class Datastore {
 
   static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
     const loc: DatastoreLocation = typeof where === "string" ? { kind: "fs", path: where, source: "flag" } : where;
-    return Datastore.openBackend(new FsBackend(loc.path), options, loc);
+    return Datastore.openBackend(backendFor(loc), options, loc);
   }
 
   /** For other backends (S3 later) and tests. */

@@ -10,13 +10,23 @@ import { DatastoreConfigError } from "./errors";
 export const DEFAULT_DIR = ".nbscale";
 export const ENV_VAR = "NBSCALE_DATASTORE";
 
-export interface DatastoreLocation {
-  kind: "fs";
-  /** Absolute directory. */
-  path: string;
-  /** Where the setting came from, for error messages. */
-  source: "flag" | "env" | "default";
-}
+export type DatastoreLocation =
+  | {
+      kind: "fs";
+      /** Absolute directory. */
+      path: string;
+      /** Where the setting came from, for error messages. */
+      source: "flag" | "env" | "default";
+    }
+  | {
+      kind: "s3";
+      /** The `s3://bucket/prefix` URL (shown in messages, like a directory path). */
+      path: string;
+      bucket: string;
+      /** Key prefix without leading or trailing slash. */
+      prefix: string;
+      source: "flag" | "env" | "default";
+    };
 
 export interface LocationInput {
   /** `--datastore` value, if given. */
@@ -37,14 +47,14 @@ export function resolveDatastore(input: LocationInput): DatastoreLocation {
 function parse(value: string, source: "flag" | "env", cwd: string): DatastoreLocation {
   const what = source === "flag" ? `--datastore ${value}` : `${ENV_VAR}=${value}`;
   if (/^s3:\/\//i.test(value)) {
-    throw new DatastoreConfigError(
-      `${what}: the S3 datastore arrives with the Batch backend and is not available in this version. ` +
-        `Use a directory for now (e.g. ${ENV_VAR}=/path/to/store).`,
-    );
+    const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(value);
+    if (!m) throw new DatastoreConfigError(`${what}: expected s3://bucket/prefix with a valid bucket name (3-63 lowercase letters, digits, "." or "-")`);
+    const prefix = (m[2] ?? "").replace(/^\/+|\/+$/g, "");
+    return { kind: "s3", path: `s3://${m[1]}${prefix ? "/" + prefix : ""}`, bucket: m[1], prefix, source };
   }
   if (/^file:\/\//i.test(value)) return { kind: "fs", path: fileURLToPath(value), source };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw new DatastoreConfigError(`${what}: unsupported datastore URL; use a directory path (or s3://bucket/prefix once S3 is supported).`);
+    throw new DatastoreConfigError(`${what}: unsupported datastore URL; use a directory path or s3://bucket/prefix.`);
   }
   return { kind: "fs", path: isAbsolute(value) ? value : resolve(cwd, value), source };
 }

@@ -1,7 +1,6 @@
-import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
 import { formatBytes, parseArgs, parseDuration, runCommand, stringFlag, writeJson } from "../../store/cli-support";
-import { FsBackend } from "../../store/fs-backend";
+import { backendFor } from "../../store/backends";
 import { DEFAULT_GRACE_MS, fsck as check } from "../../store/fsck";
 import { resolveDatastore } from "../../store/location";
 import { DatastoreConfigError } from "../../store/errors";
@@ -32,7 +31,7 @@ const fsck: CliCommand = {
       if (args.positional.length > 0) throw new UsageError(`nbscale fsck: unexpected argument ${args.positional[0]}`);
       const grace = stringFlag(args, "grace");
       const loc = resolveDatastore({ flag: stringFlag(args, "datastore"), env: io.env, cwd: io.cwd });
-      const backend = new FsBackend(resolve(loc.path));
+      const backend = backendFor(loc);
       if (!(await backend.exists())) throw new DatastoreConfigError(`No datastore at ${loc.path}. Pass --datastore DIR or set NBSCALE_DATASTORE.`);
       const result = await check(backend, {
         clean: args.flags.has("clean"),

@@ -1,0 +1,293 @@
+/**
+ * The datastore in S3 (or anything that speaks its API, e.g. moto in tests),
+ * with the same guarantees as a directory:
+ *
+ * - immutable objects appear whole or not at all: one PUT for small content,
+ *   a multipart upload for large content (nothing is visible until it
+ *   completes), both conditional on the key being absent (`If-None-Match: *`);
+ * - an upload whose bytes don't hash to what the caller expected is aborted,
+ *   never completed;
+ * - incomplete multipart uploads are the "temp files" fsck lists and cleans;
+ * - throttling and 5xx answers are retried with backoff by the SDK's
+ *   adaptive retry strategy.
+ */
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { ChunkSource, checkKey, ObjectReader, ObjectStat, PutOptions, PutResult, StorageBackend, TempEntry } from "./backend";
+import { ContentChangedError } from "./errors";
+
+/** S3's minimum part size (except the last); also our threshold for multipart. */
+const PART = 8 << 20;
+const HOST = hostname();
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix without leading or trailing slash ("" for the bucket root). */
+  prefix: string;
+}
+
+export function parseS3Url(url: string): S3Location {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/i.exec(url);
+  if (!m || !m[1]) throw new Error(`${url}: expected s3://bucket/prefix`);
+  return { bucket: m[1], prefix: m[2].replace(/^\/+|\/+$/g, "") };
+}
+
+function httpStatus(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+function isMissing(e: unknown): boolean {
+  const name = (e as { name?: string })?.name;
+  return httpStatus(e) === 404 || name === "NoSuchKey" || name === "NotFound";
+}
+function isPreconditionFailed(e: unknown): boolean {
+  const name = (e as { name?: string })?.name;
+  return httpStatus(e) === 412 || name === "PreconditionFailed" || httpStatus(e) === 409;
+}
+
+/** Yields the chunks re-cut into parts of exactly `size` bytes (the last may be shorter). */
+async function* parts(chunks: ChunkSource, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const chunk of chunks as AsyncIterable<Uint8Array>) {
+    let view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    while (view.length > 0) {
+      const take = Math.min(size - pendingBytes, view.length);
+      pending.push(view.subarray(0, take));
+      pendingBytes += take;
+      view = view.subarray(take);
+      if (pendingBytes === size) {
+        yield pending.length === 1 ? pending[0] : Buffer.concat(pending, size);
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes > 0 || pending.length > 0) yield Buffer.concat(pending, pendingBytes);
+}
+
+export class S3Backend implements StorageBackend {
+  readonly location: string;
+  private readonly client: S3Client;
+
+  constructor(
+    readonly where: S3Location,
+    config: S3ClientConfig = {},
+  ) {
+    this.location = `s3://${where.bucket}${where.prefix ? "/" + where.prefix : ""}`;
+    // Region and endpoint come from the standard AWS chain (AWS_REGION, AWS_ENDPOINT_URL, profiles).
+    this.client = new S3Client({
+      retryMode: "adaptive",
+      maxAttempts: 6,
+      forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL || process.env.AWS_ENDPOINT_URL_S3),
+      ...config,
+    });
+  }
+
+  private key(key: string): string {
+    checkKey(key);
+    return this.where.prefix ? `${this.where.prefix}/${key}` : key;
+  }
+
+  async exists(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.where.bucket }));
+    } catch (e) {
+      if (isMissing(e)) return false;
+      throw e;
+    }
+    for await (const _ of this.list("")) return true;
+    return false;
+  }
+
+  async putIfAbsent(key: string, chunks: ChunkSource, options: PutOptions = {}): Promise<PutResult> {
+    const Key = this.key(key);
+    const hash = createHash("sha256");
+    const iterator = parts(chunks, PART)[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const firstPart = first.done ? Buffer.alloc(0) : first.value;
+    const second = first.done ? { done: true as const, value: undefined } : await iterator.next();
+    if (second.done) {
+      hash.update(firstPart);
+      this.checkHash(key, hash, options);
+      return this.putSmall(Key, firstPart);
+    }
+    // Large: a multipart upload is invisible until completed, so a crash or a
+    // changed value leaves only an incomplete upload, which fsck cleans.
+    const upload = await this.client.send(
+      new CreateMultipartUploadCommand({ Bucket: this.where.bucket, Key, Metadata: { "nbscale-writer": `${process.pid}@${HOST}` } }),
+    );
+    const UploadId = upload.UploadId!;
+    const done: { ETag: string; PartNumber: number }[] = [];
+    let size = 0;
+    try {
+      let n = 0;
+      for (let part = firstPart, next: IteratorResult<Buffer> = second; ; ) {
+        hash.update(part);
+        size += part.length;
+        const r = await this.client.send(
+          new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }),
+        );
+        done.push({ ETag: r.ETag!, PartNumber: n });
+        if (next.done) break;
+        part = next.value;
+        next = await iterator.next();
+      }
+      this.checkHash(key, hash, options);
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.where.bucket,
+          Key,
+          UploadId,
+          MultipartUpload: { Parts: done },
+          IfNoneMatch: "*",
+        }),
+      );
+      return { created: true, size };
+    } catch (e) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId })).catch(() => undefined);
+      if (isPreconditionFailed(e)) return { created: false, size };
+      throw e;
+    }
+  }
+
+  private checkHash(key: string, hash: ReturnType<typeof createHash>, options: PutOptions): void {
+    if (!options.sha256) return;
+    const actual = hash.digest("hex");
+    if (actual !== options.sha256) throw new ContentChangedError(key, options.sha256, actual);
+  }
+
+  private async putSmall(Key: string, body: Buffer): Promise<PutResult> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: "*" }),
+      );
+      return { created: true, size: body.length };
+    } catch (e) {
+      if (isPreconditionFailed(e)) return { created: false, size: body.length };
+      throw e;
+    }
+  }
+
+  async createExclusive(key: string, data: Uint8Array): Promise<boolean> {
+    return (await this.putSmall(this.key(key), Buffer.from(data.buffer, data.byteOffset, data.byteLength))).created;
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      return Buffer.from(await r.Body!.transformToByteArray());
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+  }
+
+  async openRead(key: string): Promise<ObjectReader | null> {
+    let r;
+    try {
+      r = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+    const size = Number(r.ContentLength ?? 0);
+    const stream = r.Body as unknown as AsyncIterable<Uint8Array> & { destroy?: () => void };
+    const it = stream[Symbol.asyncIterator]();
+    let carry: Uint8Array = new Uint8Array(0);
+    return {
+      size,
+      async read(target: Uint8Array): Promise<void> {
+        let filled = 0;
+        while (filled < target.length) {
+          if (carry.length === 0) {
+            const next = await it.next();
+            if (next.done) throw new Error(`${key}: object ended after ${filled} of ${target.length} requested bytes`);
+            carry = next.value;
+          }
+          const take = Math.min(carry.length, target.length - filled);
+          target.set(carry.subarray(0, take), filled);
+          carry = carry.subarray(take);
+          filled += take;
+        }
+      },
+      async close(): Promise<void> {
+        stream.destroy?.();
+      },
+    };
+  }
+
+  async stat(key: string): Promise<ObjectStat | null> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      return { size: Number(r.ContentLength ?? 0), mtimeMs: r.LastModified?.getTime() ?? 0 };
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    const base = this.where.prefix ? `${this.where.prefix}/` : "";
+    let ContinuationToken: string | undefined;
+    do {
+      const r = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: base + prefix, ContinuationToken }),
+      );
+      for (const o of r.Contents ?? []) if (o.Key) yield o.Key.slice(base.length);
+      ContinuationToken = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+  }
+
+  async listTemp(): Promise<TempEntry[]> {
+    const out: TempEntry[] = [];
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      const r = await this.client.send(
+        new ListMultipartUploadsCommand({
+          Bucket: this.where.bucket,
+          Prefix: this.where.prefix ? `${this.where.prefix}/` : undefined,
+          KeyMarker,
+          UploadIdMarker,
+        }),
+      );
+      for (const u of r.Uploads ?? []) {
+        out.push({
+          id: JSON.stringify([u.Key, u.UploadId]),
+          size: 0,
+          mtimeMs: u.Initiated?.getTime() ?? 0,
+          host: null,
+          pid: null,
+          writerGone: null,
+        });
+      }
+      KeyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
+      UploadIdMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+    return out;
+  }
+
+  async removeTemp(id: string): Promise<void> {
+    const [Key, UploadId] = JSON.parse(id) as [string, string];
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId }));
+  }
+}
