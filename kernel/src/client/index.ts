@@ -4,3 +4,5 @@
 export { display, newDisplay, DisplayHandle, type MimeBundle } from "./display";
 export { VERSION } from "../version";
 export * from "./history";
+export { flow, step } from "../flow/api";
+export type { Flow, Ref, StepHandle, StepOptions, ForeachOptions, StepSettings } from "../flow/api";
