@@ -1,15 +1,26 @@
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { aboutPlugin } from './about';
+import { historyPlugin } from './history/plugin';
 import { settingsPlugin } from './settings';
+import { statusPlugin } from './status/plugin';
+import { toolbarPlugin } from './toolbar/plugin';
 
 export * from './tokens';
 export * from './stepline';
+export * from './status/schema';
 
 /**
- * Every plugin of the extension. New concerns (cell toolbar, step-status
- * renderer, history sidebar, export command) add their plugin here.
+ * Every plugin of the extension. The step-status renderer itself is a mime
+ * extension (src/status/renderer.ts, package.json `mimeExtension`) so that
+ * it is in the rendermime registry before any notebook opens.
  */
-const plugins: JupyterFrontEndPlugin<any>[] = [settingsPlugin, aboutPlugin];
+const plugins: JupyterFrontEndPlugin<any>[] = [
+  settingsPlugin,
+  aboutPlugin,
+  toolbarPlugin,
+  statusPlugin,
+  historyPlugin
+];
 
 export default plugins;

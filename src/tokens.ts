@@ -12,6 +12,20 @@ export const KERNEL_NAME = 'nbscale';
 /** Command ids, collected here so that plugins and tests agree. */
 export namespace CommandIDs {
   export const about = 'nbscale:about';
+  /** args: `{target: kernel|local|batch|slurm|none, cellId?}` */
+  export const setStepTarget = 'nbscale:set-step-target';
+  /** args: `{memory: SIZE | '', cellId?}` ('' removes --memory) */
+  export const setStepMemory = 'nbscale:set-step-memory';
+  /** args: `{cpu: N, cellId?}` (0 removes --cpu) */
+  export const setStepCpu = 'nbscale:set-step-cpu';
+  /** args: `{gpu: N, cellId?}` (-1 removes --gpu) */
+  export const setStepGpu = 'nbscale:set-step-gpu';
+  /** Doubles --memory of the active cell's step and runs it. */
+  export const rerunWithMoreMemory = 'nbscale:rerun-with-more-memory';
+  /** Shows the history sidebar. */
+  export const openHistory = 'nbscale:open-history';
+  /** args: `{name, version, path?}`: `%restore NAME@VERSION` in the notebook's kernel. */
+  export const restoreVersion = 'nbscale:restore-version';
 }
 
 /** The user settings of nbscale (see schema/plugin.json). */

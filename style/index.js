@@ -1,1 +1,4 @@
 import './base.css';
+import './toolbar.css';
+import './status.css';
+import './history.css';
