@@ -2,16 +2,20 @@ import { CliCommand, UsageError } from "../command";
 import { duration, formatBytes, openStore, parseArgs, runCommand, writeJson } from "../../store/cli-support";
 import { ExecutionRecord, LogRef } from "../../store/executions";
 import { Datastore } from "../../store/datastore";
+import { showRun } from "../../flow/show-run";
 
 const usage = `Usage: nbscale show ID [options]
 
 Shows one recorded execution in full: code, step options, inputs, outputs,
 logs, status, times, target, worker, memory and environment. ID may be any
-unique prefix of an execution id (see \`nbscale history\`).
+unique prefix of an execution id (see \`nbscale history\`), or a flow run id
+(\`run-…\`, see \`nbscale runs\`): its steps, artifacts and logs.
 
 Options:
   --json            last line of stdout: the execution record as one JSON object
                     (logs larger than 64 KiB are references to blobs)
+  --compare NB      with a run id: which of the run's artifacts have the same
+                    SHA-256 as the notebook NB's latest recorded versions
   --datastore DIR   datastore directory (default: $NBSCALE_DATASTORE, else ./.nbscale)
 `;
 
@@ -21,9 +25,13 @@ const show: CliCommand = {
   usage,
   run: (argv, io) =>
     runCommand("show", usage, argv, io, async () => {
-      const args = parseArgs("show", argv, { booleans: ["json"], values: ["datastore"] });
+      const args = parseArgs("show", argv, { booleans: ["json"], values: ["datastore", "compare"] });
       if (args.positional.length !== 1) throw new UsageError(`nbscale show: expected one execution ID. See \`nbscale show --help\`.`);
       const ds = await openStore(args, io);
+      if (args.positional[0].startsWith("run-")) {
+        const compare = args.flags.get("compare");
+        return showRun(ds, args.positional[0], { json: args.flags.has("json"), compare: typeof compare === "string" ? compare : undefined }, io);
+      }
       const rec = await ds.executions.find(args.positional[0]);
       if (args.flags.has("json")) {
         writeJson(io, rec);
