@@ -21,6 +21,7 @@ import { CellMagics } from "./session/magic-dispatch";
 import { Recorder } from "./session/recording";
 import { register as registerHistory } from "./session/magic-handlers/history";
 import { register as registerRestore } from "./session/magic-handlers/restore";
+import { register as registerExport } from "./session/magic-handlers/export";
 import { registerHistoryComm } from "./session/comm-handlers/history";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
@@ -114,6 +115,7 @@ export class Kernel {
     this.recorder.observe(this.io);
     registerHistory(this.magics, { recorder: this.recorder });
     registerRestore(this.magics, { recorder: this.recorder, executor: this.executor });
+    registerExport(this.magics, { recorder: this.recorder });
     registerHistoryComm(this.comms, { recorder: this.recorder });
   }
 
