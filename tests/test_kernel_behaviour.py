@@ -241,3 +241,20 @@ def test_node_modules_of_the_notebook_folder_are_importable(tmp_path: Any) -> No
         assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["'ab'"]
     finally:
         k.close()
+
+
+def test_a_replayed_request_is_dropped(fresh_kernel: KernelSession) -> None:
+    k = fresh_kernel
+    k.run("let counter = 0;")
+    session = k.kc.session
+    msg = session.msg("execute_request", {"code": "counter++;", "silent": False, "store_history": True,
+                                           "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    frames = session.serialize(msg, ident=None)
+    k.kc.shell_channel.socket.send_multipart(frames)
+    assert k.shell_reply(msg["header"]["msg_id"])["content"]["status"] == "ok"
+    # The same signed frames again, as an eavesdropper would replay them.
+    k.kc.shell_channel.socket.send_multipart(frames)
+    time.sleep(0.5)
+    _, msgs = k.run("counter")
+    assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["1"]
+

@@ -22,6 +22,28 @@ import {
 } from "./io-messages";
 
 const data = workerData as IoThreadData;
+const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Signatures seen recently. A message is signed over its header, which holds
+ * a fresh msg_id and date, so a repeated signature means a captured message
+ * being replayed: it is dropped like a forged one.
+ */
+class ReplayGuard {
+  private readonly seen = new Set<string>();
+  private readonly order: string[] = [];
+  constructor(private readonly capacity: number) {}
+  /** False when the signature was already used. */
+  admit(signature: string): boolean {
+    if (!signature) return true; // signing disabled: nothing to compare
+    if (this.seen.has(signature)) return false;
+    this.seen.add(signature);
+    this.order.push(signature);
+    if (this.order.length > this.capacity) this.seen.delete(this.order.shift()!);
+    return true;
+  }
+}
+const replayGuard = new ReplayGuard(65536);
 const port = parentPort!;
 const signer = new Signer(data.connection.key, data.connection.signature_scheme);
 const inputState = new Int32Array(data.inputBuffer, 0, 2);
@@ -33,6 +55,9 @@ const stdin = new zmq.Router();
 const iopub = new zmq.XPublisher();
 const hb = new zmq.Reply();
 for (const s of [shell, control, stdin, iopub, hb]) s.linger = 1000;
+// A request larger than this is a mistake or an attack; zeromq drops the
+// connection instead of buffering it (comm buffers stay well below it).
+for (const s of [shell, control, stdin]) s.maxMessageSize = MAX_MESSAGE_BYTES;
 iopub.verbosity = "allSubs";
 
 function post(m: IoToMain): void {
@@ -136,35 +161,57 @@ function answerInput(state: InputState, text = ""): void {
 }
 
 async function serveStdin(): Promise<void> {
-  for await (const frames of stdin) {
+  await receiveForever(stdin, "stdin", (frames) => {
     let msg: JupyterMessage;
     try {
-      msg = decode(frames as Buffer[], signer);
+      msg = decode(frames, signer);
     } catch (e) {
       log(`dropped message on stdin: ${(e as Error).message}`);
-      continue;
+      return;
     }
     if (msg.header.msg_type === "input_reply" && inputWaiting) {
       const value = (msg.content as { value?: unknown }).value;
       answerInput(InputState.Answered, typeof value === "string" ? value : "");
     }
-  }
+  });
 }
 
 // --- shell and control -----------------------------------------------------
 
 async function serveRequests(sock: zmq.Router, channel: "shell" | "control"): Promise<void> {
-  for await (const frames of sock) {
+  await receiveForever(sock, channel, (frames) => {
     const receivedAt = Date.now();
     let msg: JupyterMessage;
     try {
-      msg = decode(frames as Buffer[], signer);
+      msg = decode(frames, signer);
     } catch (e) {
       log(`dropped message on ${channel}: ${(e as Error).message}`);
-      continue;
+      return;
     }
-    if (channel === "control" && handleControlHere(msg)) continue;
+    if (!replayGuard.admit(signatureOf(frames))) {
+      log(`dropped message on ${channel}: replayed signature (msg_id ${msg.header.msg_id})`);
+      return;
+    }
+    if (channel === "control" && handleControlHere(msg)) return;
     post({ kind: "request", channel, msg, receivedAt });
+  });
+}
+
+/**
+ * Receives until the socket closes. A receive error (e.g. a peer's oversized
+ * message) is logged and receiving goes on: one bad client must not deafen
+ * the kernel to everyone else.
+ */
+async function receiveForever(sock: zmq.Router, channel: string, handle: (frames: Buffer[]) => void): Promise<void> {
+  while (!sock.closed) {
+    try {
+      for await (const frames of sock) handle(frames as Buffer[]);
+      return;
+    } catch (e) {
+      if (sock.closed) return;
+      log(`receive error on ${channel}: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 }
 
@@ -201,6 +248,11 @@ function handleControlHere(msg: JupyterMessage): boolean {
     default:
       return false;
   }
+}
+
+function signatureOf(frames: Buffer[]): string {
+  const at = frames.findIndex((f) => f.toString() === "<IDS|MSG>");
+  return at >= 0 && frames[at + 1] ? frames[at + 1].toString("utf8") : "";
 }
 
 async function serveHeartbeat(): Promise<void> {
