@@ -52,6 +52,11 @@ if [ "$WITH_TEST" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 
+# --- Slurm for the Slurm backend's tests (a single-node cluster on loopback) ---
+if [ "$WITH_TEST" = 1 ]; then
+  bash "$ROOT/scripts/slurm.sh" install || die "could not install Slurm (munge slurmctld slurmd slurm-client) for the tests"
+fi
+
 # --- Python venv -------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"

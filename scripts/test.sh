@@ -29,6 +29,13 @@ run_suite "kernel unit tests (node:test)" bash -c 'cd kernel && node --test --te
   --test-reporter=junit --test-reporter-destination="'"$REPORTS"'/kernel-unit.xml" $(find dist/test -name "*.test.js" | sort)'
 run_suite "extension unit tests (jest)" npx jest --coverage=false --ci --json --outputFile="$REPORTS/jest.json"
 run_suite "lint (eslint, prettier, stylelint)" npm run -s lint:check
+# A single-node Slurm for the Slurm backend's tests; stopped (by PID) on exit.
+if bash scripts/slurm.sh up > "$REPORTS/slurm-up.log" 2>&1; then
+  export SLURM_CONF="$ROOT/.slurm/slurm.conf" NBSCALE_TEST_SLURM=1
+  trap 'bash "$ROOT/scripts/slurm.sh" down' EXIT
+else
+  echo "warning: Slurm did not start; see $REPORTS/slurm-up.log"
+fi
 run_suite "kernel over the Jupyter protocol (pytest)" .venv/bin/python -m pytest -q -p no:cacheprovider \
   --junitxml="$REPORTS/pytest.xml" tests jupyterlab_nbscale/tests
 run_suite "JupyterLab in Chromium (Galata)" bash -c 'cd ui-tests && PLAYWRIGHT_JUNIT_OUTPUT_NAME="'"$REPORTS"'/galata.xml" \
