@@ -89,6 +89,7 @@ start_munge() {
 
 up() {
   install_packages
+  down # a cluster left over from an interrupted run would hold the ports
   write_config
   chmod 755 "$STATE" "$STATE/run" 2>/dev/null || true
   start_munge
