@@ -18,6 +18,8 @@ import { display, installDisplaySink, newDisplay } from "./client/display";
 import { PACKAGE_DIR, VERSION } from "./version";
 import * as ts from "@tslab/typescript-for-tslab";
 import { CellMagics } from "./session/magic-dispatch";
+import { registerStepMagics } from "./session/magic-handlers/step";
+import type { HistoryCell } from "./step/analysis";
 import { Recorder } from "./session/recording";
 import { register as registerHistory } from "./session/magic-handlers/history";
 import { register as registerRestore } from "./session/magic-handlers/restore";
@@ -73,6 +75,8 @@ export class Kernel {
   private readonly history = new InputHistory();
   private readonly magics: CellMagics;
   private readonly recorder: Recorder;
+  /** Cells that ran successfully, for step analysis (steps append their bodies). */
+  private readonly cells: HistoryCell[] = [];
   private readonly queue: QueuedRequest[] = [];
   private processing = false;
   private executionCount = 0;
@@ -117,6 +121,13 @@ export class Kernel {
     registerRestore(this.magics, { recorder: this.recorder, executor: this.executor });
     registerExport(this.magics, { recorder: this.recorder });
     registerHistoryComm(this.comms, { recorder: this.recorder });
+    registerStepMagics(this.magics, {
+      executor: this.executor,
+      cells: this.cells,
+      cwd: options.cwd,
+      packageDir: PACKAGE_DIR,
+      log: (t) => this.kernelLog(t),
+    });
   }
 
   async start(): Promise<void> {
@@ -307,7 +318,12 @@ export class Kernel {
     const magic = this.magics.match(code);
     if (magic) return magic.run({ executor: this.executor, msg, kernel: this });
     try {
-      return await this.executor.execute(code);
+      const r = await this.executor.execute(code);
+      if (r.ok) {
+        const cellId = (msg.metadata as { cellId?: unknown } | undefined)?.cellId;
+        this.cells.push({ id: typeof cellId === "string" ? cellId : String(this.executionCount), code });
+      }
+      return r;
     } catch (e) {
       if (e instanceof InputInterrupted) return { ok: false, error: { ename: "KeyboardInterrupt", evalue: "input interrupted", traceback: [] } };
       throw e;

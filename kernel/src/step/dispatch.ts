@@ -1,0 +1,295 @@
+/**
+ * Runs a `%%step` cell: type-checks the body against the session, works out
+ * what it needs (analysis.ts), refuses inputs that can't travel, runs the
+ * packaged program on its target (local worker pool, or the kernel itself),
+ * streams its output into the cell, and binds the names it declares back
+ * into the session with their types.
+ */
+import * as os from "node:os";
+import type { Executor, ExecOutcome, Binding } from "../session/executor";
+import type { CellMagic } from "../magics";
+import { formatSize } from "../magics";
+import type { ExecutionMeta } from "../session/execution-meta";
+import { interruptedError, type CellError } from "../session/errors";
+import { UnserializableValueError } from "../store/errors";
+import { analyzeCellDefinitions, analyzeStep, type HistoryCell } from "./analysis";
+import { declaredTypes, packageStep, type StepPackage } from "./package";
+import { mapRemoteError } from "./remote-error";
+import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
+import { decodeValues, encodeValues, type EncodedValues } from "../worker/codec";
+import type { StepEvent } from "../worker/events";
+import { runProgram } from "../worker/runner";
+import { stepRequire } from "../worker/require";
+import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
+import { humanBytes } from "../backends/memory";
+
+const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
+
+interface Sink {
+  display(data: Record<string, unknown>, metadata: Record<string, unknown>, id: string | undefined, update: boolean): void;
+  clear(wait: boolean): void;
+}
+
+export interface StepHost {
+  executor: Executor;
+  /** Successfully executed cells, oldest first (the kernel appends plain cells; steps append here). */
+  cells: HistoryCell[];
+  cwd: string;
+  pool(): LocalPool;
+  log(text: string): void;
+}
+
+export class StepRunner {
+  private counter = 0;
+  /** Set while a step runs in the kernel (`--on kernel`), to stop it on interrupt. */
+  private interruptKernelStep: (() => void) | null = null;
+  private interrupted = false;
+  private running = false;
+  /** What an in-kernel step declared: handed over as is, never serialized. */
+  private kernelOutputs: Map<string, unknown> | null = null;
+
+  constructor(private readonly host: StepHost) {}
+
+  /** From the kernel's SIGINT: cancels the running step; its worker is killed and replaced. */
+  interrupt(): void {
+    if (!this.running) return;
+    this.interrupted = true;
+    this.host.pool().cancelRunning();
+    this.interruptKernelStep?.();
+  }
+
+  async run(step: CellMagic, cellId: string | undefined): Promise<ExecOutcome> {
+    this.running = true;
+    this.interrupted = false;
+    try {
+      return await this.runStep(step, cellId);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runStep(step: CellMagic, cellId: string | undefined): Promise<ExecOutcome> {
+    const { executor } = this.host;
+    const o = step.options;
+    const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : `step_${++this.counter}`);
+    const fail = (error: CellError): ExecOutcome => ({ ok: false, error });
+
+    if (o.on === "batch" || o.on === "slurm") {
+      return fail(cellError("StepTargetUnavailable", `--on ${o.on} is not available in this build yet; use --on local (the default) or --on kernel`));
+    }
+    if (o.foreach !== undefined) return fail(cellError("StepOptionUnsupported", "--foreach is not available in this build yet"));
+    const refusal = this.refuseResources(name, o.memory, o.cpu, o.gpu);
+    if (refusal) return fail(refusal);
+
+    // Type-check in the session first: a step never starts with a compile error.
+    const checked = executor.check(step.body);
+    if (checked.diagnostics.length > 0) return fail(compileError(step.body, checked.diagnostics, step.bodyLineOffset));
+
+    const analysis = analyzeStep(step.body, this.host.cells);
+    // Names in the session that no recorded cell declares (restored or bound values) still travel as data.
+    for (const u of analysis.unresolved) {
+      if (u.space === "value" && u.usedBy.step && executor.has(u.name) && !analysis.inputs.some((i) => i.name === u.name)) {
+        analysis.inputs.push({ name: u.name, cellId: "session", cellIndex: -1, typeOnly: false });
+      }
+    }
+    for (const c of analysis.conflicts) process.stderr.write(`warning: step \`${name}\`: ${c.message}\n`);
+
+    const pkg = packageStep(step.body, analysis);
+    let inputs: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
+    try {
+      // In the kernel the step reads the session's own objects: nothing to copy, and live ones work.
+      if (o.on !== "kernel") inputs = encodeValues(pkg.inputs.map((n) => [n, executor.valueOf(n)]), true);
+    } catch (e) {
+      if (e instanceof UnserializableValueError) {
+        return fail(
+          cellError("UnserializableInput", `step \`${name}\` was not started: ${e.message}`, [
+            `    Or run the step in the kernel with \`--on kernel\`, where nothing is copied.`,
+          ]),
+        );
+      }
+      throw e;
+    }
+    const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
+    const attempts = 1 + (o.retries ?? 0);
+    const meta: ExecutionMeta = {
+      step: { name, options: { ...o } as unknown as Record<string, unknown> },
+      target: o.on,
+      outputTypes: types,
+      memory: { requestedBytes: o.memory },
+    };
+
+    let result: TaskResult | null = null;
+    let attempt = 0;
+    for (attempt = 1; attempt <= attempts; attempt++) {
+      if (this.interrupted) return { ok: false, error: interruptedError(), meta };
+      try {
+        result = o.on === "kernel" ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg) : await this.runOnPool(name, attempt, o, pkg, inputs);
+      } catch (e) {
+        if (!(e instanceof WorkerStartError)) throw e;
+        return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
+      }
+      if (result.status === "done" || !retryable(result) || attempt === attempts || this.interrupted) break;
+      process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
+    }
+    meta.attempts = attempt;
+    meta.worker = { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
+    meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
+    const r = result!;
+    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
+    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), attempt, attempts), meta };
+    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), attempt, attempts), meta };
+    if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
+
+    for (const s of r.stubs) {
+      process.stderr.write(`warning: step \`${name}\`: \`${s.name}\` (${s.type}) stays in the worker and is not defined in the notebook: ${s.reason}\n`);
+    }
+    const values =
+      o.on === "kernel"
+        ? (this.kernelOutputs ?? new Map<string, unknown>())
+        : await decodeValues(r.outputs, r.frames, (cls) => {
+            const v = executor.valueOf(cls);
+            return typeof v === "function" ? v : undefined;
+          });
+    this.kernelOutputs = null;
+    const bound = await this.bindResults(name, step.body, values, types);
+    if (!bound.ok) return { ...bound, meta };
+    meta.outputs = Object.fromEntries(values);
+    this.host.cells.push({ id: cellId ?? name, code: step.body });
+    return { ok: true, hasValue: false, meta };
+  }
+
+  private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {
+    const total = this.host.pool().totalMemory;
+    const elsewhere = "run it where there is more with `--on batch` or `--on slurm`";
+    if (memory !== undefined && memory > total) {
+      return cellError(
+        "StepResourceError",
+        `step \`${name}\` asks for --memory ${formatSize(memory)} but this machine has ${humanBytes(total)} of memory in all; ask for less, or ${elsewhere}`,
+      );
+    }
+    const cores = os.availableParallelism();
+    if (cpu !== undefined && cpu > cores) {
+      return cellError("StepResourceError", `step \`${name}\` asks for --cpu ${cpu} but this machine has ${cores} CPU cores; ask for at most ${cores}, or ${elsewhere}`);
+    }
+    if (gpu !== undefined && gpu > 0) {
+      return cellError("StepResourceError", `step \`${name}\` asks for --gpu ${gpu}, but local workers have no GPUs; ${elsewhere}`);
+    }
+    return null;
+  }
+
+  private async runOnPool(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
+    return await this.host.pool().run({
+      step: name,
+      attempt,
+      memory: o.memory,
+      env: o.env,
+      timeoutMs: o.timeout,
+      program: pkg.program,
+      inputs,
+      onEvent: publishEvent,
+    });
+  }
+
+  /**
+   * `--on kernel`: the same program, run in this process: the body gets its
+   * own scope and only the names it declares come back (and are recorded),
+   * as on a worker. Inputs are the session's objects themselves, so a step
+   * can use what can't be copied (connections, servers) and changes it
+   * makes to them stay, as in a plain cell.
+   */
+  private async runInKernel(name: string, attempt: number, env: Record<string, string>, timeoutMs: number | undefined, pkg: StepPackage): Promise<TaskResult> {
+    const worker = { id: "kernel", pid: process.pid };
+    const saved = new Map<string, string | undefined>();
+    const setEnv = { ...env, NBSCALE_STEP: name, NBSCALE_ATTEMPT: String(attempt) };
+    for (const [k, v] of Object.entries(setEnv)) {
+      saved.set(k, process.env[k]);
+      process.env[k] = v;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const stop = new Promise<"interrupted" | "timeout">((resolve) => {
+      this.interruptKernelStep = () => resolve("interrupted");
+      if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
+    });
+    try {
+      const run = runProgram(
+        pkg.program,
+        { inputs: async () => Object.fromEntries(pkg.inputs.map((n) => [n, this.host.executor.valueOf(n)])) },
+        { require: stepRequire(this.host.cwd), breakOnSigint: true },
+      );
+      const outcome = await Promise.race([run.then((v) => ({ v })), stop]);
+      if (outcome === "interrupted" || outcome === "timeout") {
+        run.catch(() => undefined);
+        return { status: "died", death: outcome, signal: null, code: null, stderr: "", worker, peakRss: 0 };
+      }
+      this.kernelOutputs = new Map(Object.entries(outcome.v));
+      return { status: "done", outputs: [], frames: [], stubs: [], worker, peakRss: 0 };
+    } catch (e) {
+      if (e instanceof Error && (e as NodeJS.ErrnoException).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") {
+        return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker, peakRss: 0 };
+      }
+      const err = e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: "Uncaught", message: String(e) };
+      return { status: "failed", error: err, worker, peakRss: 0 };
+    } finally {
+      this.interruptKernelStep = null;
+      if (timer) clearTimeout(timer);
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+
+  /**
+   * Values come back with their checked types; declarations of the body
+   * that are code or types (functions, classes, interfaces, imports) are run
+   * in the session too, so the cell's names all exist afterwards. Types go
+   * first (values may be typed by them), code last (it may use the values).
+   */
+  private async bindResults(name: string, body: string, values: Map<string, unknown>, types: Record<string, string>): Promise<ExecOutcome> {
+    const { executor } = this.host;
+    const decls = analyzeCellDefinitions(body).declarations.filter((d) => d.kind !== "value" && d.source);
+    const seen = new Set<string>();
+    const sources = (pick: (kind: string) => boolean) =>
+      decls
+        .filter((d) => pick(d.kind) && !seen.has(d.sourceKey) && seen.add(d.sourceKey))
+        .map((d) => d.source!)
+        .join("\n");
+    const typeSrc = sources((k) => k === "type");
+    if (typeSrc) await this.replay(name, typeSrc);
+    const bindings: Binding[] = [...values].map(([n, value]) => ({ name: n, value, type: types[n], kind: "const" }));
+    const bound = await executor.bind(bindings);
+    if (!bound.ok) return bound;
+    const codeSrc = sources(() => true);
+    if (codeSrc) await this.replay(name, codeSrc);
+    return { ok: true, hasValue: false };
+  }
+
+  private async replay(name: string, source: string): Promise<void> {
+    const r = await this.host.executor.execute(source);
+    if (!r.ok) process.stderr.write(`warning: step \`${name}\`: some declarations could not be added to the notebook: ${r.error.evalue}\n`);
+  }
+}
+
+function withAttempts(e: CellError, attempt: number, attempts: number): CellError {
+  if (attempts <= 1) return e;
+  return { ...e, traceback: [...e.traceback, `    (attempt ${attempt} of ${attempts})`] };
+}
+
+/** A worker's output goes where the running cell's output goes. */
+function publishEvent(e: StepEvent): void {
+  switch (e.type) {
+    case "stream":
+      (e.name === "stderr" ? process.stderr : process.stdout).write(e.text);
+      return;
+    case "display": {
+      const sink = (globalThis as Record<symbol, unknown>)[DISPLAY_SINK] as Sink | undefined;
+      if (sink) sink.display(e.data, e.metadata, e.displayId, e.update);
+      return;
+    }
+    case "clear": {
+      const sink = (globalThis as Record<symbol, unknown>)[DISPLAY_SINK] as Sink | undefined;
+      sink?.clear(e.wait);
+      return;
+    }
+  }
+}

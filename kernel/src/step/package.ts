@@ -1,0 +1,122 @@
+/**
+ * Packages a step for a worker: the shipped declarations (closure) and the
+ * body, each transpiled on its own, wrapped into one program whose layout is
+ * kept so a worker's stack trace can be mapped back to cells and lines.
+ *
+ * The program (one function expression):
+ *
+ *   (async function (__nbscale, require, exports, module) {
+ *   let a, b;                                 ← inputs, assigned after the closure
+ *   …closure items…                           ← functions, classes, imports
+ *   ({ a, b } = await __nbscale.inputs(…));   ← classes exist now: instances get prototypes
+ *   return await (async function () {         ← the body in its own scope
+ *   …body…
+ *   ;return { total: … };
+ *   })();
+ *   })
+ *
+ * The kernel type-checked the body against the session before packaging, so
+ * `transpileModule` (no type information) is enough here.
+ */
+import { ts } from "./typescript";
+import { LineMap } from "../session/line-map";
+import type { ClosureItem, StepAnalysis } from "./analysis";
+import type { StepProgram } from "../worker/events";
+
+const COMPILER_OPTIONS = {
+  module: ts.ModuleKind.CommonJS,
+  target: ts.ScriptTarget.ES2022,
+  esModuleInterop: true,
+};
+
+export interface Region {
+  /** 0-based first line of the region in the program, and one past its last. */
+  start: number;
+  end: number;
+  map: LineMap;
+  /** The cell the region's code comes from; null for the step body. */
+  cellId: string | null;
+}
+
+export interface StepPackage {
+  program: StepProgram;
+  regions: Region[];
+  /** Names the body declares that come back as values. */
+  valueOutputs: string[];
+  /** Input names, in program order. */
+  inputs: string[];
+}
+
+export function transpile(source: string): string {
+  return ts.transpileModule(source, { compilerOptions: COMPILER_OPTIONS, reportDiagnostics: false }).outputText.replace(/\n+$/, "");
+}
+
+let programCounter = 0;
+
+export function packageStep(body: string, analysis: StepAnalysis): StepPackage {
+  const lines: string[] = [];
+  const regions: Region[] = [];
+  const inputs = analysis.inputs.filter((i) => !i.typeOnly).map((i) => i.name);
+  const valueOutputs = analysis.outputs.filter((o) => o.value && o.kind === "value").map((o) => o.name);
+
+  lines.push("(async function (__nbscale, require, exports, module) {");
+  lines.push(inputs.length > 0 ? `let ${inputs.join(", ")};` : "");
+  const classes: string[] = [];
+  for (const item of analysis.closure) {
+    if (item.typeOnly || item.kind === "type") continue;
+    if (item.kind === "class") classes.push(...item.names);
+    const js = transpile(itemSource(item));
+    const start = lines.length;
+    lines.push(...js.split("\n"));
+    regions.push({ start, end: lines.length, map: new LineMap(js, item.source), cellId: item.cellId });
+  }
+  const resolve = classes.length > 0 ? `(n) => ({ ${classes.map((c) => `${c}: ${c}`).join(", ")} })[n]` : "() => undefined";
+  lines.push(inputs.length > 0 ? `({ ${inputs.join(", ")} } = await __nbscale.inputs(${resolve}));` : `await __nbscale.inputs(${resolve});`);
+  lines.push("return await (async function () {");
+  const bodyJs = transpile(body);
+  const bodyStart = lines.length;
+  lines.push(...bodyJs.split("\n"));
+  regions.push({ start: bodyStart, end: lines.length, map: new LineMap(bodyJs, body), cellId: null });
+  const ret = valueOutputs.map((n) => `${n}: typeof ${n} === "undefined" ? undefined : ${n}`).join(", ");
+  lines.push(`;return { ${ret} };`);
+  lines.push("})();");
+  lines.push("})");
+  const filename = `nbscale-step-${process.pid}-${++programCounter}.js`;
+  return { program: { filename, source: lines.join("\n") }, regions, valueOutputs, inputs };
+}
+
+/**
+ * Transpiling an import on its own would drop it as unused; a use keeps it.
+ * (Type-only imports never get here: they are `typeOnly`.)
+ */
+function itemSource(item: ClosureItem): string {
+  if (item.kind !== "import") return item.source;
+  return `${item.source}\nvoid [${item.names.join(", ")}];`;
+}
+
+/**
+ * The TypeScript type of each name in a declaration output (`declare const
+ * total: number;`), as the kernel binds it. The first declaration of a name
+ * wins: the checker lists the cell's own declarations before older ones.
+ */
+export function declaredTypes(declOutput: string, names: readonly string[]): Record<string, string> {
+  const wanted = new Set(names);
+  const types: Record<string, string> = {};
+  const sf = ts.createSourceFile("decl.d.ts", declOutput, ts.ScriptTarget.ES2022, true);
+  for (const stmt of sf.statements) {
+    if (!ts.isVariableStatement(stmt)) continue;
+    for (const d of stmt.declarationList.declarations) {
+      if (!ts.isIdentifier(d.name)) continue;
+      const name = d.name.text;
+      if (!wanted.has(name) || name in types) continue;
+      if (d.type) types[name] = d.type.getText(sf);
+      else if (d.initializer) types[name] = literalType(d.initializer.getText(sf));
+    }
+  }
+  return types;
+}
+
+/** `declare const base = 10;` — a const's literal initializer is its type. */
+function literalType(text: string): string {
+  return /^(-?\d[\d_.eE+-]*n?|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|true|false)$/.test(text) ? text : "any";
+}

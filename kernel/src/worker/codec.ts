@@ -1,0 +1,111 @@
+/**
+ * Values ⇄ message frames, on the datastore's serializer: typed arrays over
+ * the out-of-band threshold become frames of their own that point into the
+ * value's memory (no structured-clone copy), small chunks are merged so a
+ * message doesn't carry dozens of 8-byte frames.
+ */
+import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded } from "../store/serialize";
+import type { OutputStub, ValueSpec } from "./events";
+
+export interface EncodedValues {
+  specs: ValueSpec[];
+  frames: Uint8Array[];
+  stubs: OutputStub[];
+  bytes: number;
+}
+
+/**
+ * `strict`: refuse what can't be serialized (inputs, checked before
+ * dispatch) with an error naming the variable; otherwise report it as a stub.
+ */
+export function encodeValues(values: ReadonlyArray<[string, unknown]>, strict: boolean): EncodedValues {
+  const out: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
+  for (const [name, value] of values) {
+    const s = strict ? serializeOrThrow(name, value) : serializeValue(value);
+    if (s.header.kind === "stub") {
+      out.stubs.push({ name, type: s.header.type, reason: s.header.reason ?? "unknown" });
+      continue;
+    }
+    const frames = mergeSmall(s.chunks);
+    out.specs.push({ name, type: s.header.type, frames: frames.length });
+    out.frames.push(...frames);
+    out.bytes += s.size;
+  }
+  return out;
+}
+
+function mergeSmall(chunks: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pending: Uint8Array[] = [];
+  const flush = () => {
+    if (pending.length === 1) out.push(pending[0]);
+    else if (pending.length > 1) out.push(Buffer.concat(pending));
+    pending = [];
+  };
+  for (const c of chunks) {
+    if (c.byteLength >= DEFAULT_OOB_THRESHOLD) {
+      flush();
+      out.push(c);
+    } else pending.push(c);
+  }
+  flush();
+  return out;
+}
+
+/** Reads across a list of frames as one byte stream. */
+export class FramesSource implements ByteSource {
+  private index = 0;
+  private offset = 0;
+  private left: number;
+  constructor(private readonly frames: readonly Uint8Array[]) {
+    this.left = frames.reduce((n, f) => n + f.byteLength, 0);
+  }
+  get remaining(): number {
+    return this.left;
+  }
+  async read(target: Uint8Array): Promise<void> {
+    if (target.byteLength > this.left) throw new Error("value frames are truncated");
+    let filled = 0;
+    while (filled < target.byteLength) {
+      const f = this.frames[this.index];
+      const n = Math.min(f.byteLength - this.offset, target.byteLength - filled);
+      target.set(f.subarray(this.offset, this.offset + n), filled);
+      filled += n;
+      this.offset += n;
+      if (this.offset === f.byteLength) {
+        this.index++;
+        this.offset = 0;
+      }
+    }
+    this.left -= filled;
+  }
+}
+
+/**
+ * Decodes the values of a message. Functions shipped as source are
+ * recreated (without whatever they closed over, which never travels).
+ */
+export async function decodeValues(
+  specs: readonly ValueSpec[],
+  frames: readonly Uint8Array[],
+  resolveClass?: (name: string) => Function | undefined,
+): Promise<Map<string, unknown>> {
+  const values = new Map<string, unknown>();
+  let at = 0;
+  for (const spec of specs) {
+    const mine = frames.slice(at, at + spec.frames);
+    at += spec.frames;
+    const decoded = await deserialize(new FramesSource(mine), { resolveClass });
+    values.set(spec.name, materialize(spec.name, decoded));
+  }
+  return values;
+}
+
+function materialize(name: string, d: Decoded): unknown {
+  if (d.kind === "v8") return d.value;
+  if (d.kind === "source") {
+    // A function value (`const f = (x) => …`): its source is the value.
+    return (0, eval)(`(${d.source})`);
+  }
+  throw new Error(`\`${name}\` (${d.type}) can't be recreated: ${d.reason}`);
+}

@@ -1,0 +1,66 @@
+/**
+ * What a worker and its launcher say to each other, independent of how the
+ * bytes travel. The local pool carries these as zeromq messages (worker/wire);
+ * a remote backend (Batch, Slurm) can append the same events as JSON lines to
+ * a log in the datastore and store the result's values as artifacts, and the
+ * kernel tails that log: a `StepEvent` is self-contained JSON for that reason.
+ */
+import type { MimeBundle } from "../client/display";
+
+/** Output produced while a step runs, in the order the step produced it. */
+export type StepEvent =
+  | { type: "stream"; name: "stdout" | "stderr"; text: string }
+  | { type: "display"; data: MimeBundle; metadata: Record<string, unknown>; displayId?: string; update: boolean }
+  | { type: "clear"; wait: boolean };
+
+/** A serialized value's place in a message: its name, type and how many frames it spans. */
+export interface ValueSpec {
+  name: string;
+  type: string;
+  frames: number;
+}
+
+/**
+ * The code of a step, ready to run: one JavaScript function expression
+ * (built by step/package.ts) taking `(__nbscale, require, exports, module)`
+ * and resolving to the step's value outputs by name.
+ */
+export interface StepProgram {
+  /** Used as the script's file name, so stack frames can be mapped back. */
+  filename: string;
+  source: string;
+}
+
+/** kernel → worker: run this. The inputs follow as frames. */
+export type TaskHeader = {
+  type: "task";
+  task: string;
+  step: string;
+  attempt: number;
+  env: Record<string, string>;
+  program: StepProgram;
+  inputs: ValueSpec[];
+};
+
+export interface RemoteError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+/** An output that could not come back, and why. */
+export interface OutputStub {
+  name: string;
+  type: string;
+  reason: string;
+}
+
+/** worker → kernel messages. */
+export type WorkerHeader =
+  | { type: "hello"; worker: string; pid: number }
+  | { type: "event"; task: string; seq: number; event: StepEvent }
+  | { type: "done"; task: string; outputs: ValueSpec[]; stubs: OutputStub[] }
+  | { type: "failed"; task: string; error: RemoteError };
+
+/** kernel → worker messages. */
+export type KernelHeader = TaskHeader | { type: "shutdown" };

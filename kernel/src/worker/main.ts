@@ -1,0 +1,155 @@
+/**
+ * The one worker entrypoint (`nbscale worker`). The local pool starts it with
+ * `--connect ENDPOINT --id ID` and writes the session key on its stdin; the
+ * worker lives until stdin closes (its kernel is gone) or it is told to stop.
+ */
+import { Worker } from "node:worker_threads";
+import * as path from "node:path";
+import { Console } from "node:console";
+import { Writable } from "node:stream";
+import { installDisplaySink } from "../client/display";
+import { decodeValues, encodeValues } from "./codec";
+import type { KernelHeader, RemoteError, StepEvent, TaskHeader, WorkerHeader } from "./events";
+import type { FromIo, ToIo } from "./io-thread";
+import { runProgram } from "./runner";
+import { stepRequire } from "./require";
+
+export interface WorkerOptions {
+  endpoint: string;
+  id: string;
+  cwd: string;
+}
+
+async function readKey(): Promise<Buffer> {
+  return await new Promise((resolve, reject) => {
+    let text = "";
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      const nl = text.indexOf("\n");
+      if (nl >= 0) {
+        process.stdin.off("data", onData);
+        resolve(Buffer.from(text.slice(0, nl).trim(), "hex"));
+      }
+    };
+    process.stdin.on("data", onData);
+    process.stdin.once("end", () => reject(new Error("stdin closed before the session key arrived")));
+  });
+}
+
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const key = await readKey();
+  // The kernel holds our stdin: when it goes away, so do we.
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.resume();
+
+  const realErr = process.stderr.write.bind(process.stderr);
+  const log = (text: string) => void realErr(`[nbscale worker ${options.id}] ${text}\n`);
+  const io = new Worker(path.join(__dirname, "io-thread.js"), { workerData: { endpoint: options.endpoint, key, id: options.id } });
+  io.unref();
+  const post = (header: WorkerHeader, frames: Uint8Array[] = [], transfer: ArrayBuffer[] = []) => {
+    const m: ToIo = { kind: "send", header, frames };
+    try {
+      io.postMessage(m, transfer);
+    } catch {
+      io.postMessage(m); // memory that can't move (e.g. shared) is copied instead
+    }
+  };
+
+  let current: TaskHeader | null = null;
+  let seq = 0;
+  const emit = (event: StepEvent) => {
+    if (!current) {
+      if (event.type === "stream") realErr(event.text);
+      return;
+    }
+    post({ type: "event", task: current.task, seq: seq++, event });
+  };
+  captureStreams((name, text) => emit({ type: "stream", name, text }));
+  installDisplaySink({
+    display: (data, metadata, displayId, update) => emit({ type: "display", data, metadata, displayId, update }),
+    clear: (wait) => emit({ type: "clear", wait }),
+  });
+
+  let fail: ((e: unknown) => void) | null = null;
+  process.on("uncaughtException", (e) => (fail ? fail(e) : log(`uncaught: ${(e as Error)?.stack ?? e}`)));
+  process.on("unhandledRejection", (e) => (fail ? fail(e) : log(`unhandled rejection: ${(e as Error)?.stack ?? e}`)));
+
+  const require = stepRequire(options.cwd);
+  const baseEnv = { ...process.env };
+  let chain = Promise.resolve();
+
+  io.on("message", (m: FromIo) => {
+    if (m.kind === "dropped") {
+      log(`dropped ${m.reason}`);
+      return;
+    }
+    const header = m.header as unknown as KernelHeader;
+    if (header.type === "shutdown") process.exit(0);
+    if (header.type !== "task") return;
+    chain = chain.then(() => runTask(header, m.frames));
+  });
+  post({ type: "hello", worker: options.id, pid: process.pid });
+
+  async function runTask(task: TaskHeader, frames: Uint8Array[]): Promise<void> {
+    current = task;
+    seq = 0;
+    for (const k of Object.keys(process.env)) if (!(k in baseEnv)) delete process.env[k];
+    Object.assign(process.env, baseEnv, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(task.attempt) });
+    try {
+      const failed = new Promise<never>((_, reject) => (fail = reject));
+      const outputs = await Promise.race([
+        runProgram(
+          task.program,
+          { inputs: async (resolveClass) => Object.fromEntries(await decodeValues(task.inputs, frames, resolveClass)) },
+          { require },
+        ),
+        failed,
+      ]);
+      const enc = encodeValues(Object.entries(outputs), false);
+      const transfer = [...new Set(enc.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
+      post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs }, enc.frames, transfer);
+    } catch (e) {
+      post({ type: "failed", task: task.task, error: toRemoteError(e) });
+    } finally {
+      fail = null;
+      current = null;
+    }
+  }
+}
+
+function toRemoteError(e: unknown): RemoteError {
+  if (e instanceof Error) return { name: e.name || "Error", message: e.message, stack: e.stack };
+  let text: string;
+  try {
+    text = typeof e === "string" ? e : require("node:util").inspect(e);
+  } catch {
+    text = String(e);
+  }
+  return { name: "Uncaught", message: text };
+}
+
+/** console.* and process.stdout/stderr.write become stream events. */
+function captureStreams(sink: (name: "stdout" | "stderr", text: string) => void): void {
+  const toText = (chunk: unknown, encoding?: unknown): string =>
+    typeof chunk === "string"
+      ? chunk
+      : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" && Buffer.isEncoding(encoding) ? encoding : "utf8");
+  for (const name of ["stdout", "stderr"] as const) {
+    const stream = process[name];
+    stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
+      sink(name, toText(chunk, encoding));
+      const done = typeof encoding === "function" ? encoding : cb;
+      if (typeof done === "function") process.nextTick(done as () => void);
+      return true;
+    }) as typeof stream.write;
+  }
+  const writable = (name: "stdout" | "stderr") =>
+    new Writable({
+      decodeStrings: false,
+      write(chunk, encoding, cb) {
+        sink(name, toText(chunk, encoding));
+        cb();
+      },
+    });
+  globalThis.console = new Console({ stdout: writable("stdout"), stderr: writable("stderr"), colorMode: false });
+}
