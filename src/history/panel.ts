@@ -327,6 +327,15 @@ export class HistoryPanel extends Widget {
     const trans = this._trans;
     const body = this._body;
     body.textContent = '';
+    // where the kernel reads from: shown in the tooltip, handy in bug reports
+    this._notebookLabel.title = trans.__(
+      '%1 — recorded in %2',
+      page.notebook,
+      page.datastore
+    );
+    this.node.dataset.notebook = page.notebook;
+    this.node.dataset.datastore = page.datastore;
+    this.node.dataset.total = String(page.total);
     if (page.total === 0) {
       this._message(
         this._filter

@@ -53,6 +53,9 @@ export class StepControl extends Widget {
     button.className = 'jp-nbscale-StepControl-button';
     button.setAttribute('aria-haspopup', 'menu');
     button.setAttribute('aria-expanded', 'false');
+    // Enter/Space on the focused button must press it, not trigger the
+    // notebook's command-mode shortcuts (Enter = edit mode)
+    button.setAttribute('data-lm-suppress-shortcuts', 'true');
     this._button = button;
     this.node.appendChild(button);
 
