@@ -127,6 +127,7 @@ export class Kernel {
       cwd: options.cwd,
       packageDir: PACKAGE_DIR,
       log: (t) => this.kernelLog(t),
+      knownVersion: (name) => this.recorder.knownVersion(name),
     });
   }
 

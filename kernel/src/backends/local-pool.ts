@@ -120,7 +120,8 @@ export class LocalPool {
   readonly totalMemory: number;
   private readonly key = newSessionKey();
   private readonly dir: string;
-  private readonly endpoint: string;
+  /** Where workers connect (ipc, in a 0700 directory). */
+  readonly endpoint: string;
   private readonly router = new zmq.Router({ linger: 0, mandatory: true });
   private readonly sendQueue = new SendQueue((parts) => this.router.send(parts));
   private readonly workers = new Map<string, PoolWorker>();

@@ -37,6 +37,8 @@ export interface StepHost {
   cwd: string;
   pool(): LocalPool;
   log(text: string): void;
+  /** The recorded version of a session name, so the history links a step to what it read. */
+  knownVersion?(name: string): { version: number | string; sha256: string } | undefined;
 }
 
 export class StepRunner {
@@ -85,7 +87,7 @@ export class StepRunner {
     const checked = executor.check(step.body);
     if (checked.diagnostics.length > 0) return fail(compileError(step.body, checked.diagnostics, step.bodyLineOffset));
 
-    const analysis = analyzeStep(step.body, this.host.cells);
+    const analysis = this.analyze(step.body);
     // Names in the session that no recorded cell declares (restored or bound values) still travel as data.
     for (const u of analysis.unresolved) {
       if (u.space === "value" && u.usedBy.step && executor.has(u.name) && !analysis.inputs.some((i) => i.name === u.name)) {
@@ -94,7 +96,7 @@ export class StepRunner {
     }
     for (const c of analysis.conflicts) process.stderr.write(`warning: step \`${name}\`: ${c.message}\n`);
 
-    const pkg = packageStep(step.body, analysis);
+    const pkg = packageStep(step.body, analysis, this.host.cells);
     let inputs: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
     try {
       // In the kernel the step reads the session's own objects: nothing to copy, and live ones work.
@@ -116,7 +118,12 @@ export class StepRunner {
       target: o.on,
       outputTypes: types,
       memory: { requestedBytes: o.memory },
+      inputs: {},
     };
+    for (const n of pkg.inputs) {
+      const v = this.host.knownVersion?.(n);
+      if (v) meta.inputs![n] = { version: v.version, sha256: v.sha256 };
+    }
 
     let result: TaskResult | null = null;
     let attempt = 0;
@@ -154,8 +161,33 @@ export class StepRunner {
     const bound = await this.bindResults(name, step.body, values, types);
     if (!bound.ok) return { ...bound, meta };
     meta.outputs = Object.fromEntries(values);
+    // Functions and classes the body declared are outputs too (recorded as their source).
+    for (const d of analysis.outputs) if (d.value && d.kind !== "value" && executor.has(d.name)) meta.outputs[d.name] = executor.valueOf(d.name);
     this.host.cells.push({ id: cellId ?? name, code: step.body });
     return { ok: true, hasValue: false, meta };
+  }
+
+  /**
+   * Analysis ships a class only when the body names it; an input that is an
+   * instance of a notebook class needs the class too (its methods), so such
+   * classes are named for the analysis with an extra line it alone sees.
+   */
+  private analyze(body: string) {
+    const cells = this.host.cells;
+    let analysis = analyzeStep(body, cells);
+    const declared = new Set(cells.flatMap((c) => analyzeCellDefinitions(c.code).declarations.filter((d) => d.kind === "class").map((d) => d.name)));
+    const needed = new Set<string>();
+    for (const i of analysis.inputs) {
+      const v = this.host.executor.valueOf(i.name);
+      if (typeof v !== "object" || v === null) continue;
+      const ctor = (Object.getPrototypeOf(v) as { constructor?: { name?: string } } | null)?.constructor;
+      if (ctor?.name && declared.has(ctor.name) && !analysis.closure.some((c) => c.names.includes(ctor.name!))) needed.add(ctor.name);
+    }
+    if (needed.size > 0) {
+      analysis = analyzeStep(`${body}\n;void [${[...needed].join(", ")}];`, cells);
+      analysis.outputs = analysis.outputs.filter((o) => o.line < body.split("\n").length);
+    }
+    return analysis;
   }
 
   private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {

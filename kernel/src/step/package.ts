@@ -20,7 +20,7 @@
  */
 import { ts } from "./typescript";
 import { LineMap } from "../session/line-map";
-import type { ClosureItem, StepAnalysis } from "./analysis";
+import { analyzeCellDefinitions, type ClosureItem, type HistoryCell, type StepAnalysis } from "./analysis";
 import type { StepProgram } from "../worker/events";
 
 const COMPILER_OPTIONS = {
@@ -36,6 +36,8 @@ export interface Region {
   map: LineMap;
   /** The cell the region's code comes from; null for the step body. */
   cellId: string | null;
+  /** 0-based line of the region's first line in that cell. */
+  cellLine: number;
 }
 
 export interface StepPackage {
@@ -53,7 +55,7 @@ export function transpile(source: string): string {
 
 let programCounter = 0;
 
-export function packageStep(body: string, analysis: StepAnalysis): StepPackage {
+export function packageStep(body: string, analysis: StepAnalysis, history: readonly HistoryCell[] = []): StepPackage {
   const lines: string[] = [];
   const regions: Region[] = [];
   const inputs = analysis.inputs.filter((i) => !i.typeOnly).map((i) => i.name);
@@ -68,7 +70,7 @@ export function packageStep(body: string, analysis: StepAnalysis): StepPackage {
     const js = transpile(itemSource(item));
     const start = lines.length;
     lines.push(...js.split("\n"));
-    regions.push({ start, end: lines.length, map: new LineMap(js, item.source), cellId: item.cellId });
+    regions.push({ start, end: lines.length, map: new LineMap(js, item.source), cellId: item.cellId, cellLine: lineInCell(item, history) });
   }
   const resolve = classes.length > 0 ? `(n) => ({ ${classes.map((c) => `${c}: ${c}`).join(", ")} })[n]` : "() => undefined";
   lines.push(inputs.length > 0 ? `({ ${inputs.join(", ")} } = await __nbscale.inputs(${resolve}));` : `await __nbscale.inputs(${resolve});`);
@@ -76,13 +78,20 @@ export function packageStep(body: string, analysis: StepAnalysis): StepPackage {
   const bodyJs = transpile(body);
   const bodyStart = lines.length;
   lines.push(...bodyJs.split("\n"));
-  regions.push({ start: bodyStart, end: lines.length, map: new LineMap(bodyJs, body), cellId: null });
+  regions.push({ start: bodyStart, end: lines.length, map: new LineMap(bodyJs, body), cellId: null, cellLine: 0 });
   const ret = valueOutputs.map((n) => `${n}: typeof ${n} === "undefined" ? undefined : ${n}`).join(", ");
   lines.push(`;return { ${ret} };`);
   lines.push("})();");
   lines.push("})");
   const filename = `nbscale-step-${process.pid}-${++programCounter}.js`;
   return { program: { filename, source: lines.join("\n") }, regions, valueOutputs, inputs };
+}
+
+function lineInCell(item: ClosureItem, history: readonly HistoryCell[]): number {
+  const cell = history[item.cellIndex];
+  if (!cell) return 0;
+  const d = analyzeCellDefinitions(cell.code).declarations.find((x) => x.source === item.source && item.names.includes(x.name));
+  return d?.line ?? 0;
 }
 
 /**

@@ -29,7 +29,7 @@ export function mapRemoteError(err: RemoteError, pkg: StepPackage, body: string,
           excerptShown = true;
         }
       } else {
-        traceback.push(`    at ${label} (shipped from cell ${region.cellId}, its line ${local + 1})`);
+        traceback.push(`    at ${label} (from cell ${region.cellId}, line ${local + 1 + region.cellLine})`);
       }
     } else if (!file.includes("/nbscale/") && !file.includes("/kernel/dist/") && !file.startsWith("node:") && !/^(vm|evalmachine)/.test(file)) {
       traceback.push(frame.replace(/^\s*/, "    "));

@@ -15,6 +15,7 @@ export interface StepMagicsHost {
   cwd: string;
   packageDir: string;
   log(text: string): void;
+  knownVersion?(name: string): { version: number | string; sha256: string } | undefined;
 }
 
 export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { pool: LocalPool; runner: StepRunner } {
@@ -25,7 +26,14 @@ export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { 
     log: host.log,
     warm: Number.isFinite(warm) && warm >= 0 ? warm : 1,
   });
-  const runner = new StepRunner({ executor: host.executor, cells: host.cells, cwd: host.cwd, pool: () => pool, log: host.log });
+  const runner = new StepRunner({
+    executor: host.executor,
+    cells: host.cells,
+    cwd: host.cwd,
+    pool: () => pool,
+    log: host.log,
+    knownVersion: host.knownVersion,
+  });
   magics.onStep((step, ctx) => {
     const cellId = (ctx.msg.metadata as { cellId?: unknown } | undefined)?.cellId;
     return runner.run(step, typeof cellId === "string" ? cellId : undefined);
