@@ -25,7 +25,11 @@ export function exportNotebookFile(notebookFile: string, outFile?: string, cwd =
   const path = outFile !== undefined ? resolve(cwd, outFile) : defaultFlowPath(nbPath);
   // Whole file or nothing: an editor watching it never sees half a flow.
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, result.source);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, result.source);
+    renameSync(tmp, path);
+  } catch (e) {
+    throw new ExportError([{ cell: 0, message: `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+  }
   return { ...result, path };
 }

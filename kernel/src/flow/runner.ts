@@ -73,9 +73,9 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
   const unavailable = order.filter((s) => !AVAILABLE.includes(targetOf(s)));
   if (unavailable.length > 0) {
     const list = unavailable.map((s) => `${s.name} (--on ${targetOf(s)})`).join(", ");
-    const which = [...new Set(unavailable.map(targetOf))].map((t) => (t === "batch" ? "AWS Batch" : "Slurm")).join(" and ");
+    const backends = [...new Set(unavailable.map(targetOf))].map((t) => (t === "batch" ? "AWS Batch" : "Slurm"));
     throw new RunSetupError(
-      `${which} ${unavailable.length > 1 ? "are" : "is"} not available in this version of nbscale yet; ` +
+      `${backends.join(" and ")} ${backends.length > 1 ? "are" : "is"} not available in this version of nbscale yet; ` +
         `steps that ask for it: ${list}. Run them here with \`--on local\`.`,
     );
   }
