@@ -14,6 +14,7 @@
  *   status.update({ state: "failed", error: { kind: "oom", message: "…", suggestedMemory: "8G" } });
  */
 import { display, type DisplayHandle } from "../client/display";
+import type { ExecOutcome } from "./executor";
 
 export const STEP_STATUS_MIME = "application/vnd.nbscale.step+json";
 
@@ -125,4 +126,83 @@ export class StepStatusDisplay {
     if (patch.state === "running" && !this.current.startedAt) this.current.startedAt = new Date().toISOString();
     this.handle.bundle(stepStatusBundle(this.current));
   }
+}
+
+/** The part of a parsed `%%step` line the status shows. */
+export interface TrackedStep {
+  options: { name?: string | null; on?: string; memory?: number; retries?: number };
+}
+
+/** How a step's error name reads as a status error kind. */
+function errorKind(ename: string): string {
+  switch (ename) {
+    case "StepOutOfMemory":
+      return "oom";
+    case "StepTimeout":
+      return "timeout";
+    case "WorkerDied":
+      return "killed";
+    case "UnserializableInput":
+      return "serialization";
+    case "WorkerStartError":
+    case "StepTargetUnavailable":
+      return "infrastructure";
+    default:
+      return "exception";
+  }
+}
+
+/**
+ * Runs a step with a live status output in its cell: shown as running when
+ * it starts, replaced with the outcome (worker, peak memory, attempts, the
+ * error and, for out-of-memory, the `--memory` the error suggests) when it
+ * ends. `run` is the step itself; its outcome is returned unchanged.
+ */
+export async function trackStep(
+  step: TrackedStep,
+  cellId: string | undefined,
+  run: () => Promise<ExecOutcome>,
+): Promise<ExecOutcome> {
+  const o = step.options;
+  // the step runner names unnamed steps the same way
+  const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : "step");
+  const started = Date.now();
+  const status = new StepStatusDisplay({
+    step: name,
+    state: "running",
+    ...(o.on ? { target: o.on } : {}),
+    ...(o.memory !== undefined ? { memory: { requestedBytes: o.memory } } : {}),
+    startedAt: new Date(started).toISOString(),
+    ...(o.retries ? { attempt: 1, retries: o.retries } : {}),
+  });
+  let outcome: ExecOutcome;
+  try {
+    outcome = await run();
+  } catch (e) {
+    status.update({ state: "failed", elapsedMs: Date.now() - started, error: { kind: "exception", message: e instanceof Error ? e.message : String(e) } });
+    throw e;
+  }
+  const meta = outcome.meta;
+  const w = meta?.worker;
+  const patch: Partial<StepStatus> = {
+    elapsedMs: Date.now() - started,
+    memory: { requestedBytes: meta?.memory?.requestedBytes ?? o.memory ?? null, peakBytes: meta?.memory?.peakBytes ?? null },
+  };
+  if (w?.job) patch.jobId = w.job;
+  else if (w?.id) patch.worker = w.pid !== undefined && w.id !== "kernel" ? `${w.id} pid ${w.pid}` : w.id;
+  if (meta?.attempts !== undefined && (meta.attempts > 1 || o.retries)) patch.attempt = meta.attempts;
+  if (outcome.ok) {
+    status.update({ ...patch, state: "succeeded" });
+  } else if (outcome.error.ename === "KeyboardInterrupt") {
+    status.update({ ...patch, state: "cancelled" });
+  } else {
+    const kind = errorKind(outcome.error.ename);
+    const suggested = kind === "oom" ? /--memory ([0-9][^`\s]*)/.exec(outcome.error.evalue)?.[1] : undefined;
+    status.update({
+      ...patch,
+      state: "failed",
+      error: { kind, message: outcome.error.evalue, ...(suggested ? { suggestedMemory: suggested } : {}) },
+    });
+  }
+  return outcome;
 }

@@ -8,6 +8,7 @@ import type { HistoryCell } from "../../step/analysis";
 import { StepRunner } from "../../step/dispatch";
 import { LocalPool } from "../../backends/local-pool";
 import { workersHandler } from "./workers";
+import { trackStep } from "../step-status";
 
 export interface StepMagicsHost {
   executor: Executor;
@@ -36,7 +37,9 @@ export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { 
   });
   magics.onStep((step, ctx) => {
     const cellId = (ctx.msg.metadata as { cellId?: unknown } | undefined)?.cellId;
-    return runner.run(step, typeof cellId === "string" ? cellId : undefined);
+    const id = typeof cellId === "string" ? cellId : undefined;
+    // a live status output in the cell (rendered by the JupyterLab extension)
+    return trackStep(step, id, () => runner.run(step, id));
   });
   magics.onLine("workers", workersHandler(pool));
   // The kernel's own SIGINT handler stops in-kernel code; this one stops a step.
