@@ -19,8 +19,9 @@ import * as path from "node:path";
 import * as zmq from "zeromq";
 import type { EncodedValues } from "../worker/codec";
 import type { OutputStub, RemoteError, StepEvent, StepProgram, TaskHeader, ValueSpec, WorkerHeader } from "../worker/events";
-import { decodeMessage, encodeMessage, newSessionKey, SendQueue } from "../worker/wire";
+import { newSessionKey, SendQueue, WireChannel } from "../worker/wire";
 import { heapLimitMiB, residentBytes } from "./memory";
+import { makeSpillDir, piecesOf, removeSpilled, spillFrames, type Piece } from "../worker/spill";
 
 export interface PoolOptions {
   cwd: string;
@@ -72,7 +73,8 @@ interface TaskCommon {
 
 export type TaskResult = TaskCommon &
   (
-    | { status: "done"; outputs: ValueSpec[]; frames: Uint8Array[]; stubs: OutputStub[] }
+    /** `pieces`: the outputs' frames; the caller releases them (releasePieces) once decoded. */
+    | { status: "done"; outputs: ValueSpec[]; pieces: Piece[]; stubs: OutputStub[] }
     | { status: "failed"; error: RemoteError }
     | { status: "died"; death: Death; signal: string | null; code: number | null; stderr: string }
   );
@@ -99,6 +101,7 @@ interface PoolWorker {
   stderrTail: string;
   peakRss: number;
   death?: Death;
+  channel: WireChannel;
 }
 
 export class WorkerStartError extends Error {}
@@ -127,6 +130,8 @@ export class LocalPool {
   private readonly workers = new Map<string, PoolWorker>();
   private readonly waiters: Array<() => void> = [];
   private readonly bin: string;
+  /** Big frames travel as files here (worker/spill.ts); undefined: all go through the socket. */
+  private readonly spillDir: string | undefined;
   private started: Promise<void> | null = null;
   private counter = 0;
   private closed = false;
@@ -137,7 +142,15 @@ export class LocalPool {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "nbscale-"));
     this.endpoint = `ipc://${path.join(this.dir, "workers.sock")}`;
     this.bin = path.join(options.packageDir, "bin", "nbscale.js");
-    process.on("exit", () => this.killAll());
+    try {
+      this.spillDir = makeSpillDir();
+    } catch {
+      this.spillDir = undefined;
+    }
+    process.on("exit", () => {
+      this.killAll();
+      this.removeDirs();
+    });
   }
 
   /** Binds the socket and warms the pool; idempotent. */
@@ -175,6 +188,7 @@ export class LocalPool {
     await this.start();
     const w = await this.acquire(req.memory);
     const id = randomUUID();
+    const sent = spillFrames(req.inputs.frames, this.spillDir);
     return await new Promise<TaskResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const watchdog = setInterval(() => this.watch(w), this.options.watchdogMs ?? 100);
@@ -186,6 +200,7 @@ export class LocalPool {
           clearInterval(watchdog);
           if (timer) clearTimeout(timer);
           w.task = undefined;
+          removeSpilled(sent.spilled); // what the worker did not read (it died, or was stopped)
           this.release(w, result.status === "done");
           resolve(result);
         },
@@ -203,8 +218,10 @@ export class LocalPool {
         env: req.env,
         program: req.program,
         inputs: req.inputs.specs,
+        spilled: sent.spilled,
+        spillDir: this.spillDir,
       };
-      this.sendQueue.push([Buffer.from(w.id), ...encodeMessage(this.key, { header, frames: req.inputs.frames })]).catch((e) => {
+      this.sendQueue.push([Buffer.from(w.id), ...w.channel.encode({ header, frames: sent.frames })]).catch((e) => {
         this.options.log(`[nbscale] could not send a step to worker ${w.id}: ${(e as Error).message}\n`);
         this.kill(w, "killed");
       });
@@ -228,7 +245,7 @@ export class LocalPool {
     this.closed = true;
     this.killAll();
     this.router.close();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    this.removeDirs();
   }
 
   // --- internals ---
@@ -308,6 +325,7 @@ export class LocalPool {
       steps: 0,
       stderrTail: "",
       peakRss: 0,
+      channel: new WireChannel(this.key),
     };
     this.workers.set(id, w);
     proc.stdin!.on("error", () => undefined);
@@ -365,6 +383,11 @@ export class LocalPool {
     }, 2000).unref();
   }
 
+  private removeDirs(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.spillDir) fs.rmSync(this.spillDir, { recursive: true, force: true });
+  }
+
   private killAll(): void {
     for (const w of this.workers.values()) signalWorker(w, "SIGKILL");
   }
@@ -374,12 +397,13 @@ export class LocalPool {
       for await (const [identity, ...parts] of this.router) {
         const id = identity.toString("latin1");
         const w = this.workers.get(id);
-        const msg = decodeMessage(this.key, parts);
-        if (!msg || !w) {
-          this.options.log(`[nbscale] dropped a worker-socket message from ${JSON.stringify(id)}: ${!msg ? "bad or missing signature" : "unknown worker"}\n`);
+        const msg = w?.channel.decode(parts) ?? null;
+        if (!msg) {
+          const why = w ? "bad signature, or a replayed message" : "not a worker of this kernel";
+          this.options.log(`[nbscale] dropped a worker-socket message from ${JSON.stringify(id)}: ${why}\n`);
           continue;
         }
-        this.onMessage(w, msg.header as unknown as WorkerHeader, msg.frames);
+        this.onMessage(w!, msg.header as unknown as WorkerHeader, msg.frames);
       }
     } catch (e) {
       if (!this.closed) this.options.log(`[nbscale] worker socket failed: ${(e as Error).message}\n`);
@@ -399,7 +423,16 @@ export class LocalPool {
       case "done":
         if (w.task?.id === header.task) {
           this.watch(w);
-          w.task.finish({ status: "done", outputs: header.outputs, frames, stubs: header.stubs, worker: { id: w.id, pid: w.pid }, peakRss: w.peakRss });
+          let pieces: Piece[];
+          try {
+            pieces = piecesOf(frames, header.spilled ?? [], this.spillDir);
+          } catch (e) {
+            removeSpilled(header.spilled ?? []);
+            const error = { name: "StepTransferError", message: `the step's results could not be read: ${(e as Error).message}` };
+            w.task.finish({ status: "failed", error, worker: { id: w.id, pid: w.pid }, peakRss: w.peakRss });
+            return;
+          }
+          w.task.finish({ status: "done", outputs: header.outputs, pieces, stubs: header.stubs, worker: { id: w.id, pid: w.pid }, peakRss: w.peakRss });
         }
         return;
       case "failed":

@@ -184,6 +184,17 @@ export class Executor {
     }
   }
 
+  /**
+   * Makes the declarations `check()` produced for code that ran elsewhere (a
+   * step on a worker) the session's, and puts the values it sent back under
+   * their names, without compiling again. Only valid while the session's
+   * declarations are still the ones `check()` saw (`declarations` unchanged).
+   */
+  adopt(declOutput: string, values: Iterable<[string, unknown]>): void {
+    this.prevDecl = declOutput;
+    for (const [name, value] of values) this.store[name] = value;
+  }
+
   /** The notebook's current value of a name (undefined when absent). */
   valueOf(name: string): unknown {
     return this.store[name];

@@ -12,13 +12,15 @@ import { formatSize } from "../magics";
 import type { ExecutionMeta } from "../session/execution-meta";
 import { interruptedError, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
-import { analyzeCellDefinitions, analyzeStep, type HistoryCell } from "./analysis";
+import { analyzeCellDefinitions, analyzeStep, type AnalyzeStepOptions, type HistoryCell } from "./analysis";
+import { runForeach } from "./foreach";
 import { declaredTypes, packageStep, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
 import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
 import { decodeValues, encodeValues, type EncodedValues } from "../worker/codec";
 import type { StepEvent } from "../worker/events";
 import { runProgram } from "../worker/runner";
+import { releasePieces } from "../worker/spill";
 import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
 import { humanBytes } from "../backends/memory";
@@ -79,11 +81,12 @@ export class StepRunner {
     if (o.on === "batch" || o.on === "slurm") {
       return fail(cellError("StepTargetUnavailable", `--on ${o.on} is not available in this build yet; use --on local (the default) or --on kernel`));
     }
-    if (o.foreach !== undefined) return fail(cellError("StepOptionUnsupported", "--foreach is not available in this build yet"));
     const refusal = this.refuseResources(name, o.memory, o.cpu, o.gpu);
     if (refusal) return fail(refusal);
+    if (o.foreach !== undefined) return await this.runForeach(step, name, cellId);
 
     // Type-check in the session first: a step never starts with a compile error.
+    const declsBefore = executor.declarations;
     const checked = executor.check(step.body);
     if (checked.diagnostics.length > 0) return fail(compileError(step.body, checked.diagnostics, step.bodyLineOffset));
 
@@ -153,12 +156,13 @@ export class StepRunner {
     const values =
       o.on === "kernel"
         ? (this.kernelOutputs ?? new Map<string, unknown>())
-        : await decodeValues(r.outputs, r.frames, (cls) => {
+        : await decodeValues(r.outputs, r.pieces, (cls) => {
             const v = executor.valueOf(cls);
             return typeof v === "function" ? v : undefined;
-          });
+          }).finally(() => releasePieces(r.pieces));
     this.kernelOutputs = null;
-    const bound = await this.bindResults(name, step.body, values, types);
+    const adoptable = checked.declOutput !== undefined && executor.declarations === declsBefore && r.stubs.length === 0;
+    const bound = await this.bindResults(name, step.body, values, types, adoptable ? checked.declOutput : undefined);
     if (!bound.ok) return { ...bound, meta };
     meta.outputs = Object.fromEntries(values);
     // Functions and classes the body declared are outputs too (recorded as their source).
@@ -172,9 +176,9 @@ export class StepRunner {
    * instance of a notebook class needs the class too (its methods), so such
    * classes are named for the analysis with an extra line it alone sees.
    */
-  private analyze(body: string) {
+  private analyze(body: string, options: AnalyzeStepOptions = {}) {
     const cells = this.host.cells;
-    let analysis = analyzeStep(body, cells);
+    let analysis = analyzeStep(body, cells, options);
     const declared = new Set(cells.flatMap((c) => analyzeCellDefinitions(c.code).declarations.filter((d) => d.kind === "class").map((d) => d.name)));
     const needed = new Set<string>();
     for (const i of analysis.inputs) {
@@ -184,10 +188,24 @@ export class StepRunner {
       if (ctor?.name && declared.has(ctor.name) && !analysis.closure.some((c) => c.names.includes(ctor.name!))) needed.add(ctor.name);
     }
     if (needed.size > 0) {
-      analysis = analyzeStep(`${body}\n;void [${[...needed].join(", ")}];`, cells);
+      analysis = analyzeStep(`${body}\n;void [${[...needed].join(", ")}];`, cells, options);
       analysis.outputs = analysis.outputs.filter((o) => o.line < body.split("\n").length);
     }
     return analysis;
+  }
+
+  /** `--foreach` (foreach.ts): the body once per item across the pool, results joined in item order. */
+  private runForeach(step: CellMagic, name: string, cellId: string | undefined): Promise<ExecOutcome> {
+    return runForeach({
+      host: this.host,
+      step,
+      name,
+      cellId,
+      analyze: (body, options) => this.analyze(body, options),
+      bind: (values, types) => this.bindResults(name, step.body, values, types, undefined),
+      interrupted: () => this.interrupted,
+      publish: publishEvent,
+    });
   }
 
   private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {
@@ -254,7 +272,7 @@ export class StepRunner {
         return { status: "died", death: outcome, signal: null, code: null, stderr: "", worker, peakRss: 0 };
       }
       this.kernelOutputs = new Map(Object.entries(outcome.v));
-      return { status: "done", outputs: [], frames: [], stubs: [], worker, peakRss: 0 };
+      return { status: "done", outputs: [], pieces: [], stubs: [], worker, peakRss: 0 };
     } catch (e) {
       if (e instanceof Error && (e as NodeJS.ErrnoException).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") {
         return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker, peakRss: 0 };
@@ -272,13 +290,28 @@ export class StepRunner {
   }
 
   /**
-   * Values come back with their checked types; declarations of the body
+   * Values come back with their checked types: adopted from the check when
+   * the session did not change meanwhile (no second compile), else bound by
+   * type text. Declarations of the body
    * that are code or types (functions, classes, interfaces, imports) are run
    * in the session too, so the cell's names all exist afterwards. Types go
    * first (values may be typed by them), code last (it may use the values).
    */
-  private async bindResults(name: string, body: string, values: Map<string, unknown>, types: Record<string, string>): Promise<ExecOutcome> {
+  private async bindResults(
+    name: string,
+    body: string,
+    values: Map<string, unknown>,
+    types: Record<string, string>,
+    declOutput: string | undefined,
+  ): Promise<ExecOutcome> {
     const { executor } = this.host;
+    const code = analyzeCellDefinitions(body).declarations.filter((d) => d.kind !== "value" && d.kind !== "type" && d.source);
+    if (declOutput !== undefined) {
+      // The check already declared every name of the body with its type; only runtime values are missing.
+      executor.adopt(declOutput, values);
+      if (code.length > 0) await this.replay(name, [...new Map(code.map((d) => [d.sourceKey, d.source!])).values()].join("\n"));
+      return { ok: true, hasValue: false };
+    }
     const decls = analyzeCellDefinitions(body).declarations.filter((d) => d.kind !== "value" && d.source);
     const seen = new Set<string>();
     const sources = (pick: (kind: string) => boolean) =>

@@ -5,7 +5,9 @@
  * message doesn't carry dozens of 8-byte frames.
  */
 import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded } from "../store/serialize";
+import { readSync } from "node:fs";
 import type { OutputStub, ValueSpec } from "./events";
+import type { Piece } from "./spill";
 
 export interface EncodedValues {
   specs: ValueSpec[];
@@ -52,13 +54,13 @@ function mergeSmall(chunks: Uint8Array[]): Uint8Array[] {
   return out;
 }
 
-/** Reads across a list of frames as one byte stream. */
+/** Reads across a list of frames (in memory or spilled to files) as one byte stream. */
 export class FramesSource implements ByteSource {
   private index = 0;
   private offset = 0;
   private left: number;
-  constructor(private readonly frames: readonly Uint8Array[]) {
-    this.left = frames.reduce((n, f) => n + f.byteLength, 0);
+  constructor(private readonly pieces: readonly Piece[]) {
+    this.left = pieces.reduce((n, p) => n + (p instanceof Uint8Array ? p.byteLength : p.length), 0);
   }
   get remaining(): number {
     return this.left;
@@ -67,12 +69,21 @@ export class FramesSource implements ByteSource {
     if (target.byteLength > this.left) throw new Error("value frames are truncated");
     let filled = 0;
     while (filled < target.byteLength) {
-      const f = this.frames[this.index];
-      const n = Math.min(f.byteLength - this.offset, target.byteLength - filled);
-      target.set(f.subarray(this.offset, this.offset + n), filled);
+      const p = this.pieces[this.index];
+      const size = p instanceof Uint8Array ? p.byteLength : p.length;
+      const n = Math.min(size - this.offset, target.byteLength - filled);
+      if (p instanceof Uint8Array) target.set(p.subarray(this.offset, this.offset + n), filled);
+      else {
+        let got = 0;
+        while (got < n) {
+          const r = readSync(p.fd, target, filled + got, n - got, this.offset + got);
+          if (r === 0) throw new Error("a spilled value file is truncated");
+          got += r;
+        }
+      }
       filled += n;
       this.offset += n;
-      if (this.offset === f.byteLength) {
+      if (this.offset === size) {
         this.index++;
         this.offset = 0;
       }
@@ -87,13 +98,13 @@ export class FramesSource implements ByteSource {
  */
 export async function decodeValues(
   specs: readonly ValueSpec[],
-  frames: readonly Uint8Array[],
+  pieces: readonly Piece[],
   resolveClass?: (name: string) => Function | undefined,
 ): Promise<Map<string, unknown>> {
   const values = new Map<string, unknown>();
   let at = 0;
   for (const spec of specs) {
-    const mine = frames.slice(at, at + spec.frames);
+    const mine = pieces.slice(at, at + spec.frames);
     at += spec.frames;
     const decoded = await deserialize(new FramesSource(mine), { resolveClass });
     values.set(spec.name, materialize(spec.name, decoded));

@@ -6,6 +6,7 @@
  * kernel tails that log: a `StepEvent` is self-contained JSON for that reason.
  */
 import type { MimeBundle } from "../client/display";
+import type { SpilledFrame } from "./spill";
 
 /** Output produced while a step runs, in the order the step produced it. */
 export type StepEvent =
@@ -40,6 +41,10 @@ export type TaskHeader = {
   env: Record<string, string>;
   program: StepProgram;
   inputs: ValueSpec[];
+  /** Input frames sent as files (worker/spill.ts). */
+  spilled: SpilledFrame[];
+  /** Where the worker spills its big output frames (the kernel's private data directory). */
+  spillDir?: string;
 };
 
 export interface RemoteError {
@@ -59,7 +64,7 @@ export interface OutputStub {
 export type WorkerHeader =
   | { type: "hello"; worker: string; pid: number }
   | { type: "event"; task: string; seq: number; event: StepEvent }
-  | { type: "done"; task: string; outputs: ValueSpec[]; stubs: OutputStub[] }
+  | { type: "done"; task: string; outputs: ValueSpec[]; stubs: OutputStub[]; spilled: SpilledFrame[] }
   | { type: "failed"; task: string; error: RemoteError };
 
 /** kernel → worker messages. */

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import * as zmq from "zeromq";
-import { decodeMessage, encodeMessage, SendQueue, type WireHeader } from "./wire";
+import { SendQueue, WireChannel, type WireHeader } from "./wire";
 
 export interface IoThreadData {
   endpoint: string;
@@ -25,16 +25,17 @@ async function main(): Promise<void> {
   const sock = new zmq.Dealer({ routingId: id, linger: 2000 });
   sock.connect(endpoint);
   const queue = new SendQueue((parts) => sock.send(parts));
+  const channel = new WireChannel(key);
   port.on("message", (m: ToIo) => {
     if (m.kind === "close") {
       sock.close();
       port.close();
       return;
     }
-    void queue.push(encodeMessage(key, { header: m.header, frames: m.frames }));
+    void queue.push(channel.encode({ header: m.header, frames: m.frames }));
   });
   for await (const parts of sock) {
-    const msg = decodeMessage(key, parts);
+    const msg = channel.decode(parts);
     if (!msg) {
       port.postMessage({ kind: "dropped", reason: "a message with a bad signature" } satisfies FromIo);
       continue;

@@ -12,6 +12,7 @@ import { decodeValues, encodeValues } from "./codec";
 import type { KernelHeader, RemoteError, StepEvent, TaskHeader, WorkerHeader } from "./events";
 import type { FromIo, ToIo } from "./io-thread";
 import { runProgram } from "./runner";
+import { piecesOf, releasePieces, spillFrames } from "./spill";
 import { stepRequire } from "./require";
 
 export interface WorkerOptions {
@@ -97,17 +98,19 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     Object.assign(process.env, baseEnv, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(task.attempt) });
     try {
       const failed = new Promise<never>((_, reject) => (fail = reject));
-      const outputs = await Promise.race([
-        runProgram(
-          task.program,
-          { inputs: async (resolveClass) => Object.fromEntries(await decodeValues(task.inputs, frames, resolveClass)) },
-          { require },
-        ),
-        failed,
-      ]);
+      const inputs = async (resolveClass: (name: string) => Function | undefined) => {
+        const pieces = piecesOf(frames, task.spilled, task.spillDir);
+        try {
+          return Object.fromEntries(await decodeValues(task.inputs, pieces, resolveClass));
+        } finally {
+          releasePieces(pieces);
+        }
+      };
+      const outputs = await Promise.race([runProgram(task.program, { inputs }, { require }), failed]);
       const enc = encodeValues(Object.entries(outputs), false);
-      const transfer = [...new Set(enc.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
-      post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs }, enc.frames, transfer);
+      const out = spillFrames(enc.frames, task.spillDir);
+      const transfer = [...new Set(out.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
+      post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs, spilled: out.spilled }, out.frames, transfer);
     } catch (e) {
       post({ type: "failed", task: task.task, error: toRemoteError(e) });
     } finally {

@@ -4,13 +4,13 @@ import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import * as zmq from "zeromq";
 import { LocalPool } from "../../src/backends/local-pool";
-import { encodeMessage, newSessionKey } from "../../src/worker/wire";
+import { newSessionKey, WireChannel } from "../../src/worker/wire";
 import { decodeValues } from "../../src/worker/codec";
 import { PACKAGE_DIR } from "../../src/version";
 
 const program = (source: string) => ({ filename: "nbscale-step-test.js", source });
 
-test("the pool runs a task, and drops (and logs) messages not signed with its session key", async () => {
+test("the pool runs a task, and drops (and logs) messages from sockets that are not its workers", async () => {
   const logs: string[] = [];
   const pool = new LocalPool({ cwd: process.cwd(), packageDir: PACKAGE_DIR, log: (t) => void logs.push(t), warm: 0 });
   try {
@@ -34,11 +34,11 @@ test("the pool runs a task, and drops (and logs) messages not signed with its se
     // (zeromq itself refuses a second peer with a live worker's id.)
     const rogue = new zmq.Dealer({ routingId: `${worker.id}-x`, linger: 0 });
     rogue.connect(pool.endpoint);
-    await rogue.send([Buffer.from("not a signature"), Buffer.from(JSON.stringify({ type: "done", task: "x", outputs: [], stubs: [] }))]);
-    await rogue.send(encodeMessage(newSessionKey(), { header: { type: "hello", worker: worker.id, pid: 1 }, frames: [] }));
+    await rogue.send([Buffer.from("not a signature"), Buffer.alloc(8), Buffer.from(JSON.stringify({ type: "done", task: "x", outputs: [], stubs: [] }))]);
+    await rogue.send(new WireChannel(newSessionKey()).encode({ header: { type: "hello", worker: worker.id, pid: 1 }, frames: [] }));
     for (let i = 0; i < 50 && logs.filter((l) => l.includes("dropped")).length < 2; i++) await new Promise((res) => setTimeout(res, 20));
     rogue.close();
-    assert.equal(logs.filter((l) => /dropped a worker-socket message .*bad or missing signature/.test(l)).length, 2, logs.join(""));
+    assert.equal(logs.filter((l) => /dropped a worker-socket message .*not a worker of this kernel/.test(l)).length, 2, logs.join(""));
     // The pool still works after the noise.
     const again = await pool.run({
       step: "t2",
@@ -70,7 +70,7 @@ test("a memory request is a heap limit and an RSS limit", async () => {
     });
     assert.equal(r.status, "done");
     if (r.status !== "done") return;
-    const limit = (await decodeValues(r.outputs, r.frames)).get("limit") as number;
+    const limit = (await decodeValues(r.outputs, r.pieces)).get("limit") as number;
     assert.ok(limit > 300 * 2 ** 20 && limit < 512 * 2 ** 20, `heap limit ${limit} for a 512M request`);
     assert.equal(pool.list().find((w) => w.memory === 512 * 2 ** 20)?.state, "idle", "kept warm for the next 512M step");
   } finally {

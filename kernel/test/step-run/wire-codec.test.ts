@@ -1,23 +1,38 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeMessage, encodeMessage, newSessionKey } from "../../src/worker/wire";
+import { LARGE_FRAME, newSessionKey, WireChannel } from "../../src/worker/wire";
 import { decodeValues, encodeValues } from "../../src/worker/codec";
 import { UnserializableValueError } from "../../src/store/errors";
 
-test("messages verify with the session key only; tampering or re-framing is refused", () => {
+test("messages verify with the session key only; tampering, re-framing and replays are refused", () => {
   const key = newSessionKey();
+  const send = new WireChannel(key);
   const frames = [Buffer.from("abc"), Buffer.from("def")];
-  const parts = encodeMessage(key, { header: { type: "task", n: 1 }, frames });
-  const ok = decodeMessage(key, parts);
-  assert.deepEqual(ok?.header, { type: "task", n: 1 });
-  assert.equal(decodeMessage(newSessionKey(), parts), null, "another session's key");
+  const parts = send.encode({ header: { type: "task", n: 1 }, frames });
+  assert.equal(new WireChannel(newSessionKey()).decode(parts), null, "another session's key");
   const tampered = [...parts];
-  tampered[3] = Buffer.from("deF");
-  assert.equal(decodeMessage(key, tampered), null, "a changed frame");
-  const reframed = [parts[0], parts[1], Buffer.from("abcd"), Buffer.from("ef")];
-  assert.equal(decodeMessage(key, reframed), null, "bytes moved between frames");
-  assert.equal(decodeMessage(key, [Buffer.alloc(32), parts[1]]), null, "a forged signature");
-  assert.equal(decodeMessage(key, [parts[1]]), null, "no signature at all");
+  tampered[4] = Buffer.from("deF");
+  assert.equal(new WireChannel(key).decode(tampered), null, "a changed frame");
+  const reframed = [parts[0], parts[1], parts[2], Buffer.from("abcd"), Buffer.from("ef")];
+  assert.equal(new WireChannel(key).decode(reframed), null, "bytes moved between frames");
+  const forgedSeq = [parts[0], Buffer.alloc(8, 7), ...parts.slice(2)];
+  assert.equal(new WireChannel(key).decode(forgedSeq), null, "a changed sequence number");
+  assert.equal(new WireChannel(key).decode([Buffer.alloc(32), ...parts.slice(1)]), null, "a forged signature");
+  assert.equal(new WireChannel(key).decode(parts.slice(1)), null, "no signature at all");
+  const receive = new WireChannel(key);
+  assert.deepEqual(receive.decode(parts)?.header, { type: "task", n: 1 });
+  assert.equal(receive.decode(parts), null, "the same message again (replay)");
+  const next = send.encode({ header: { type: "task", n: 2 }, frames: [] });
+  assert.deepEqual(receive.decode(next)?.header, { type: "task", n: 2 });
+});
+
+test("large frames are length-checked, not hashed", () => {
+  const key = newSessionKey();
+  const big = Buffer.alloc(LARGE_FRAME, 1);
+  const parts = new WireChannel(key).encode({ header: { type: "done" }, frames: [big] });
+  const shorter = [...parts.slice(0, 3), big.subarray(1)];
+  assert.equal(new WireChannel(key).decode(shorter), null, "a frame of another length");
+  assert.ok(new WireChannel(key).decode(parts));
 });
 
 test("large typed arrays travel as frames that are their own memory (no copy), and come back equal", async () => {

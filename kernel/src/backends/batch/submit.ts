@@ -1,0 +1,77 @@
+/**
+ * The SubmitJob request for one step: queue, definition, per-step resources
+ * (MEMORY in MiB, VCPU, GPU) in `containerOverrides.resourceRequirements`,
+ * timeout and retries, and the environment the worker needs. Everything is a
+ * structured field: no value is ever pasted into a command line.
+ */
+import type { KeyValuePair, ResourceRequirement, SubmitJobCommandInput } from "@aws-sdk/client-batch";
+import { heapLimitMiB } from "../memory";
+
+export interface JobRequest {
+  step: string;
+  queue: string;
+  /** `name:revision`. */
+  jobDefinition: string;
+  /** Datastore URL, s3://bucket/prefix. */
+  datastore: string;
+  task: string;
+  memory?: number;
+  cpu?: number;
+  gpu?: number;
+  timeoutMs?: number;
+  retries?: number;
+  env: Record<string, string>;
+  /** sha256 of the notebook folder's package-lock.json, when it has one. */
+  depsLock?: string;
+  /** Settings from the kernel's environment the job should see too (endpoint, region). */
+  passthrough?: Record<string, string>;
+}
+
+const MiB = 2 ** 20;
+/** Batch refuses attempt timeouts under a minute. */
+const MIN_TIMEOUT_S = 60;
+/** Batch allows 1-10 attempts. */
+const MAX_ATTEMPTS = 10;
+
+export function memoryMiB(bytes: number): number {
+  return Math.ceil(bytes / MiB);
+}
+
+export function resourceRequirements(r: Pick<JobRequest, "memory" | "cpu" | "gpu">): ResourceRequirement[] {
+  const out: ResourceRequirement[] = [];
+  if (r.memory !== undefined) out.push({ type: "MEMORY", value: String(memoryMiB(r.memory)) });
+  if (r.cpu !== undefined) out.push({ type: "VCPU", value: String(r.cpu) });
+  if (r.gpu !== undefined && r.gpu > 0) out.push({ type: "GPU", value: String(r.gpu) });
+  return out;
+}
+
+/** Batch job names: letters, digits, `-`, `_`, up to 128; step names already are that. */
+export function jobName(step: string): string {
+  return `nbscale-${step.replace(/[^A-Za-z0-9_-]/g, "_")}`.slice(0, 128);
+}
+
+export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
+  const env: Record<string, string> = {
+    ...r.passthrough,
+    ...r.env,
+    // The worker's own settings come last: a user's --env can't redirect the task.
+    NBSCALE_DATASTORE: r.datastore,
+    NBSCALE_TASK: r.task,
+    NBSCALE_STEP: r.step,
+  };
+  if (r.depsLock) env.NBSCALE_DEPS = r.depsLock;
+  // The same heap limit as a local worker of that size: JavaScript runs out
+  // as a catchable heap error before the container is killed from outside.
+  if (r.memory !== undefined && env.NODE_OPTIONS === undefined) env.NODE_OPTIONS = `--max-old-space-size=${heapLimitMiB(r.memory)}`;
+  const environment: KeyValuePair[] = Object.entries(env).map(([name, value]) => ({ name, value }));
+  const input: SubmitJobCommandInput = {
+    jobName: jobName(r.step),
+    jobQueue: r.queue,
+    jobDefinition: r.jobDefinition,
+    containerOverrides: { resourceRequirements: resourceRequirements(r), environment },
+    tags: { "nbscale:step": r.step, "nbscale:task": r.task },
+  };
+  if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };
+  if (r.retries !== undefined && r.retries > 0) input.retryStrategy = { attempts: Math.min(MAX_ATTEMPTS, 1 + r.retries) };
+  return input;
+}

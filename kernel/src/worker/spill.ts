@@ -1,0 +1,112 @@
+/**
+ * Big frames between kernel and worker go through files in a private
+ * directory on shared memory (/dev/shm) instead of the socket: the sender
+ * writes the value's memory once, the receiver reads it once straight into
+ * the memory of the value it rebuilds. Over zeromq the same bytes are copied
+ * by the socket, reassembled into a message, and copied again out of it —
+ * about twice as slow for large arrays (bench/step_bench.py).
+ *
+ * The message that refers to a spilled frame is signed (wire.ts); the file
+ * lives in a 0700 directory, is created 0600, and is removed once read.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { randomUUID } from "node:crypto";
+
+/** Frames at least this big are spilled. */
+export const SPILL_MIN = 1 << 20;
+
+/** A frame that travels as a file: the message holds an empty frame in its place. */
+export interface SpilledFrame {
+  frame: number;
+  file: string;
+  length: number;
+}
+
+/**
+ * A private directory for spilled frames, on shared memory when the machine
+ * has it. Its name carries the kernel's pid, so directories of kernels that
+ * were killed (no exit handler ran) are removed by the next one.
+ */
+export function makeSpillDir(): string {
+  for (const base of ["/dev/shm", os.tmpdir()]) {
+    try {
+      removeOrphans(base);
+      return fs.mkdtempSync(path.join(base, `nbscale-data-${process.pid}-`));
+    } catch {
+      // not available here: try the next place
+    }
+  }
+  throw new Error("no writable directory for step data");
+}
+
+function removeOrphans(base: string): void {
+  for (const name of fs.readdirSync(base)) {
+    const m = /^nbscale-data-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ESRCH") fs.rmSync(path.join(base, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Writes big frames to files in `dir`. Frames that can't be written (a full
+ * disk) stay in the message: slower, never lost.
+ */
+export function spillFrames(frames: readonly Uint8Array[], dir: string | undefined): { frames: Uint8Array[]; spilled: SpilledFrame[] } {
+  const out = [...frames];
+  const spilled: SpilledFrame[] = [];
+  if (!dir) return { frames: out, spilled };
+  frames.forEach((f, i) => {
+    if (f.byteLength < SPILL_MIN) return;
+    const file = path.join(dir, randomUUID());
+    try {
+      const fd = fs.openSync(file, "wx", 0o600);
+      try {
+        let off = 0;
+        while (off < f.byteLength) off += fs.writeSync(fd, f, off, Math.min(f.byteLength - off, 1 << 26));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      fs.rmSync(file, { force: true });
+      return;
+    }
+    out[i] = new Uint8Array(0);
+    spilled.push({ frame: i, file, length: f.byteLength });
+  });
+  return { frames: out, spilled };
+}
+
+/** A frame to read from: in memory, or a spilled file (read positionally, straight into the target). */
+export type Piece = Uint8Array | { file: string; fd: number; length: number };
+
+export function piecesOf(frames: readonly Uint8Array[], spilled: readonly SpilledFrame[], dir: string | undefined): Piece[] {
+  const pieces: Piece[] = [...frames];
+  for (const s of spilled) {
+    // Only files in the session's own directory: a name is never a path elsewhere.
+    if (!dir || path.dirname(s.file) !== dir || s.frame < 0 || s.frame >= pieces.length) throw new Error("a spilled frame outside the session directory");
+    pieces[s.frame] = { file: s.file, fd: fs.openSync(s.file, "r"), length: s.length };
+  }
+  return pieces;
+}
+
+export function releasePieces(pieces: readonly Piece[]): void {
+  for (const p of pieces) {
+    if (p instanceof Uint8Array) continue;
+    try {
+      fs.closeSync(p.fd);
+    } catch {
+      // closed already
+    }
+    fs.rmSync(p.file, { force: true });
+  }
+}
+
+export function removeSpilled(spilled: readonly SpilledFrame[]): void {
+  for (const s of spilled) fs.rmSync(s.file, { force: true });
+}
