@@ -19,4 +19,23 @@ export interface ExecutionMeta {
   memory?: { requestedBytes?: number; peakBytes?: number };
   /** Retry attempts made (1 = first try succeeded). */
   attempts?: number;
+  /** `--foreach`: its items, each recorded as an execution of its own linked to this one. */
+  items?: ItemExecution[];
+}
+
+/** One `--foreach` item as it ran: what the history records about it. */
+export interface ItemExecution {
+  index: number;
+  status: "ok" | "error";
+  error?: { ename: string; evalue: string; traceback: string[] } | null;
+  started: Date;
+  finished: Date;
+  /** The item's own values of the names the body declares. */
+  outputs: Record<string, unknown>;
+  outputTypes: Record<string, string>;
+  worker?: { id?: string; host?: string; pid?: number };
+  memory?: { requestedBytes?: number; peakBytes?: number };
+  attempts: number;
+  stdout: string;
+  stderr: string;
 }

@@ -108,6 +108,13 @@ interface Snapshot {
   memory: { requestedBytes?: number | null; peakBytes?: number | null };
 }
 
+/** An execution's own output, when it is not the cell's (a foreach item's). */
+interface Logs {
+  stdout: string;
+  stderr: string;
+  display: unknown[];
+}
+
 export interface KnownVersion extends ArtifactRef {
   size: number;
 }
@@ -217,9 +224,19 @@ export class Recorder {
       return Promise.resolve();
     }
     const s = snap;
+    let items: Array<{ snap: Snapshot; logs: Logs }> = [];
+    try {
+      items = this.itemSnapshots(s, run);
+    } catch (e) {
+      this.warnFailure(run.msg, e);
+    }
     const done = this.pending
       // Let the kernel publish the result and reply before the write starts.
       .then(() => new Promise<void>((r) => setImmediate(r)))
+      // Items first: the foreach's record, which lists them, commits last.
+      .then(async () => {
+        for (const item of items) await this.write(item.snap, run.msg, item.logs);
+      })
       .then(() => this.write(s, run.msg))
       .catch((e) => this.warnFailure(run.msg, e))
       .finally(() => this.captures.delete(msgId));
@@ -330,14 +347,46 @@ export class Recorder {
     };
   }
 
-  private async write(s: Snapshot, msg: JupyterMessage): Promise<void> {
+  /**
+   * A `--foreach` step's items, each an execution of its own: the cell's
+   * code, the step's inputs, the item's own values (named `score[3]`, so the
+   * versions of `score` stay the session's arrays) and its own output.
+   * Item and foreach point at each other through their step options
+   * (`foreachItem: {parent, index}` and `foreachItems: [ids]`).
+   */
+  private itemSnapshots(parent: Snapshot, run: CellRun): Array<{ snap: Snapshot; logs: Logs }> {
+    const meta = "meta" in run.outcome ? run.outcome.meta : undefined;
+    if (!meta?.items || !parent.step) return [];
+    const out: Array<{ snap: Snapshot; logs: Logs }> = [];
+    for (const it of [...meta.items].sort((a, b) => a.started.getTime() - b.started.getTime())) {
+      const slot = (n: string) => `${n}[${it.index}]`;
+      const snap: Snapshot = {
+        ...parent,
+        id: newExecutionId(it.started),
+        status: it.status,
+        error: it.error ?? null,
+        started: it.started,
+        finished: it.finished,
+        outputs: Object.entries(it.outputs).map(([n, v]) => ({ p: { name: slot(n), s: serializeValue(v), live: true, value: v }, role: "out" as Role })),
+        types: Object.fromEntries(Object.entries(it.outputTypes).map(([n, t]) => [slot(n), t])),
+        step: { name: parent.step.name, options: { ...parent.step.options, foreachItem: { parent: parent.id, index: it.index, attempts: it.attempts } } },
+        worker: { host: it.worker?.host, pid: it.worker?.pid ?? null, id: it.worker?.id ?? null },
+        memory: { requestedBytes: it.memory?.requestedBytes ?? null, peakBytes: it.memory?.peakBytes ?? null },
+      };
+      out.push({ snap, logs: { stdout: it.stdout, stderr: it.stderr, display: [] } });
+    }
+    parent.step = { ...parent.step, options: { ...parent.step.options, foreachItems: out.map((o) => o.snap.id) } };
+    return out;
+  }
+
+  private async write(s: Snapshot, msg: JupyterMessage, logs?: Logs): Promise<void> {
     const ds = await this.datastore(true);
     const prepared: PreparedOutput[] = [];
     for (const { p, role } of s.outputs) {
       if (role === "read" && (await this.unchanged(ds, p))) continue;
       prepared.push(p);
     }
-    const capture = this.captures.get(msg.header.msg_id);
+    const capture = logs ? { ...logs, cut: false } : this.captures.get(msg.header.msg_id);
     const stderr = (capture?.stderr ?? "") + (capture?.cut ? "\n[nbscale: output beyond 8 MB per stream was not recorded]\n" : "");
     const rec = await ds.recordExecution({
       id: s.id,
