@@ -66,7 +66,7 @@ function button(
   const b = el('button', `jp-Button jp-mod-minimal ${className}`, label);
   b.type = 'button';
   if (aria) {
-    b.setAttribute('aria-label', aria);
+    // a description, not a label: the accessible name stays the visible text
     b.title = aria;
   }
   b.addEventListener('click', onClick);
@@ -682,6 +682,9 @@ export class HistoryPanel extends Widget {
           `%restore ${reply.name}@${v.version}`
         )
       );
+      // the one action here that changes something: a real button
+      load.className =
+        'jp-Button jp-mod-styled jp-mod-accept jp-nbscale-History-load';
       row.appendChild(load);
       if (v.execution) {
         const execution = v.execution;

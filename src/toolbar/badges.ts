@@ -8,6 +8,7 @@
  * them live.
  */
 import { Cell } from '@jupyterlab/cells';
+import type { CommandRegistry } from '@lumino/commands';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { TranslationBundle } from '@jupyterlab/translation';
 
@@ -15,6 +16,7 @@ import { isNbscalePanel, readCellStep } from '../cells';
 import { targetLabel, targetShortLabel } from '../labels';
 import { INbscaleSettings } from '../tokens';
 import { stepSummary } from './model';
+import { openStepMenu } from './widget';
 
 const BADGE_CLASS = 'jp-nbscale-StepBadge';
 const HOST_CLASS = 'jp-nbscale-mod-badged';
@@ -24,7 +26,8 @@ export class NotebookBadges {
   constructor(
     private readonly _panel: NotebookPanel,
     private readonly _settings: INbscaleSettings,
-    private readonly _trans: TranslationBundle
+    private readonly _trans: TranslationBundle,
+    private readonly _commands: CommandRegistry
   ) {
     const notebook = _panel.content;
     notebook.model?.cells.changed.connect(this._scheduleAll, this);
@@ -96,8 +99,23 @@ export class NotebookBadges {
       return;
     }
     if (!badge) {
-      badge = document.createElement('div');
-      badge.className = BADGE_CLASS;
+      // a button: it opens the step menu, also when JupyterLab hides the
+      // cell toolbar because a long %%step line would run under it
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = BADGE_CLASS;
+      b.setAttribute('data-lm-suppress-shortcuts', 'true');
+      b.setAttribute('aria-haspopup', 'menu');
+      b.addEventListener('click', event => {
+        event.stopPropagation();
+        openStepMenu({
+          commands: this._commands,
+          trans: this._trans,
+          cellId: cell.model.id,
+          anchor: b
+        });
+      });
+      badge = b;
       host.appendChild(badge);
       host.classList.add(HOST_CLASS);
     }
@@ -114,7 +132,7 @@ export class NotebookBadges {
           stepSummary(options, defaultTarget, t => targetLabel(trans, t))
         )
       : trans.__('The %1 line does not parse', '%%step');
-    badge.title = long;
+    badge.title = trans.__('%1 — click to change', long);
     badge.setAttribute('aria-label', long);
   }
 

@@ -254,7 +254,7 @@ export const toolbarPlugin: JupyterFrontEndPlugin<void> = {
     }
 
     tracker.widgetAdded.connect((_, panel) => {
-      new NotebookBadges(panel, settings, trans);
+      new NotebookBadges(panel, settings, trans, commands);
     });
   }
 };

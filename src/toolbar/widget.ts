@@ -153,72 +153,17 @@ export class StepControl extends Widget {
 
   private _openMenu(): void {
     this._menu?.dispose();
-    const menu = this._buildMenu();
-    this._menu = menu;
-    const rect = this._button.getBoundingClientRect();
     this._button.setAttribute('aria-expanded', 'true');
-    menu.aboutToClose.connect(() => {
-      this._button.setAttribute('aria-expanded', 'false');
-      // give the keyboard focus back to where the menu came from
-      requestAnimationFrame(() => {
-        if (!this.isDisposed && this.isVisible) {
-          this._button.focus();
-        }
-      });
+    this._menu = openStepMenu({
+      commands: this._commands,
+      trans: this._trans,
+      cellId: this._cell.model.id,
+      anchor: this._button,
+      onClose: () => {
+        this._button.setAttribute('aria-expanded', 'false');
+        return !this.isDisposed && this.isVisible;
+      }
     });
-    menu.open(rect.left, rect.bottom);
-  }
-
-  private _buildMenu(): MenuSvg {
-    const trans = this._trans;
-    const commands = this._commands;
-    const cellId = this._cell.model.id;
-    const menu = new MenuSvg({ commands });
-    menu.addClass('jp-nbscale-StepMenu');
-    menu.title.label = trans.__('Where this cell runs');
-
-    menu.addItem({
-      command: CommandIDs.setStepTarget,
-      args: { target: 'none', cellId }
-    });
-    for (const target of STEP_TARGETS) {
-      menu.addItem({
-        command: CommandIDs.setStepTarget,
-        args: { target, cellId }
-      });
-    }
-    menu.addItem({ type: 'separator' });
-
-    const memory = new MenuSvg({ commands });
-    memory.title.label = trans.__('Memory');
-    memory.addItem({
-      command: CommandIDs.setStepMemory,
-      args: { memory: '', cellId }
-    });
-    for (const size of MEMORY_CHOICES) {
-      memory.addItem({
-        command: CommandIDs.setStepMemory,
-        args: { memory: size, cellId, label: memoryLabel(size) }
-      });
-    }
-    menu.addItem({ type: 'submenu', submenu: memory });
-
-    const cpu = new MenuSvg({ commands });
-    cpu.title.label = trans.__('CPUs');
-    cpu.addItem({ command: CommandIDs.setStepCpu, args: { cpu: 0, cellId } });
-    for (const n of CPU_CHOICES) {
-      cpu.addItem({ command: CommandIDs.setStepCpu, args: { cpu: n, cellId } });
-    }
-    menu.addItem({ type: 'submenu', submenu: cpu });
-
-    const gpu = new MenuSvg({ commands });
-    gpu.title.label = trans.__('GPUs');
-    gpu.addItem({ command: CommandIDs.setStepGpu, args: { gpu: -1, cellId } });
-    for (const n of GPU_CHOICES) {
-      gpu.addItem({ command: CommandIDs.setStepGpu, args: { gpu: n, cellId } });
-    }
-    menu.addItem({ type: 'submenu', submenu: gpu });
-    return menu;
   }
 
   private _cell: Cell;
@@ -228,4 +173,99 @@ export class StepControl extends Widget {
   private _trans: TranslationBundle;
   private _button: HTMLButtonElement;
   private _menu: MenuSvg | null = null;
+}
+
+/**
+ * The step menu for one cell: "Not a step", the targets, and submenus for
+ * memory, CPUs and GPUs. Used by the toolbar control and by the badges
+ * (which stay visible when JupyterLab hides the cell toolbar because a long
+ * first line would run under it).
+ */
+export function buildStepMenu(
+  commands: CommandRegistry,
+  trans: TranslationBundle,
+  cellId: string
+): MenuSvg {
+  const menu = new MenuSvg({ commands });
+  menu.addClass('jp-nbscale-StepMenu');
+  menu.title.label = trans.__('Where this cell runs');
+
+  menu.addItem({
+    command: CommandIDs.setStepTarget,
+    args: { target: 'none', cellId }
+  });
+  for (const target of STEP_TARGETS) {
+    menu.addItem({
+      command: CommandIDs.setStepTarget,
+      args: { target, cellId }
+    });
+  }
+  menu.addItem({ type: 'separator' });
+
+  const memory = new MenuSvg({ commands });
+  memory.title.label = trans.__('Memory');
+  memory.addItem({
+    command: CommandIDs.setStepMemory,
+    args: { memory: '', cellId }
+  });
+  for (const size of MEMORY_CHOICES) {
+    memory.addItem({
+      command: CommandIDs.setStepMemory,
+      args: { memory: size, cellId, label: memoryLabel(size) }
+    });
+  }
+  menu.addItem({ type: 'submenu', submenu: memory });
+
+  const cpu = new MenuSvg({ commands });
+  cpu.title.label = trans.__('CPUs');
+  cpu.addItem({ command: CommandIDs.setStepCpu, args: { cpu: 0, cellId } });
+  for (const n of CPU_CHOICES) {
+    cpu.addItem({ command: CommandIDs.setStepCpu, args: { cpu: n, cellId } });
+  }
+  menu.addItem({ type: 'submenu', submenu: cpu });
+
+  const gpu = new MenuSvg({ commands });
+  gpu.title.label = trans.__('GPUs');
+  gpu.addItem({ command: CommandIDs.setStepGpu, args: { gpu: -1, cellId } });
+  for (const n of GPU_CHOICES) {
+    gpu.addItem({ command: CommandIDs.setStepGpu, args: { gpu: n, cellId } });
+  }
+  menu.addItem({ type: 'submenu', submenu: gpu });
+
+  // submenus are not children of the menu: dispose them with it
+  menu.disposed.connect(() => {
+    memory.dispose();
+    cpu.dispose();
+    gpu.dispose();
+  });
+  return menu;
+}
+
+export interface IOpenStepMenuOptions {
+  commands: CommandRegistry;
+  trans: TranslationBundle;
+  cellId: string;
+  /** The element the menu opens under, and gets the focus back after. */
+  anchor: HTMLElement;
+  /** Called when the menu closes; return false to not refocus the anchor. */
+  onClose?: () => boolean;
+}
+
+/** Open the step menu under `anchor`; it disposes itself once closed. */
+export function openStepMenu(options: IOpenStepMenuOptions): MenuSvg {
+  const { anchor } = options;
+  const menu = buildStepMenu(options.commands, options.trans, options.cellId);
+  menu.aboutToClose.connect(() => {
+    const refocus = options.onClose ? options.onClose() : true;
+    requestAnimationFrame(() => {
+      if (refocus && anchor.isConnected) {
+        anchor.focus();
+      }
+      // after a chosen item's command ran
+      menu.dispose();
+    });
+  });
+  const rect = anchor.getBoundingClientRect();
+  menu.open(rect.left, rect.bottom);
+  return menu;
 }
