@@ -39,14 +39,23 @@ async function readKey(): Promise<Buffer> {
 
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const key = await readKey();
-  // The kernel holds our stdin: when it goes away, so do we.
-  process.stdin.on("end", () => process.exit(0));
-  process.stdin.resume();
 
   const realErr = process.stderr.write.bind(process.stderr);
   const log = (text: string) => void realErr(`[nbscale worker ${options.id}] ${text}\n`);
   const io = new Worker(path.join(__dirname, "io-thread.js"), { workerData: { endpoint: options.endpoint, key, id: options.id } });
   io.unref();
+  // The kernel holds our stdin: when it goes away, so do we. The socket
+  // thread closes first: exiting under it aborts in zeromq's teardown.
+  const shutdown = () => {
+    const force = setTimeout(() => process.exit(0), 500);
+    io.once("exit", () => {
+      clearTimeout(force);
+      process.exit(0);
+    });
+    io.postMessage({ kind: "close" } satisfies ToIo);
+  };
+  process.stdin.on("end", shutdown);
+  process.stdin.resume();
   const post = (header: WorkerHeader, frames: Uint8Array[] = [], transfer: ArrayBuffer[] = []) => {
     const m: ToIo = { kind: "send", header, frames };
     try {
@@ -85,7 +94,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       return;
     }
     const header = m.header as unknown as KernelHeader;
-    if (header.type === "shutdown") process.exit(0);
+    if (header.type === "shutdown") return shutdown();
     if (header.type !== "task") return;
     chain = chain.then(() => runTask(header, m.frames));
   });
