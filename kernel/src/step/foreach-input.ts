@@ -58,8 +58,9 @@ export async function evaluateItems(executor: Executor, expr: string, name: stri
  * A generic helper infers it from `Iterable<T>` or `ArrayLike<T>`.
  */
 export function elementType(executor: Executor, expr: string): string {
-  const probe = "__nbscale_foreach_item";
-  const src = `declare function __nbscale_elem<T>(x: Iterable<T> | ArrayLike<T>): T;\nconst ${probe} = __nbscale_elem(${expr});`;
+  // No leading `__`: the converter escapes such names (`___x`), and the probe would not be found.
+  const probe = "nbscale$foreachItem";
+  const src = `declare function nbscale$elem<T>(x: Iterable<T> | ArrayLike<T>): T;\nconst ${probe} = nbscale$elem(${expr});`;
   const checked = executor.check(src);
   if (checked.diagnostics.length > 0) return "any";
   const t = declaredTypes(checked.declOutput ?? "", [probe])[probe];

@@ -38,6 +38,8 @@ export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { 
   magics.onStep((step, ctx) => {
     const cellId = (ctx.msg.metadata as { cellId?: unknown } | undefined)?.cellId;
     const id = typeof cellId === "string" ? cellId : undefined;
+    // --foreach shows its own status output, with item progress (step/foreach-progress.ts)
+    if (step.options.foreach !== undefined) return runner.run(step, id);
     // a live status output in the cell (rendered by the JupyterLab extension)
     return trackStep(step, id, () => runner.run(step, id));
   });
