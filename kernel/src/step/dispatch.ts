@@ -23,6 +23,7 @@ import { runProgram } from "../worker/runner";
 import { releasePieces } from "../worker/spill";
 import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
+import { BatchBackend, BatchStepError } from "../backends/batch/run";
 import { humanBytes } from "../backends/memory";
 
 const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
@@ -51,6 +52,9 @@ export class StepRunner {
   private running = false;
   /** What an in-kernel step declared: handed over as is, never serialized. */
   private kernelOutputs: Map<string, unknown> | null = null;
+  /** `--on batch`: one per kernel (keeps registered job definitions); aborted on interrupt. */
+  private batch: BatchBackend | null = null;
+  private batchAbort: AbortController | null = null;
 
   constructor(private readonly host: StepHost) {}
 
@@ -60,6 +64,7 @@ export class StepRunner {
     this.interrupted = true;
     this.host.pool().cancelRunning();
     this.interruptKernelStep?.();
+    this.batchAbort?.abort();
   }
 
   async run(step: CellMagic, cellId: string | undefined): Promise<ExecOutcome> {
@@ -78,10 +83,11 @@ export class StepRunner {
     const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : `step_${++this.counter}`);
     const fail = (error: CellError): ExecOutcome => ({ ok: false, error });
 
-    if (o.on === "batch" || o.on === "slurm") {
+    if (o.on === "slurm") {
       return fail(cellError("StepTargetUnavailable", `--on ${o.on} is not available in this build yet; use --on local (the default) or --on kernel`));
     }
-    const refusal = this.refuseResources(name, o.memory, o.cpu, o.gpu);
+    // This machine's limits say nothing about a Batch queue's (backends/batch checks those).
+    const refusal = o.on === "batch" ? null : this.refuseResources(name, o.memory, o.cpu, o.gpu);
     if (refusal) return fail(refusal);
     if (o.foreach !== undefined) return await this.runForeach(step, name, cellId);
 
@@ -115,7 +121,8 @@ export class StepRunner {
       throw e;
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
-    const attempts = 1 + (o.retries ?? 0);
+    // Batch retries a job itself (its retryStrategy, from --retries).
+    const attempts = o.on === "batch" ? 1 : 1 + (o.retries ?? 0);
     const meta: ExecutionMeta = {
       step: { name, options: { ...o } as unknown as Record<string, unknown> },
       target: o.on,
@@ -133,8 +140,14 @@ export class StepRunner {
     for (attempt = 1; attempt <= attempts; attempt++) {
       if (this.interrupted) return { ok: false, error: interruptedError(), meta };
       try {
-        result = o.on === "kernel" ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg) : await this.runOnPool(name, attempt, o, pkg, inputs);
+        result =
+          o.on === "kernel"
+            ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg)
+            : o.on === "batch"
+              ? await this.runOnBatch(name, attempt, o, pkg, inputs)
+              : await this.runOnPool(name, attempt, o, pkg, inputs);
       } catch (e) {
+        if (e instanceof BatchStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
         if (!(e instanceof WorkerStartError)) throw e;
         return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
       }
@@ -142,10 +155,10 @@ export class StepRunner {
       process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
     }
     meta.attempts = attempt;
-    meta.worker = { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
+    meta.worker = o.on === "batch" ? { job: result!.worker.id } : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
     meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
-    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
+    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
     if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), attempt, attempts), meta };
     if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), attempt, attempts), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
@@ -238,6 +251,31 @@ export class StepRunner {
       inputs,
       onEvent: publishEvent,
     });
+  }
+
+  private async runOnBatch(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
+    this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd });
+    this.batchAbort = new AbortController();
+    try {
+      return await this.batch.run({
+        step: name,
+        attempt,
+        memory: o.memory,
+        cpu: o.cpu,
+        gpu: o.gpu,
+        timeoutMs: o.timeout,
+        retries: o.retries,
+        env: o.env,
+        queue: o.queue,
+        image: o.image,
+        program: pkg.program,
+        inputs,
+        onEvent: publishEvent,
+        signal: this.batchAbort.signal,
+      });
+    } finally {
+      this.batchAbort = null;
+    }
   }
 
   /**

@@ -19,7 +19,7 @@ export interface FailureFacts {
 }
 
 /** The facts of the last attempt, where Batch puts them. */
-export function failureFacts(job: JobDetail): FailureFacts {
+export function failureFacts(job: Partial<JobDetail>): FailureFacts {
   const last = job.attempts?.[job.attempts.length - 1];
   return {
     statusReason: job.statusReason ?? last?.statusReason,

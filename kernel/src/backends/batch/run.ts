@@ -1,0 +1,243 @@
+/**
+ * `--on batch`: one step as one AWS Batch job.
+ *
+ *   1. refuse a bad setup before anything is uploaded (settings, region,
+ *      credentials, bucket, queue, what the queue can ever run);
+ *   2. register the job definition (once per content) and upload the task —
+ *      program and inputs, content-addressed — through the remote transport;
+ *   3. submit, then follow the job's state in the cell while the transport
+ *      streams the worker's output from the event log it appends;
+ *   4. the worker's result in the datastore is what counts: the job's
+ *      terminal state only matters when no result came (FAILED → its
+ *      reasons, memory advice, last log lines).
+ *
+ * Interrupting the cell terminates the job (TerminateJob) and says so.
+ */
+import { BatchClient, DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type JobDetail } from "@aws-sdk/client-batch";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { display } from "../../client/display";
+import type { CellError } from "../../session/errors";
+import { cellError } from "../../step/failures";
+import { resolveDatastore, type DatastoreLocation } from "../../store/location";
+import { VERSION } from "../../version";
+import type { EncodedValues } from "../../worker/codec";
+import type { StepEvent, StepProgram } from "../../worker/events";
+import type { TaskResult } from "../local-pool";
+import { depsManifestKey, sha256Hex } from "./bootstrap";
+import { checkQueue } from "./capacity";
+import { failureFacts, jobFailedError } from "./failure";
+import { JobDefinitions } from "./jobdef";
+import { lastLogLines } from "./logs";
+import { checkBucket, checkRegionAndCredentials } from "./preflight";
+import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
+import { submitJobInput } from "./submit";
+import { openTaskStore, type TaskStore } from "./transport";
+import { JobTimeline, Wake, watchJob } from "./watch";
+
+/** A step that did not run, with what the cell should say. */
+export class BatchStepError extends Error {
+  constructor(
+    readonly cellError: CellError,
+    /** The job, when one was submitted. */
+    readonly jobId?: string,
+  ) {
+    super(cellError.evalue);
+    this.name = "BatchStepError";
+  }
+}
+
+export interface BatchStep {
+  step: string;
+  attempt: number;
+  memory?: number;
+  cpu?: number;
+  gpu?: number;
+  timeoutMs?: number;
+  retries?: number;
+  env: Record<string, string>;
+  queue?: string;
+  image?: string;
+  program: StepProgram;
+  inputs: Pick<EncodedValues, "specs" | "frames">;
+  onEvent(event: StepEvent): void;
+  /** Aborted when the cell is interrupted. */
+  signal: AbortSignal;
+}
+
+export interface BatchHost {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** The notebook's folder: its package-lock.json is installed in the job. */
+  notebookDir: string;
+}
+
+/** Settings the job sees as the kernel does: a custom endpoint (LocalStack, moto) and the region. */
+const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
+/** After SUCCEEDED the result is in S3 already; a little grace covers a slow last write. */
+const RESULT_GRACE_MS = 10_000;
+/** A FAILED job whose worker still reported an exception: prefer the exception. */
+const FAILED_GRACE_MS = 2_000;
+
+/** One per kernel: keeps registered job definitions across steps. */
+export class BatchBackend {
+  private client: BatchClient | null = null;
+  private defs: JobDefinitions | null = null;
+
+  constructor(private readonly host: BatchHost) {}
+
+  async run(s: BatchStep): Promise<TaskResult> {
+    const settings = await this.preflight(s);
+    const client = this.client!;
+    const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
+    let store: TaskStore;
+    try {
+      store = await openTaskStore(settings.datastore.path);
+    } catch (e) {
+      throw new BatchStepError(cellError("StepTargetUnavailable", `step \`${s.step}\` was not sent to AWS Batch: ${(e as Error).message}`));
+    }
+    if (s.signal.aborted) return interrupted("");
+    const task = await store.upload({ step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs });
+    const depsLock = await this.uploadDeps(store);
+
+    const passthrough: Record<string, string> = {};
+    for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
+    const input = submitJobInput({
+      step: s.step,
+      queue: settings.queue,
+      jobDefinition,
+      datastore: settings.datastore.path,
+      task,
+      memory: s.memory,
+      cpu: s.cpu,
+      gpu: s.gpu,
+      timeoutMs: s.timeoutMs,
+      retries: s.retries,
+      env: s.env,
+      depsLock,
+      passthrough,
+    });
+    const submitted = await client.send(new SubmitJobCommand(input));
+    const jobId = submitted.jobId!;
+    return await this.follow(s, settings, store, task, jobId);
+  }
+
+  private async preflight(s: BatchStep): Promise<BatchSettings> {
+    try {
+      let loc: DatastoreLocation;
+      try {
+        loc = resolveDatastore({ env: this.host.env, cwd: this.host.cwd, notebookDir: this.host.notebookDir });
+      } catch (e) {
+        throw new BatchConfigError("NBSCALE_DATASTORE", (e as Error).message);
+      }
+      const settings = resolveBatchSettings({ queue: s.queue, image: s.image, env: this.host.env, datastore: loc });
+      this.client ??= new BatchClient({});
+      this.defs ??= new JobDefinitions(this.client);
+      await checkRegionAndCredentials(this.client);
+      await checkBucket(settings.datastore.bucket, settings.datastore.path);
+      await checkQueue(this.client, settings.queue, settings.queueFrom, { memory: s.memory, cpu: s.cpu, gpu: s.gpu });
+      return settings;
+    } catch (e) {
+      if (e instanceof BatchConfigError) {
+        throw new BatchStepError(cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: ${e.message}`, [`    (setting: ${e.setting}; nothing was uploaded or submitted)`]));
+      }
+      throw e;
+    }
+  }
+
+  /** The notebook folder's package.json + package-lock.json, stored under the lockfile's hash. */
+  private async uploadDeps(store: TaskStore): Promise<string | undefined> {
+    const lockPath = join(this.host.notebookDir, "package-lock.json");
+    const pkgPath = join(this.host.notebookDir, "package.json");
+    if (!existsSync(lockPath) || !existsSync(pkgPath)) return undefined;
+    const lock = readFileSync(lockPath);
+    const sha = sha256Hex(lock);
+    await store.putSmall(depsManifestKey(sha, "package-lock.json"), lock);
+    await store.putSmall(depsManifestKey(sha, "package.json"), readFileSync(pkgPath));
+    return sha;
+  }
+
+  private async follow(s: BatchStep, settings: BatchSettings, store: TaskStore, task: string, jobId: string): Promise<TaskResult> {
+    const client = this.client!;
+    const status = display.create();
+    const worker = { id: jobId, pid: 0 };
+    const wake = new Wake();
+    let result: TaskResult | null = null;
+    let hinted = false;
+    const tailStop = new AbortController();
+    const tail = store
+      .follow(task, { onEvent: s.onEvent, signal: tailStop.signal })
+      .then((r) => {
+        if (r) result = { ...r, worker } as TaskResult;
+        wake.poke();
+      });
+    const onAbort = () => wake.poke();
+    s.signal.addEventListener("abort", onAbort);
+    const show = (timeline: JobTimeline, extra = "") =>
+      status.text(`AWS Batch job ${jobId} (${settings.queue}): ${timeline.text(Date.now())}${extra}`);
+
+    let watched: { job: JobDetail | undefined; timeline: JobTimeline };
+    try {
+      watched = await watchJob({
+        describe: async () => (await client.send(new DescribeJobsCommand({ jobs: [jobId] }))).jobs?.[0],
+        onPoll: (job, timeline) => {
+          if (!hinted && job?.status === "RUNNABLE" && timeline.inState(Date.now()) >= settings.runnableHintMs) {
+            hinted = true;
+            s.onEvent({ type: "stream", name: "stderr", text: runnableHint(jobId, settings.queue, s) });
+          }
+          show(timeline);
+        },
+        stopped: () => result !== null || s.signal.aborted,
+        wake,
+        maxPollMs: settings.maxPollMs,
+      });
+    } finally {
+      s.signal.removeEventListener("abort", onAbort);
+    }
+    const { job, timeline } = watched;
+
+    if (s.signal.aborted && result === null) {
+      tailStop.abort();
+      await client.send(new TerminateJobCommand({ jobId, reason: "interrupted from the notebook (nbscale)" }));
+      timeline.observe("TERMINATED", Date.now());
+      show(timeline);
+      return interrupted(jobId, `step \`${s.step}\`: interrupted; AWS Batch job ${jobId} was terminated (TerminateJob sent)\n`, s);
+    }
+    if (result === null) {
+      // The job is final but the tail has not delivered: give it a moment.
+      const grace = job?.status === "SUCCEEDED" ? RESULT_GRACE_MS : FAILED_GRACE_MS;
+      await Promise.race([tail, new Promise((r) => setTimeout(r, grace))]);
+    }
+    tailStop.abort();
+    await tail.catch(() => undefined);
+    if (result !== null) {
+      show(timeline, timeline.state && !["SUCCEEDED", "FAILED"].includes(timeline.state) ? " (result received)" : "");
+      return result;
+    }
+    if (job?.status === "SUCCEEDED") {
+      throw new BatchStepError(
+        cellError("BatchJobFailed", `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task})`, [
+          "    (the container ran something other than `nbscale worker --task`? check --image and the job's log)",
+        ]),
+        jobId,
+      );
+    }
+    const facts = failureFacts(job ?? {});
+    const logTail = await lastLogLines(facts.logStream);
+    throw new BatchStepError(jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail }), jobId);
+  }
+}
+
+function interrupted(jobId: string, message?: string, s?: BatchStep): TaskResult {
+  if (message && s) s.onEvent({ type: "stream", name: "stderr", text: message });
+  return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: jobId, pid: 0 }, peakRss: 0 };
+}
+
+function runnableHint(jobId: string, queue: string, s: BatchStep): string {
+  const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`].filter(Boolean).join(", ");
+  return (
+    `hint: AWS Batch job ${jobId} is still RUNNABLE: no compute environment of queue \`${queue}\` has started an instance for it yet` +
+    `${asked ? ` (it asks for ${asked})` : ""}. Common causes: the environment's maxvCpus is reached by other jobs, its instance types are smaller than the request, ` +
+    "or spot capacity is short. `aws batch describe-compute-environments` shows the limits; interrupt the cell to terminate the job.\n"
+  );
+}
