@@ -1,0 +1,111 @@
+/**
+ * `nbscale worker --task DATASTORE TASK`: the worker as a batch job runs it
+ * (Slurm, AWS Batch). Same runner, codec and display sink as a local worker;
+ * only the transport differs: the task, its inputs, the step's output and
+ * its result all go through the datastore (backends/remote/protocol.ts).
+ *
+ * Exit status: 0 when the step succeeded, 1 when it threw (the result says
+ * why), 2 when there was no task to run. A worker killed from outside
+ * (out of memory, time limit, scancel) writes no result; the launcher's
+ * view of the job then tells the kernel what happened.
+ */
+import { hostname } from "node:os";
+import { installDisplaySink } from "../client/display";
+import { backendFor } from "../store/backends";
+import { resolveDatastore } from "../store/location";
+import { EventLogWriter } from "../backends/remote/event-log";
+import { FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
+import { loadValues, storeValues } from "../backends/remote/values";
+import { decodeValues, encodeValues } from "./codec";
+import { runProgram } from "./runner";
+import { stepRequire } from "./require";
+import { captureStreams, toRemoteError } from "./streams";
+
+export interface RemoteWorkerOptions {
+  /** The datastore as this machine sees it: a directory or s3://bucket/prefix. */
+  datastore: string;
+  task: string;
+  cwd: string;
+}
+
+/** How often the worker looks at its own memory, so an out-of-memory kill can say how much was used. */
+const USAGE_MS = 500;
+
+/** The launcher's job id, from the environment the scheduler gives the job. */
+function jobId(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.SLURM_ARRAY_JOB_ID && env.SLURM_ARRAY_TASK_ID) return `${env.SLURM_ARRAY_JOB_ID}_${env.SLURM_ARRAY_TASK_ID}`;
+  return env.SLURM_JOB_ID ?? env.AWS_BATCH_JOB_ID;
+}
+
+export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
+  const realErr = process.stderr.write.bind(process.stderr);
+  const log = (text: string) => void realErr(`[nbscale worker ${o.task}] ${text}\n`);
+  const backend = backendFor(resolveDatastore({ flag: o.datastore, env: process.env, cwd: o.cwd }));
+
+  const raw = await backend.get(taskKey(o.task, "task.json"));
+  if (!raw) {
+    log(`no task ${o.task} in the datastore at ${backend.location}: is NBSCALE_SLURM_DATASTORE (the datastore as the nodes see it) right?`);
+    return 2;
+  }
+  const task = JSON.parse(raw.toString("utf8")) as RemoteTask;
+  if (task.format > FORMAT) {
+    log(`task ${o.task} has format ${task.format}; this nbscale reads ${FORMAT}: install the kernel's nbscale version on the nodes`);
+    return 2;
+  }
+  const started: RemoteStarted = { host: hostname(), pid: process.pid, job: jobId(process.env), started: new Date().toISOString() };
+  // Exclusive: a second worker on the same task (a requeued job) would interleave its output with the first's.
+  if (!(await backend.createExclusive(taskKey(o.task, "started.json"), Buffer.from(JSON.stringify(started))))) {
+    log(`task ${o.task} was started before by another worker; not running it twice`);
+    return 2;
+  }
+
+  const events = new EventLogWriter(backend, o.task, task.flushMs);
+  captureStreams((name, text) => events.push({ type: "stream", name, text }));
+  installDisplaySink({
+    display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
+    clear: (wait) => events.push({ type: "clear", wait }),
+  });
+  let peakRss = process.memoryUsage.rss();
+  const sampler = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    // Only news worth a line: 5% more than said before.
+    if (rss > peakRss * 1.05) events.push({ type: "usage", peakRss: (peakRss = rss) });
+  }, USAGE_MS);
+  sampler.unref();
+
+  let fail: ((e: unknown) => void) | null = null;
+  process.on("uncaughtException", (e) => (fail ? fail(e) : log(`uncaught: ${(e as Error)?.stack ?? e}`)));
+  process.on("unhandledRejection", (e) => (fail ? fail(e) : log(`unhandled rejection: ${(e as Error)?.stack ?? e}`)));
+
+  Object.assign(process.env, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(task.attempt) });
+  let outcome: ResultBody;
+  try {
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    const inputs = async (resolveClass: (name: string) => Function | undefined) => {
+      const { specs, frames } = await loadValues(backend, task.inputs, "input");
+      return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
+    };
+    const outputs = await Promise.race([runProgram(task.program, { inputs }, { require: stepRequire(o.cwd) }), failed]);
+    const enc = encodeValues(Object.entries(outputs), false);
+    const stored = await storeValues(backend, enc);
+    outcome = { status: "done", outputs: stored.refs, stubs: enc.stubs };
+  } catch (e) {
+    outcome = { status: "failed", error: toRemoteError(e) };
+  } finally {
+    fail = null;
+    clearInterval(sampler);
+  }
+  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  await events.flush();
+  const result: RemoteResult = {
+    format: FORMAT,
+    events: events.chunks,
+    peakRss,
+    host: started.host,
+    pid: process.pid,
+    finished: new Date().toISOString(),
+    ...outcome,
+  };
+  await backend.createExclusive(taskKey(o.task, "result.json"), Buffer.from(JSON.stringify(result)));
+  return outcome.status === "done" ? 0 : 1;
+}
