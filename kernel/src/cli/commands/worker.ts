@@ -2,6 +2,7 @@ import { CliCommand, UsageError } from "../command";
 import { runWorker } from "../../worker/main";
 
 const usage = `Usage: nbscale worker --connect ENDPOINT --id ID
+       nbscale worker --task DATASTORE TASK_ID
 
 Runs steps for an nbscale kernel. Started by the kernel's worker pool (and by
 the Batch and Slurm launchers), not by hand: the session key arrives on stdin,
@@ -10,6 +11,10 @@ and the worker exits when stdin closes.
 Options:
   --connect ENDPOINT  the kernel's worker socket (ipc:// or tcp://127.0.0.1:PORT)
   --id ID             this worker's id in the pool
+  --task DATASTORE TASK_ID
+                      run one task from the datastore (a directory or
+                      s3://bucket/prefix) and exit: how Slurm and Batch jobs
+                      run a step (0: it succeeded, 1: it threw, 2: no task)
 `;
 
 const worker: CliCommand = {
@@ -17,6 +22,13 @@ const worker: CliCommand = {
   summary: "Run steps for a kernel (started by the worker pool)",
   usage,
   run: async (argv, io) => {
+    if (argv[0] === "--task") {
+      if (argv.length !== 3) throw new UsageError(`--task takes a datastore and a task id\n\n${usage}`);
+      const { runRemoteWorker } = await import("../../worker/remote-main");
+      const code = await runRemoteWorker({ datastore: argv[1], task: argv[2], cwd: io.cwd });
+      // Whatever the step left running (timers, sockets) must not keep the job alive.
+      process.exit(code);
+    }
     const opts: Record<string, string> = {};
     for (let i = 0; i < argv.length; i++) {
       const m = /^--(connect|id)(?:=(.*))?$/.exec(argv[i]);
