@@ -29,7 +29,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { ChunkSource, checkKey, ObjectReader, ObjectStat, PutOptions, PutResult, StorageBackend, TempEntry } from "./backend";
-import { ContentChangedError } from "./errors";
+import { ContentChangedError, DatastoreConfigError } from "./errors";
 
 /** S3's minimum part size (except the last); also our threshold for multipart. */
 const PART = 8 << 20;
@@ -98,6 +98,31 @@ export class S3Backend implements StorageBackend {
     });
   }
 
+  /**
+   * Every request goes through here so that a missing region or missing
+   * credentials become one clear message naming the setting to fix, instead
+   * of an SDK stack trace.
+   */
+  private readonly send = ((command: Parameters<S3Client["send"]>[0]) =>
+    this.client.send(command).catch((e: unknown) => {
+      throw this.explain(e);
+    })) as S3Client["send"];
+
+  private explain(e: unknown): unknown {
+    const message = (e as Error)?.message ?? String(e);
+    if (/Region is missing/i.test(message)) {
+      return new DatastoreConfigError(
+        `The S3 datastore ${this.location} needs an AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in your AWS profile).`,
+      );
+    }
+    if ((e as Error)?.name === "CredentialsProviderError" || /Could not load credentials/i.test(message)) {
+      return new DatastoreConfigError(
+        `No AWS credentials for the S3 datastore ${this.location}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an instance or container role is available.`,
+      );
+    }
+    return e;
+  }
+
   private key(key: string): string {
     checkKey(key);
     return this.where.prefix ? `${this.where.prefix}/${key}` : key;
@@ -105,7 +130,7 @@ export class S3Backend implements StorageBackend {
 
   async exists(): Promise<boolean> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.where.bucket }));
+      await this.send(new HeadBucketCommand({ Bucket: this.where.bucket }));
     } catch (e) {
       if (isMissing(e)) return false;
       throw e;
@@ -128,7 +153,7 @@ export class S3Backend implements StorageBackend {
     }
     // Large: a multipart upload is invisible until completed, so a crash or a
     // changed value leaves only an incomplete upload, which fsck cleans.
-    const upload = await this.client.send(
+    const upload = await this.send(
       new CreateMultipartUploadCommand({ Bucket: this.where.bucket, Key, Metadata: { "nbscale-writer": `${process.pid}@${HOST}` } }),
     );
     const UploadId = upload.UploadId!;
@@ -139,7 +164,7 @@ export class S3Backend implements StorageBackend {
       for (let part = firstPart, next: IteratorResult<Buffer> = second; ; ) {
         hash.update(part);
         size += part.length;
-        const r = await this.client.send(
+        const r = await this.send(
           new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }),
         );
         done.push({ ETag: r.ETag!, PartNumber: n });
@@ -148,7 +173,7 @@ export class S3Backend implements StorageBackend {
         next = await iterator.next();
       }
       this.checkHash(key, hash, options);
-      await this.client.send(
+      await this.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.where.bucket,
           Key,
@@ -159,7 +184,7 @@ export class S3Backend implements StorageBackend {
       );
       return { created: true, size };
     } catch (e) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId })).catch(() => undefined);
+      await this.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId })).catch(() => undefined);
       if (isPreconditionFailed(e)) return { created: false, size };
       throw e;
     }
@@ -173,7 +198,7 @@ export class S3Backend implements StorageBackend {
 
   private async putSmall(Key: string, body: Buffer): Promise<PutResult> {
     try {
-      await this.client.send(
+      await this.send(
         new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: "*" }),
       );
       return { created: true, size: body.length };
@@ -189,7 +214,7 @@ export class S3Backend implements StorageBackend {
 
   async get(key: string): Promise<Buffer | null> {
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      const r = await this.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
       return Buffer.from(await r.Body!.transformToByteArray());
     } catch (e) {
       if (isMissing(e)) return null;
@@ -200,7 +225,7 @@ export class S3Backend implements StorageBackend {
   async openRead(key: string): Promise<ObjectReader | null> {
     let r;
     try {
-      r = await this.client.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      r = await this.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
     } catch (e) {
       if (isMissing(e)) return null;
       throw e;
@@ -233,7 +258,7 @@ export class S3Backend implements StorageBackend {
 
   async stat(key: string): Promise<ObjectStat | null> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      const r = await this.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
       return { size: Number(r.ContentLength ?? 0), mtimeMs: r.LastModified?.getTime() ?? 0 };
     } catch (e) {
       if (isMissing(e)) return null;
@@ -245,7 +270,7 @@ export class S3Backend implements StorageBackend {
     const base = this.where.prefix ? `${this.where.prefix}/` : "";
     let ContinuationToken: string | undefined;
     do {
-      const r = await this.client.send(
+      const r = await this.send(
         new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: base + prefix, ContinuationToken }),
       );
       for (const o of r.Contents ?? []) if (o.Key) yield o.Key.slice(base.length);
@@ -254,7 +279,7 @@ export class S3Backend implements StorageBackend {
   }
 
   async remove(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+    await this.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
   }
 
   async listTemp(): Promise<TempEntry[]> {
@@ -262,7 +287,7 @@ export class S3Backend implements StorageBackend {
     let KeyMarker: string | undefined;
     let UploadIdMarker: string | undefined;
     do {
-      const r = await this.client.send(
+      const r = await this.send(
         new ListMultipartUploadsCommand({
           Bucket: this.where.bucket,
           Prefix: this.where.prefix ? `${this.where.prefix}/` : undefined,
@@ -288,6 +313,6 @@ export class S3Backend implements StorageBackend {
 
   async removeTemp(id: string): Promise<void> {
     const [Key, UploadId] = JSON.parse(id) as [string, string];
-    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId }));
+    await this.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId }));
   }
 }

@@ -91,9 +91,21 @@ test("errors name the culprit and the fix, with non-zero exit codes", async () =
     const usage = await runCli(history, ["--lmit", "3"], s.env, "/");
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /unknown option --lmit\. Did you mean --limit\?/);
-    const s3 = await runCli(history, ["--json"], { NBSCALE_DATASTORE: "s3://bucket/prefix" }, "/");
-    assert.equal(s3.code, 1);
-    assert.match(s3.stderr, /S3 datastore arrives with the Batch backend/);
+    // An S3 datastore without AWS settings: one message naming the setting, not an SDK trace.
+    const saved = { ...process.env };
+    for (const k of ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"]) delete process.env[k];
+    process.env.AWS_CONFIG_FILE = "/nonexistent/aws-config";
+    process.env.AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/aws-credentials";
+    try {
+      const s3 = await runCli(history, ["--json"], { NBSCALE_DATASTORE: "s3://nbscale-bucket/prefix" }, "/");
+      assert.equal(s3.code, 1);
+      assert.match(s3.stderr, /s3:\/\/nbscale-bucket\/prefix.*(AWS_REGION|AWS_ACCESS_KEY_ID)/);
+    } finally {
+      process.env = saved;
+    }
+    const badUrl = await runCli(history, ["--json"], { NBSCALE_DATASTORE: "s3://B/prefix" }, "/");
+    assert.equal(badUrl.code, 1);
+    assert.match(badUrl.stderr, /s3:\/\/bucket\/prefix/);
     const missing = await runCli(history, [], {}, s.dir);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /No datastore at .*\.nbscale .*--datastore DIR.*NBSCALE_DATASTORE/);
