@@ -174,6 +174,10 @@ def test_bad_input_names_the_expression(k: KernelSession) -> None:
     assert "`--foreach nothing_here` is undefined" in err["evalue"]
     err = fails(k, "%%step s4 --foreach configs --parallel 0\nconst a = item;")
     assert "--parallel" in err["evalue"]
+    err = fails(k, "%%step s5 --foreach configs --on kernel\nconst a = item;")
+    assert err["ename"] == "StepOptionUnsupported" and "--on local" in err["evalue"]
+    err = fails(k, "%%step s6 --foreach configs --on batch\nconst a = item;")
+    assert err["ename"] == "StepTargetUnavailable" and "--on batch" in err["evalue"]
 
 
 def test_each_item_is_recorded_and_linked_to_the_foreach(k: KernelSession, cwd: str) -> None:

@@ -69,6 +69,10 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   if (o.on === "kernel") {
     return fail(cellError("StepOptionUnsupported", `step \`${name}\`: --foreach fans out over workers; it can't run --on kernel. Use --on local (the default).`));
   }
+  // Only the local pool fans out so far: never run a Batch/Slurm foreach quietly on this machine.
+  if (o.on !== "local") {
+    return fail(cellError("StepTargetUnavailable", `step \`${name}\`: --foreach with --on ${o.on} is not available in this build yet; use --on local (the default)`));
+  }
 
   const listed = await evaluateItems(executor, expr, name);
   if (!listed.ok) return fail(listed.error);
