@@ -184,4 +184,21 @@ test.describe('history sidebar', () => {
       await registry.remove('jupyterlab-nbscale:plugin', 'historyPageSize');
     });
   });
+
+  test('the sidebar is restored on reload', async ({ page }) => {
+    await page.notebook.createNew('restored.ipynb', { kernel: 'nbscale' });
+    await page.notebook.save();
+    // the layout is saved to the workspace shortly after it changes
+    const saved = page.waitForRequest(
+      r => r.url().includes('/api/workspaces') && r.method() === 'PUT'
+    );
+    await openHistory(page);
+    await saved;
+    // (galata's default readiness check waits for a Launcher tab)
+    await page.reload({ waitForIsReady: false });
+    await expect(page.locator('#nbscale-history')).toBeVisible();
+    await expect(
+      page.locator('.jp-SideBar [data-id="nbscale-history"]')
+    ).toHaveClass(/lm-mod-current/);
+  });
 });

@@ -233,4 +233,33 @@ test.describe('step status renderer', () => {
     await page.notebook.runCell(1, { inplace: true });
     expect(await page.notebook.getCellTextOutput(1)).toEqual(['40000001']);
   });
+
+  test('a --foreach step on local workers shows item progress and gathers results in order', async ({
+    page
+  }) => {
+    await page.notebook.createNew('foreach.ipynb', { kernel: 'nbscale' });
+    await page.notebook.setCell(0, 'code', 'const items = [1, 2, 3, 4, 5, 6];');
+    await page.notebook.runCell(0, { inplace: true });
+    await page.notebook.addCell(
+      'code',
+      '%%step squares --on local --foreach items\nconst sq = item * item;'
+    );
+    await page.notebook.runCell(1, { inplace: true });
+    const status = page
+      .locator('.jp-Cell')
+      .nth(1)
+      .locator('.jp-nbscale-StepStatus');
+    await expect(status).toHaveCount(1);
+    await expect(status).toHaveAttribute('data-state', 'succeeded', {
+      timeout: 90000
+    });
+    await expect(status.locator('.jp-nbscale-StepStatus-counts')).toHaveText(
+      '6/6 done · 0 running · 0 failed'
+    );
+    await expect(status.locator('progress')).toHaveJSProperty('value', 1);
+    await page.notebook.addCell('code', 'sq');
+    await page.notebook.runCell(2, { inplace: true });
+    const out = ((await page.notebook.getCellTextOutput(2)) ?? []).join('');
+    expect(out.replace(/\s+/g, '')).toBe('[1,4,9,16,25,36]');
+  });
 });
