@@ -24,6 +24,7 @@ import { releasePieces } from "../worker/spill";
 import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
 import { BatchBackend, BatchStepError } from "../backends/batch/run";
+import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
 import { humanBytes } from "../backends/memory";
 
 const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
@@ -55,6 +56,9 @@ export class StepRunner {
   /** `--on batch`: one per kernel (keeps registered job definitions); aborted on interrupt. */
   private batch: BatchBackend | null = null;
   private batchAbort: AbortController | null = null;
+  /** `--on slurm`: aborted on interrupt (the job is scancel'd); the node the last job ran on. */
+  private slurmAbort: AbortController | null = null;
+  private slurmHost: string | undefined;
 
   constructor(private readonly host: StepHost) {}
 
@@ -65,6 +69,7 @@ export class StepRunner {
     this.host.pool().cancelRunning();
     this.interruptKernelStep?.();
     this.batchAbort?.abort();
+    this.slurmAbort?.abort();
   }
 
   async run(step: CellMagic, cellId: string | undefined): Promise<ExecOutcome> {
@@ -83,11 +88,8 @@ export class StepRunner {
     const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : `step_${++this.counter}`);
     const fail = (error: CellError): ExecOutcome => ({ ok: false, error });
 
-    if (o.on === "slurm") {
-      return fail(cellError("StepTargetUnavailable", `--on ${o.on} is not available in this build yet; use --on local (the default) or --on kernel`));
-    }
     // This machine's limits say nothing about a Batch queue's (backends/batch checks those).
-    const refusal = o.on === "batch" ? null : this.refuseResources(name, o.memory, o.cpu, o.gpu);
+    const refusal = o.on === "batch" || o.on === "slurm" ? null : this.refuseResources(name, o.memory, o.cpu, o.gpu);
     if (refusal) return fail(refusal);
     if (o.foreach !== undefined) return await this.runForeach(step, name, cellId);
 
@@ -145,8 +147,11 @@ export class StepRunner {
             ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg)
             : o.on === "batch"
               ? await this.runOnBatch(name, attempt, o, pkg, inputs)
-              : await this.runOnPool(name, attempt, o, pkg, inputs);
+              : o.on === "slurm"
+                ? await this.runOnSlurm(name, attempt, o, pkg, inputs)
+                : await this.runOnPool(name, attempt, o, pkg, inputs);
       } catch (e) {
+        if (e instanceof SlurmStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
         if (e instanceof BatchStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
         if (!(e instanceof WorkerStartError)) throw e;
         return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
@@ -155,10 +160,15 @@ export class StepRunner {
       process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
     }
     meta.attempts = attempt;
-    meta.worker = o.on === "batch" ? { job: result!.worker.id } : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
+    meta.worker =
+      o.on === "batch"
+        ? { job: result!.worker.id }
+        : o.on === "slurm"
+          ? { job: result!.worker.id, pid: result!.worker.pid, host: this.slurmHost }
+          : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
     meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
-    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
+    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : o.on === "slurm" ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
     if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), attempt, attempts), meta };
     if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), attempt, attempts), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
@@ -275,6 +285,32 @@ export class StepRunner {
       });
     } finally {
       this.batchAbort = null;
+    }
+  }
+
+  /** `--on slurm` (backends/slurm): one Slurm job over the datastore transport; interrupt scancels it. */
+  private async runOnSlurm(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
+    this.slurmAbort = new AbortController();
+    try {
+      const r = await runSlurmStep({
+        step: name,
+        attempt,
+        memory: o.memory,
+        cpu: o.cpu,
+        gpu: o.gpu,
+        timeoutMs: o.timeout,
+        partition: o.partition,
+        env: o.env,
+        program: pkg.program,
+        inputs,
+        cwd: this.host.cwd,
+        signal: this.slurmAbort.signal,
+        onEvent: publishEvent,
+      });
+      this.slurmHost = r.host;
+      return r.result;
+    } finally {
+      this.slurmAbort = null;
     }
   }
 

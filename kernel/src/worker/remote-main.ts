@@ -13,7 +13,7 @@ import { hostname } from "node:os";
 import { installDisplaySink } from "../client/display";
 import { backendFor } from "../store/backends";
 import { resolveDatastore } from "../store/location";
-import { EventLogWriter } from "../backends/remote/event-log";
+import { ThreadedEventLog } from "../backends/remote/event-thread";
 import { FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
 import { loadValues, storeValues } from "../backends/remote/values";
 import { decodeValues, encodeValues } from "./codec";
@@ -59,7 +59,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
     return 2;
   }
 
-  const events = new EventLogWriter(backend, o.task, task.flushMs);
+  const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs });
   captureStreams((name, text) => events.push({ type: "stream", name, text }));
   installDisplaySink({
     display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
@@ -96,10 +96,10 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
     clearInterval(sampler);
   }
   peakRss = Math.max(peakRss, process.memoryUsage.rss());
-  await events.flush();
+  const chunks = await events.flush();
   const result: RemoteResult = {
     format: FORMAT,
-    events: events.chunks,
+    events: chunks,
     peakRss,
     host: started.host,
     pid: process.pid,

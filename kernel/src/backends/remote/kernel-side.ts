@@ -129,7 +129,11 @@ export async function watchTask<J, S extends LaunchStatus>(o: WatchOptions<J, S>
       return { kind: "cancelled", status: s, started, peakRss };
     }
     await emit();
-    started ??= await readJson<RemoteStarted>("started.json");
+    if (!started) {
+      started = await readJson<RemoteStarted>("started.json");
+      // The worker is up: ask the launcher now, so the cell shows it running without waiting for the next poll.
+      if (started && status?.phase === "queued") nextStatus = 0;
+    }
     const result = await readJson<RemoteResult>("result.json");
     if (result) {
       await emit(result.events);

@@ -1,0 +1,168 @@
+/**
+ * `%%step … --on slurm`: one step as one Slurm job, over the remote
+ * transport. The cell shows the job's queue state live (PENDING with Slurm's
+ * reason, RUNNING on node X), then the step's own output; the result comes
+ * back as a TaskResult like a local worker's, so dispatch binds it the same
+ * way. Endings that are Slurm's (limits, cancellation, node failure, a
+ * refused request) are thrown as a `SlurmStepError` with their message.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { display } from "../../client/display";
+import type { CellError } from "../../session/errors";
+import { notebookPath } from "../../session/recording";
+import { backendFor } from "../../store/backends";
+import { resolveDatastore } from "../../store/location";
+import type { EncodedValues } from "../../worker/codec";
+import type { StepEvent, StepProgram } from "../../worker/events";
+import type { TaskResult } from "../local-pool";
+import { putTask, watchTask } from "../remote/kernel-side";
+import { loadValues } from "../remote/values";
+import { showNodes } from "./commands";
+import { endedJobError, submitError } from "./failures";
+import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
+import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
+import { cellError } from "../../step/failures";
+
+/** A step that ended in a way only its message can describe. */
+export class SlurmStepError extends Error {
+  constructor(
+    readonly cellError: CellError,
+    /** The job, when one was submitted. */
+    readonly jobId?: string,
+  ) {
+    super(cellError.evalue);
+    this.name = "SlurmStepError";
+  }
+}
+
+/** The nbscale package directory (its bin/nbscale.js is what the nodes run by default). */
+function packageDir(): string {
+  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
+      if (pkg.name === "nbscale") return dir;
+    } catch {
+      /* keep walking up */
+    }
+  }
+  return resolve(__dirname, "../../../..");
+}
+
+export interface SlurmStepRequest {
+  step: string;
+  attempt: number;
+  memory?: number;
+  cpu?: number;
+  gpu?: number;
+  timeoutMs?: number;
+  partition?: string;
+  env: Record<string, string>;
+  program: StepProgram;
+  inputs: Pick<EncodedValues, "specs" | "frames">;
+  cwd: string;
+  signal: AbortSignal;
+  onEvent(e: StepEvent): void;
+}
+
+export interface SlurmStepResult {
+  result: TaskResult;
+  job: string;
+  host?: string;
+}
+
+/** The kernel's datastore, by the recorder's rule (NBSCALE_DATASTORE, else .nbscale/ next to the notebook). */
+function kernelDatastore(cwd: string) {
+  const nb = notebookPath(process.env, cwd);
+  const notebookDir = nb === resolve(cwd) ? nb : dirname(nb);
+  return resolveDatastore({ env: process.env, cwd, notebookDir });
+}
+
+function elapsed(since: number): string {
+  const s = (Date.now() - since) / 1000;
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} m ${Math.round(s % 60)} s`;
+}
+
+export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResult> {
+  const loc = kernelDatastore(req.cwd);
+  let settings: SlurmSettings;
+  try {
+    settings = slurmSettings({ partition: req.partition, env: process.env, datastore: loc, cwd: req.cwd, packageDir: packageDir() });
+  } catch (e) {
+    if (e instanceof SlurmConfigError) throw new SlurmStepError(cellError("SlurmConfigError", `step \`${req.step}\` was not submitted: ${e.message}`));
+    throw e;
+  }
+  const backend = backendFor(loc);
+  const { task } = await putTask(backend, {
+    step: req.step,
+    attempt: req.attempt,
+    env: req.env,
+    program: req.program,
+    inputs: req.inputs,
+    memory: req.memory,
+  });
+  const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs });
+  let job: SlurmJob;
+  try {
+    job = await launcher.submit(task);
+  } catch (e) {
+    if (!(e instanceof SbatchError)) throw e;
+    const nodes = await showNodes().catch(() => null);
+    throw new SlurmStepError(submitError(req.step, e.stderr, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition }, nodes));
+  }
+
+  // One line in the cell, replaced as the job moves through the queue.
+  const line = display.create();
+  const submitted = Date.now();
+  let runningSince: number | null = null;
+  let last = "submitted";
+  const show = (label: string) => {
+    last = label;
+    line.text(`Slurm job ${job.id}: ${label} · ${elapsed(runningSince ?? submitted)}`);
+  };
+  show(`submitted${settings.partition ? ` to partition ${settings.partition}` : ""}`);
+  const outcome = await watchTask<SlurmJob, SlurmStatus>({
+    backend,
+    task,
+    launcher,
+    job,
+    onEvent: req.onEvent,
+    onStatus: (s) => {
+      if (s.phase === "running" && runningSince === null) runningSince = Date.now();
+      show(s.label);
+    },
+    signal: req.signal,
+  });
+  // Slurm's name for the node (as in the RUNNING line), else the worker's hostname.
+  const final = outcome.kind === "result" && !outcome.status?.info?.nodes ? await launcher.status(job).catch(() => null) : null;
+  const host = final?.info?.nodes || outcome.status?.info?.nodes || outcome.started?.host;
+  const worker = { id: job.id, pid: outcome.started?.pid ?? 0 };
+
+  if (outcome.kind === "cancelled") {
+    show(`cancelled with scancel (${outcome.status?.label ?? last})`);
+    process.stderr.write(`step \`${req.step}\`: interrupted; Slurm job ${job.id} was cancelled with scancel\n`);
+    return { job: job.id, host, result: { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker, peakRss: outcome.peakRss } };
+  }
+  if (outcome.kind === "ended") {
+    show(outcome.status.label);
+    throw new SlurmStepError(
+      endedJobError({
+        step: req.step,
+        job: job.id,
+        info: outcome.status.info,
+        output: readOutputTail(job.outputFile),
+        memory: req.memory,
+        timeoutMs: req.timeoutMs,
+        peakRss: outcome.peakRss,
+        node: outcome.started?.host,
+        pid: outcome.started?.pid,
+      }),
+      job.id,
+    );
+  }
+  const r = outcome.result;
+  show(`${r.status === "done" ? "COMPLETED" : "FAILED"}${host ? ` on ${host}` : ""}`);
+  if (r.status === "failed") return { job: job.id, host, result: { status: "failed", error: r.error, worker, peakRss: r.peakRss } };
+  const { specs, frames } = await loadValues(backend, r.outputs, `step \`${req.step}\` output`);
+  return { job: job.id, host, result: { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss } };
+}

@@ -1,0 +1,199 @@
+"""`%%step --on slurm` (issue 8) against the single-node Slurm that scripts/test.sh
+starts (scripts/slurm.sh): the step runs as a real Slurm job through the
+datastore transport, its output streams into the cell while the job runs, its
+results come back typed, and Slurm's failures read as the user's problem and fix."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from conftest import KernelSession
+
+pytestmark = pytest.mark.skipif(not os.environ.get("SLURM_CONF"), reason="needs a Slurm cluster: run through scripts/test.sh (or `bash scripts/slurm.sh up` and export SLURM_CONF)")
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STEP_STATUS_MIME = "application/vnd.nbscale.step+json"
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelSession]:
+    session = KernelSession(cwd=str(tmp_path_factory.mktemp("slurm")))
+    yield session
+    session.close()
+
+
+def ok(k: KernelSession, code: str, timeout: float = 60) -> list[dict[str, Any]]:
+    reply, msgs = k.run(code, timeout=timeout)
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert reply["content"]["status"] == "ok", (reply["content"], errors)
+    return msgs
+
+
+def fails(k: KernelSession, code: str, timeout: float = 60) -> dict[str, Any]:
+    reply, msgs = k.run(code, timeout=timeout)
+    assert reply["content"]["status"] == "error", reply["content"]
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert len(errors) == 1, msgs
+    content = dict(errors[0])
+    content["text"] = ANSI.sub("", "\n".join(content["traceback"]))
+    content["stderr"] = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    content["displays"] = displays(msgs)
+    return content
+
+
+def value(k: KernelSession, expr: str) -> str:
+    msgs = ok(k, expr)
+    results = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
+    assert len(results) == 1, msgs
+    return results[0]
+
+
+def displays(msgs: list[dict[str, Any]]) -> list[str]:
+    """text/plain of every display (and update) but the kernel's own step-status bundle."""
+    return [
+        m["content"]["data"].get("text/plain", "")
+        for m in msgs
+        if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS_MIME not in m["content"]["data"]
+    ]
+
+
+def job_state(job: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"JobState=(\S+)", out)
+    assert m, out
+    return m.group(1)
+
+
+def test_step_runs_in_a_slurm_job_and_results_come_back_typed(k: KernelSession) -> None:
+    ok(k, "const base = 21;")
+    ok(k, "const weights = Float64Array.from({ length: 100_000 }, (_, i) => i);")
+    msgs = ok(k, "%%step onslurm --on slurm --memory 512M --cpu 1\n"
+                 "console.log(`job ${process.env.SLURM_JOB_ID}`);\n"
+                 "const jobId: string = process.env.SLURM_JOB_ID ?? \"none\";\n"
+                 "const answer = base * 2;\n"
+                 "const scaled = weights.map((w) => w * 2);\n"
+                 "const info = { node: process.env.SLURMD_NODENAME, step: process.env.NBSCALE_STEP };\n"
+                 "await new Promise((r) => setTimeout(r, 1500));")
+    out = k.stdout(msgs)
+    m = re.fullmatch(r"job (\d+)\n", out)
+    assert m, out
+    job = m.group(1)
+    # The worker itself saw SLURM_JOB_ID, and it came back as a typed string.
+    assert value(k, "jobId") == f"'{job}'"
+    assert job_state(job) == "COMPLETED"
+    assert value(k, "answer") == "42"
+    assert value(k, "scaled instanceof Float64Array && scaled[99_999] === 199_998") == "true"
+    assert value(k, "info.node + ' ' + info.step") == "'localhost onslurm'"
+    err = fails(k, "const wrong: number = jobId;")
+    assert err["ename"] == "TSError" and "not assignable to type 'number'" in err["evalue"]
+    # The cell showed the job's progress through the queue.
+    lines = displays(msgs)
+    assert lines[0].startswith(f"Slurm job {job}: submitted"), lines
+    assert any(f"Slurm job {job}: RUNNING on localhost" in line for line in lines), lines
+    assert f"Slurm job {job}: COMPLETED on localhost" in lines[-1], lines
+    status = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS_MIME in m["content"]["data"]]
+    final = status[-1]["content"]["data"][STEP_STATUS_MIME]
+    assert final["state"] == "succeeded" and final["jobId"] == job and final["target"] == "slurm"
+
+
+def test_output_streams_while_the_job_runs(k: KernelSession) -> None:
+    # The body holds the worker's main thread for 3 s: output written before must arrive before it ends.
+    code = ("%%step live --on slurm --memory 512M\n"
+            "import { display } from \"nbscale\";\n"
+            "console.log(\"started\");\n"
+            "display.create().text(\"progress 1\");\n"
+            "const until = Date.now() + 3000;\n"
+            "while (Date.now() < until) {}\n"
+            "console.log(\"finished\");\n"
+            "const liveJob = process.env.SLURM_JOB_ID!;")
+    msg_id = k.kc.execute(code)
+    t0 = time.monotonic()
+    seen: list[tuple[float, dict[str, Any]]] = []
+    while True:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        seen.append((time.monotonic() - t0, msg))
+    assert k.shell_reply(msg_id)["content"]["status"] == "ok"
+    at = {m["content"]["text"]: t for t, m in seen if m["msg_type"] == "stream"}
+    progress = [t for t, m in seen if m["msg_type"] == "display_data" and m["content"]["data"].get("text/plain") == "progress 1"]
+    assert "started\n" in at and "finished\n" in at, at
+    assert progress, "the step's display did not arrive"
+    assert at["finished\n"] - at["started\n"] > 2.0, f"output arrived in one burst: {at}"
+    assert at["finished\n"] - progress[0] > 2.0
+
+
+def test_exception_in_the_job_points_at_the_cell_line(k: KernelSession) -> None:
+    err = fails(k, "%%step boom --on slurm --memory 512M\n"
+                   "const a = 1;\n"
+                   "if (a > 0) throw new RangeError(\"too big\");\n"
+                   "const b = 2;")
+    assert err["ename"] == "RangeError" and err["evalue"] == "too big", err
+    assert "Slurm job" in err["text"] and "on localhost" in err["text"]
+    assert value(k, "base") == "21"
+
+
+def test_over_memory_job_gets_the_memory_advice(k: KernelSession) -> None:
+    # Buffers live outside V8's heap: Slurm (OverMemoryKill) is what stops this job.
+    err = fails(k, "%%step hog --on slurm --memory 300M\n"
+                   "const keep: Buffer[] = [];\n"
+                   "for (let i = 0; i < 40; i++) {\n"
+                   "  keep.push(Buffer.alloc(64 * 1024 * 1024, 1));\n"
+                   "  await new Promise((r) => setTimeout(r, 150));\n"
+                   "}\n"
+                   "const n = keep.length;", timeout=90)
+    assert err["ename"] == "StepOutOfMemory", err
+    m = re.match(r"step `hog` ran out of memory: it used about (\d+) MiB of the 300 MiB it asked for; re-run with `--memory (\w+)`", err["evalue"])
+    assert m, err["evalue"]
+    assert int(m.group(1)) >= 300
+    assert "Slurm killed the job for exceeding its memory limit" in err["text"]
+    assert value(k, "answer") == "42"
+
+
+def test_request_no_node_can_satisfy_names_the_largest_node(k: KernelSession) -> None:
+    t0 = time.monotonic()
+    err = fails(k, "%%step huge --on slurm --memory 900G\nconst x = 1;")
+    assert err["ename"] == "StepResourceError", err
+    assert re.search(r"asks for --memory 900G, but no node in the cluster can give that: the largest node, localhost, has \d+ GiB of memory and 2 CPUs", err["evalue"]), err["evalue"]
+    assert "Memory specification can not be satisfied" in err["text"]
+    err = fails(k, "%%step wide --on slurm --cpu 64\nconst x = 1;")
+    assert err["ename"] == "StepResourceError" and "--cpu 64" in err["evalue"] and "2 CPUs" in err["evalue"], err
+    assert time.monotonic() - t0 < 20
+
+
+def test_interrupt_cancels_the_job_with_scancel(k: KernelSession) -> None:
+    msg_id = k.kc.execute("%%step sleepy --on slurm --memory 256M\n"
+                          "console.log(`job ${process.env.SLURM_JOB_ID}`);\n"
+                          "await new Promise((r) => setTimeout(r, 120_000));\n"
+                          "const never = 1;")
+    job = None
+    deadline = time.monotonic() + 60
+    while job is None and time.monotonic() < deadline:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            m = re.match(r"job (\d+)", msg["content"]["text"])
+            if m:
+                job = m.group(1)
+    assert job is not None
+    assert job_state(job) == "RUNNING"
+    t0 = time.monotonic()
+    k.km.interrupt_kernel()
+    reply = k.shell_reply(msg_id, timeout=30)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - t0 < 10
+    msgs = k.collect(msg_id)
+    stderr = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    assert f"Slurm job {job} was cancelled with scancel" in stderr, stderr
+    assert any("cancelled with scancel" in line for line in displays(msgs))
+    assert job_state(job) in ("CANCELLED", "COMPLETING")
+    # The kernel and its state are intact, and the next job runs.
+    assert value(k, "base") == "21"
+    ok(k, "%%step after --on slurm --memory 256M\nconst again = base + 1;")
+    assert value(k, "again") == "22"
