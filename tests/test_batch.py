@@ -274,3 +274,158 @@ def test_more_than_the_queue_can_ever_provide_is_refused(env: dict[str, str], re
 def client_keys(env: dict[str, str], tmp_path: Path) -> list[str]:
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=tmp_path.name).get("Contents", [])]
+
+
+# ---------------------------------------------------------------- control plane
+
+
+def env_of(submit: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in submit["containerOverrides"]["environment"]}
+
+
+def test_what_is_sent_queue_definition_resources_command_environment(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        reply, msgs = run(k, "%%step train --on batch --memory 64G --cpu 16 --gpu 1 --timeout 10m --retries 2 --env SEED=42\nconst total = 1 + 2;")
+        # moto's simple backend runs nothing: the job SUCCEEDS and no worker ever wrote a result.
+        e = error_of(msgs)
+        _, msgs2 = run(k, "%%step again --on batch\nconst x = 1;")
+    finally:
+        k.close()
+    assert e["ename"] == "BatchJobFailed" and "SUCCEEDED but its worker left no result" in e["evalue"], e
+    subs = recorder.batch("submitjob")
+    assert len(subs) == 2
+    s = subs[0]
+    assert s["jobQueue"] == QUEUE and s["jobName"] == "nbscale-train"
+    assert s["containerOverrides"]["resourceRequirements"] == [
+        {"type": "MEMORY", "value": "65536"},
+        {"type": "VCPU", "value": "16"},
+        {"type": "GPU", "value": "1"},
+    ]
+    assert s["timeout"] == {"attemptDurationSeconds": 600} and s["retryStrategy"]["attempts"] == 3
+    ev = env_of(s)
+    assert ev["SEED"] == "42" and ev["NBSCALE_DATASTORE"] == env["NBSCALE_DATASTORE"] and ev["NBSCALE_STEP"] == "train"
+    assert ev["NODE_OPTIONS"].startswith("--max-old-space-size=")
+    assert "AWS_ACCESS_KEY_ID" not in ev and "AWS_SECRET_ACCESS_KEY" not in ev, "credentials never travel in the job"
+    # The task was uploaded before submission, under the id the job is given.
+    keys = client_keys(env, tmp_path)
+    assert f"{tmp_path.name}/tasks/{ev['NBSCALE_TASK']}/task.json" in keys
+    # One job definition, registered once, named by its content, reused by the second step.
+    regs = recorder.batch("registerjobdefinition")
+    assert len(regs) <= 1 and s["jobDefinition"].startswith("nbscale-") and subs[1]["jobDefinition"] == s["jobDefinition"]
+    jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=s["jobDefinition"].split(":")[0])["jobDefinitions"][0]
+    cp = jd["containerProperties"]
+    assert cp["image"] == "public.ecr.aws/docker/library/node:20-bookworm-slim"
+    assert cp["command"][:2] == ["sh", "-c"] and 'exec nbscale worker --task "$NBSCALE_DATASTORE" "$NBSCALE_TASK"' in cp["command"][2]
+    assert "npm install --global" in cp["command"][2] and "want='0.1.0'" in cp["command"][2]
+    assert any("SUCCEEDED" in line for line in job_lines(msgs)), job_lines(msgs)
+
+
+def test_image_and_queue_from_the_step_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NBSCALE_BATCH_QUEUE")
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        run(k, f"%%step custom --on batch --queue {QUEUE} --image ghcr.io/acme/nb:1\nconst x = 1;")
+    finally:
+        k.close()
+    s = recorder.batch("submitjob")[0]
+    assert s["jobQueue"] == QUEUE
+    jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=s["jobDefinition"].split(":")[0])["jobDefinitions"][0]
+    assert jd["containerProperties"]["image"] == "ghcr.io/acme/nb:1"
+
+
+def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "2s")
+    monkeypatch.setenv("NBSCALE_BATCH_POLL", "1s")
+    timed_batch(moto, 3)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        reply, msgs = run(k, "%%step slow --on batch --cpu 2\nconst x = 1;", timeout=90)
+    finally:
+        k.close()
+    lines = job_lines(msgs)
+    # One output, updated in place as the job moves.
+    kinds = [m["msg_type"] for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and m["content"]["data"].get("text/plain", "").startswith("AWS Batch job ")]
+    assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}, kinds
+    order = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "FAILED"]
+    states = re.findall(r"\b([A-Z]{6,})\b", lines[-1].split(": ", 1)[1])
+    assert states == sorted(states, key=order.index) and {"SUBMITTED", "PENDING", "RUNNABLE", "FAILED"} <= set(states), lines[-1]
+    assert re.search(r"RUNNABLE \d+\.\d s", lines[-1]) and lines[-1].endswith("FAILED"), lines[-1]
+    assert len({line.split(": ", 1)[1] for line in lines}) >= 4, "the output is updated while the job waits"
+    assert "is still RUNNABLE" in stderr(msgs) and "(it asks for 2 vCPU)" in stderr(msgs), stderr(msgs)
+    # moto without Docker fails the job at RUNNING with no reason: the cell says so.
+    e = error_of(msgs)
+    assert e["ename"] == "BatchJobFailed" and "FAILED" in e["evalue"], e
+    assert len(recorder.batch("describejobs")) >= 4
+
+
+def test_interrupt_terminates_the_job_and_says_so(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    timed_batch(moto, 5)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        msg_id = k.kc.execute("%%step stop_me --on batch\nconst x = 1;")
+        deadline = time.monotonic() + 30
+        while not recorder.batch("describejobs") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        k.km.interrupt_kernel()
+        reply = k.shell_reply(msg_id, timeout=60)
+        msgs = k.collect(msg_id, timeout=60)
+        assert reply["content"]["status"] == "error"
+        # The kernel is fine afterwards.
+        r2, _ = k.run("1 + 1")
+        assert r2["content"]["status"] == "ok"
+    finally:
+        k.close()
+    assert error_of(msgs)["ename"] == "KeyboardInterrupt"
+    job = env_of(recorder.batch("submitjob")[0])
+    terms = recorder.batch("terminatejob")
+    assert len(terms) == 1 and terms[0]["reason"] == "interrupted from the notebook (nbscale)", terms
+    assert "was terminated (TerminateJob sent)" in stderr(msgs) and terms[0]["jobId"] in stderr(msgs)
+    assert job_lines(msgs)[-1].endswith("TERMINATED"), job_lines(msgs)
+    batch = client(moto, "batch")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        d = batch.describe_jobs(jobs=[terms[0]["jobId"]])["jobs"][0]
+        if d["status"] == "FAILED":
+            break
+        time.sleep(1)
+    assert d["status"] == "FAILED" and d["statusReason"] == "interrupted from the notebook (nbscale)"
+
+
+def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    """Jobs are failed from outside with the reasons AWS gives (moto keeps a TerminateJob reason as statusReason)."""
+    timed_batch(moto, 4)
+    batch = client(moto, "batch")
+
+    def fail_job_with(reason: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            subs = recorder.batch("submitjob")
+            jobs = batch.list_jobs(jobQueue=QUEUE, filters=[{"name": "JOB_NAME", "values": [subs[-1]["jobName"]]}])["jobSummaryList"] if subs else []
+            live = [j for j in jobs if j["status"] not in ("SUCCEEDED", "FAILED")]
+            if live:
+                batch.terminate_job(jobId=live[0]["jobId"], reason=reason)
+                return
+            time.sleep(0.3)
+        raise AssertionError("no job to fail")
+
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        t = threading.Thread(target=fail_job_with, args=("OutOfMemoryError: Container killed due to memory usage",))
+        recorder.reset()
+        t.start()
+        _, msgs = run(k, "%%step hungry --on batch --memory 8G\nconst x = 1;", timeout=90)
+        t.join()
+        oom = error_of(msgs)
+        t = threading.Thread(target=fail_job_with, args=("CannotPullContainerError: pull access denied for acme/nb",))
+        recorder.reset()
+        t.start()
+        _, msgs = run(k, "%%step pull --on batch\nconst x = 1;", timeout=90)
+        t.join()
+        pull = error_of(msgs)
+    finally:
+        k.close()
+    assert oom["ename"] == "StepOutOfMemory" and "re-run with `--memory 16G`" in oom["evalue"], oom
+    assert "OutOfMemoryError: Container killed due to memory usage" in oom["text"] and "kernel and its variables are intact" in oom["text"]
+    assert pull["ename"] == "BatchJobFailed" and "CannotPullContainerError: pull access denied for acme/nb" in pull["evalue"], pull

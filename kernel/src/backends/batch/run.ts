@@ -13,27 +13,30 @@
  *
  * Interrupting the cell terminates the job (TerminateJob) and says so.
  */
-import { BatchClient, DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type JobDetail } from "@aws-sdk/client-batch";
+import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { display } from "../../client/display";
 import type { CellError } from "../../session/errors";
 import { cellError } from "../../step/failures";
+import type { StorageBackend } from "../../store/backend";
+import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
 import { VERSION } from "../../version";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
+import { putTask, watchTask } from "../remote/kernel-side";
+import { loadValues } from "../remote/values";
 import { depsManifestKey, sha256Hex } from "./bootstrap";
 import { checkQueue } from "./capacity";
 import { failureFacts, jobFailedError } from "./failure";
 import { JobDefinitions } from "./jobdef";
+import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
 import { checkBucket, checkRegionAndCredentials } from "./preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
 import { submitJobInput } from "./submit";
-import { openTaskStore, type TaskStore } from "./transport";
-import { JobTimeline, Wake, watchJob } from "./watch";
 
 /** A step that did not run, with what the cell should say. */
 export class BatchStepError extends Error {
@@ -74,10 +77,8 @@ export interface BatchHost {
 
 /** Settings the job sees as the kernel does: a custom endpoint (LocalStack, moto) and the region. */
 const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
-/** After SUCCEEDED the result is in S3 already; a little grace covers a slow last write. */
-const RESULT_GRACE_MS = 10_000;
-/** A FAILED job whose worker still reported an exception: prefer the exception. */
-const FAILED_GRACE_MS = 2_000;
+/** After the job ended, how long its result may take to become visible (S3 is read-after-write; this is margin). */
+const RESULT_GRACE_MS = 5_000;
 
 /** One per kernel: keeps registered job definitions across steps. */
 export class BatchBackend {
@@ -90,36 +91,86 @@ export class BatchBackend {
     const settings = await this.preflight(s);
     const client = this.client!;
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
-    let store: TaskStore;
-    try {
-      store = await openTaskStore(settings.datastore.path);
-    } catch (e) {
-      throw new BatchStepError(cellError("StepTargetUnavailable", `step \`${s.step}\` was not sent to AWS Batch: ${(e as Error).message}`));
-    }
+    const backend = backendFor(settings.datastore);
     if (s.signal.aborted) return interrupted("");
-    const task = await store.upload({ step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs });
-    const depsLock = await this.uploadDeps(store);
+    const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
+    const depsLock = await this.uploadDeps(backend);
 
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
-    const input = submitJobInput({
-      step: s.step,
-      queue: settings.queue,
-      jobDefinition,
-      datastore: settings.datastore.path,
+    const status = display.create();
+    let hinted = false;
+    const launcher = new BatchLauncher(
+      client,
+      (t) =>
+        submitJobInput({
+          step: s.step,
+          queue: settings.queue,
+          jobDefinition,
+          datastore: settings.datastore.path,
+          task: t.id,
+          memory: s.memory,
+          cpu: s.cpu,
+          gpu: s.gpu,
+          timeoutMs: s.timeoutMs,
+          retries: s.retries,
+          env: s.env,
+          depsLock,
+          passthrough,
+        }),
+      (st, timeline) => {
+        if (!hinted && st.label === "RUNNABLE" && timeline.inState(Date.now()) >= settings.runnableHintMs) {
+          hinted = true;
+          s.onEvent({ type: "stream", name: "stderr", text: runnableHint(jobId, settings.queue, s) });
+        }
+        show();
+      },
+    );
+    const show = (extra = "") => status.text(`AWS Batch job ${jobId} (${settings.queue}): ${launcher.timeline.text(Date.now())}${extra}`);
+    const jobId = await launcher.submit(task);
+    show();
+    const worker = { id: jobId, pid: 0 };
+
+    const outcome = await watchTask({
+      backend,
       task,
-      memory: s.memory,
-      cpu: s.cpu,
-      gpu: s.gpu,
-      timeoutMs: s.timeoutMs,
-      retries: s.retries,
-      env: s.env,
-      depsLock,
-      passthrough,
+      launcher,
+      job: jobId,
+      onEvent: s.onEvent,
+      onStatus: () => undefined,
+      signal: s.signal,
+      statusMs: 1000,
+      maxStatusMs: settings.maxPollMs,
+      endGraceMs: RESULT_GRACE_MS,
     });
-    const submitted = await client.send(new SubmitJobCommand(input));
-    const jobId = submitted.jobId!;
-    return await this.follow(s, settings, store, task, jobId);
+    switch (outcome.kind) {
+      case "cancelled":
+        show();
+        s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: interrupted; AWS Batch job ${jobId} was terminated (TerminateJob sent)\n` });
+        return interrupted(jobId);
+      case "result": {
+        const r = outcome.result;
+        show(outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
+        if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss };
+        const { specs, frames } = await loadValues(backend, r.outputs, `output of step \`${s.step}\``);
+        return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss };
+      }
+      case "ended": {
+        show();
+        const job = outcome.status.job;
+        if (job?.status === "SUCCEEDED") {
+          throw new BatchStepError(
+            cellError("BatchJobFailed", `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id})`, [
+              "    (did the image run something other than the job definition's command? check --image and the job's log)",
+            ]),
+            jobId,
+          );
+        }
+        const facts = failureFacts(job ?? {});
+        const logTail = await lastLogLines(facts.logStream);
+        throw new BatchStepError(jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail }), jobId);
+      }
+    }
   }
 
   private async preflight(s: BatchStep): Promise<BatchSettings> {
@@ -146,90 +197,20 @@ export class BatchBackend {
   }
 
   /** The notebook folder's package.json + package-lock.json, stored under the lockfile's hash. */
-  private async uploadDeps(store: TaskStore): Promise<string | undefined> {
+  private async uploadDeps(backend: StorageBackend): Promise<string | undefined> {
     const lockPath = join(this.host.notebookDir, "package-lock.json");
     const pkgPath = join(this.host.notebookDir, "package.json");
     if (!existsSync(lockPath) || !existsSync(pkgPath)) return undefined;
     const lock = readFileSync(lockPath);
     const sha = sha256Hex(lock);
-    await store.putSmall(depsManifestKey(sha, "package-lock.json"), lock);
-    await store.putSmall(depsManifestKey(sha, "package.json"), readFileSync(pkgPath));
+    // Under the lockfile's hash: written once, the same for every later job.
+    await backend.putIfAbsent(depsManifestKey(sha, "package-lock.json"), [lock]);
+    await backend.putIfAbsent(depsManifestKey(sha, "package.json"), [readFileSync(pkgPath)]);
     return sha;
-  }
-
-  private async follow(s: BatchStep, settings: BatchSettings, store: TaskStore, task: string, jobId: string): Promise<TaskResult> {
-    const client = this.client!;
-    const status = display.create();
-    const worker = { id: jobId, pid: 0 };
-    const wake = new Wake();
-    let result: TaskResult | null = null;
-    let hinted = false;
-    const tailStop = new AbortController();
-    const tail = store
-      .follow(task, { onEvent: s.onEvent, signal: tailStop.signal })
-      .then((r) => {
-        if (r) result = { ...r, worker } as TaskResult;
-        wake.poke();
-      });
-    const onAbort = () => wake.poke();
-    s.signal.addEventListener("abort", onAbort);
-    const show = (timeline: JobTimeline, extra = "") =>
-      status.text(`AWS Batch job ${jobId} (${settings.queue}): ${timeline.text(Date.now())}${extra}`);
-
-    let watched: { job: JobDetail | undefined; timeline: JobTimeline };
-    try {
-      watched = await watchJob({
-        describe: async () => (await client.send(new DescribeJobsCommand({ jobs: [jobId] }))).jobs?.[0],
-        onPoll: (job, timeline) => {
-          if (!hinted && job?.status === "RUNNABLE" && timeline.inState(Date.now()) >= settings.runnableHintMs) {
-            hinted = true;
-            s.onEvent({ type: "stream", name: "stderr", text: runnableHint(jobId, settings.queue, s) });
-          }
-          show(timeline);
-        },
-        stopped: () => result !== null || s.signal.aborted,
-        wake,
-        maxPollMs: settings.maxPollMs,
-      });
-    } finally {
-      s.signal.removeEventListener("abort", onAbort);
-    }
-    const { job, timeline } = watched;
-
-    if (s.signal.aborted && result === null) {
-      tailStop.abort();
-      await client.send(new TerminateJobCommand({ jobId, reason: "interrupted from the notebook (nbscale)" }));
-      timeline.observe("TERMINATED", Date.now());
-      show(timeline);
-      return interrupted(jobId, `step \`${s.step}\`: interrupted; AWS Batch job ${jobId} was terminated (TerminateJob sent)\n`, s);
-    }
-    if (result === null) {
-      // The job is final but the tail has not delivered: give it a moment.
-      const grace = job?.status === "SUCCEEDED" ? RESULT_GRACE_MS : FAILED_GRACE_MS;
-      await Promise.race([tail, new Promise((r) => setTimeout(r, grace))]);
-    }
-    tailStop.abort();
-    await tail.catch(() => undefined);
-    if (result !== null) {
-      show(timeline, timeline.state && !["SUCCEEDED", "FAILED"].includes(timeline.state) ? " (result received)" : "");
-      return result;
-    }
-    if (job?.status === "SUCCEEDED") {
-      throw new BatchStepError(
-        cellError("BatchJobFailed", `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task})`, [
-          "    (the container ran something other than `nbscale worker --task`? check --image and the job's log)",
-        ]),
-        jobId,
-      );
-    }
-    const facts = failureFacts(job ?? {});
-    const logTail = await lastLogLines(facts.logStream);
-    throw new BatchStepError(jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail }), jobId);
   }
 }
 
-function interrupted(jobId: string, message?: string, s?: BatchStep): TaskResult {
-  if (message && s) s.onEvent({ type: "stream", name: "stderr", text: message });
+function interrupted(jobId: string): TaskResult {
   return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: jobId, pid: 0 }, peakRss: 0 };
 }
 

@@ -1,12 +1,10 @@
 /**
- * Follows a job through SUBMITTED → PENDING → RUNNABLE → STARTING → RUNNING →
- * SUCCEEDED/FAILED with DescribeJobs: polls every second while things move,
- * backs off (×1.5 up to a ceiling) while they don't, and keeps the time spent
- * in each state as the kernel saw it, for the cell.
+ * A job's way through SUBMITTED → PENDING → RUNNABLE → STARTING → RUNNING →
+ * SUCCEEDED/FAILED, with the time spent in each state as the kernel saw it
+ * (DescribeJobs polls), for the cell.
  */
-import type { JobDetail } from "@aws-sdk/client-batch";
-
-export const FINAL_STATES = new Set(["SUCCEEDED", "FAILED"]);
+/** TERMINATED is ours: the state a job is left in by an interrupt, as the cell shows it. */
+export const FINAL_STATES = new Set(["SUCCEEDED", "FAILED", "TERMINATED"]);
 
 export interface Transition {
   state: string;
@@ -28,7 +26,8 @@ export class JobTimeline {
   /** Records `state` if it differs from the last one; true when it did. */
   observe(state: string, at: number): boolean {
     const last = this.transitions[this.transitions.length - 1];
-    if (last && last.state === state) return false;
+    // A final state stays: a job we terminated may still be described as RUNNING for a moment.
+    if (last && (last.state === state || FINAL_STATES.has(last.state))) return false;
     this.transitions.push({ state, at });
     return true;
   }
@@ -51,58 +50,5 @@ export class JobTimeline {
         return end === undefined ? t.state : `${t.state} ${seconds(end - t.at)}`;
       })
       .join(" → ");
-  }
-}
-
-export interface WatchOptions {
-  describe(): Promise<JobDetail | undefined>;
-  /** Called after every poll. */
-  onPoll(job: JobDetail | undefined, timeline: JobTimeline): void;
-  /** Stop early (e.g. the worker's result arrived, or the cell was interrupted). */
-  stopped(): boolean;
-  /** Resolves when `stopped()` may have changed, to cut a pause short. */
-  wake: { wait(ms: number): Promise<void> };
-  minPollMs?: number;
-  maxPollMs: number;
-  now?: () => number;
-}
-
-/** Polls until the job is final or `stopped()`; returns the last description. */
-export async function watchJob(o: WatchOptions): Promise<{ job: JobDetail | undefined; timeline: JobTimeline }> {
-  const now = o.now ?? Date.now;
-  const timeline = new JobTimeline();
-  const min = o.minPollMs ?? 1000;
-  let pause = min;
-  let job: JobDetail | undefined;
-  while (!o.stopped()) {
-    job = await o.describe();
-    const changed = job?.status ? timeline.observe(job.status, now()) : false;
-    o.onPoll(job, timeline);
-    if (job?.status && FINAL_STATES.has(job.status)) break;
-    pause = changed ? min : Math.min(o.maxPollMs, Math.round(pause * 1.5));
-    await o.wake.wait(pause);
-  }
-  return { job, timeline };
-}
-
-/** A pause that `poke()` ends early. */
-export class Wake {
-  private pending: (() => void) | null = null;
-
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        if (self.pending === done) self.pending = null;
-        resolve();
-      }
-      this.pending = done;
-    });
-  }
-
-  poke(): void {
-    this.pending?.();
   }
 }
