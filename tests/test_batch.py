@@ -429,3 +429,80 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
     assert oom["ename"] == "StepOutOfMemory" and "re-run with `--memory 16G`" in oom["evalue"], oom
     assert "OutOfMemoryError: Container killed due to memory usage" in oom["text"] and "kernel and its variables are intact" in oom["text"]
     assert pull["ename"] == "BatchJobFailed" and "CannotPullContainerError: pull access denied for acme/nb" in pull["evalue"], pull
+
+
+# ---------------------------------------------------------------- data plane
+
+
+def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path) -> subprocess.CompletedProcess[str]:
+    """THE STAND-IN FOR THE CONTAINER: waits for the SubmitJob the kernel sent,
+    reads the job definition's command and the job's environment back from
+    moto, and runs exactly that command with exactly that environment here.
+    What the compute environment would add is added: the job role's
+    credentials, AWS_BATCH_JOB_ID, and an image that has nbscale of the
+    kernel's version on PATH (this checkout's bin/nbscale.js)."""
+    deadline = time.monotonic() + 60
+    while not recorder.batch("submitjob"):
+        assert time.monotonic() < deadline, "no SubmitJob"
+        time.sleep(0.2)
+    submit = recorder.batch("submitjob")[-1]
+    name = submit["jobDefinition"].split(":")[0]
+    jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"][0]
+    command = jd["containerProperties"]["command"]
+    image_bin = home / "image-bin"
+    image_bin.mkdir(exist_ok=True)
+    if not (image_bin / "nbscale").exists():
+        (image_bin / "nbscale").symlink_to(ROOT / "kernel" / "bin" / "nbscale.js")
+    container_env = {
+        "PATH": f"{image_bin}:{os.environ['PATH']}",
+        "HOME": str(home),
+        "NBSCALE_WORKDIR": str(home / "work"),
+        # the job role's credentials, as the container's credential endpoint would give them
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_BATCH_JOB_ID": "stand-in",
+        **env_of(submit),
+    }
+    return subprocess.run(command, env=container_env, capture_output=True, text=True, timeout=120)
+
+
+def test_data_plane_the_submitted_command_runs_the_step_and_its_outputs_arrive(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    # Long enough for the stand-in to run before moto (without Docker) fails the job at RUNNING.
+    timed_batch(moto, 6)
+    home = tmp_path / "container"
+    home.mkdir()
+    container: dict[str, Any] = {}
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        assert k.run("const base = 10;")[0]["content"]["status"] == "ok"
+        assert k.run("function scale(x: number) { return x * base; }")[0]["content"]["status"] == "ok"
+        assert k.run("const data = Float64Array.from({ length: 100_000 }, (_, i) => i);")[0]["content"]["status"] == "ok"
+        t = threading.Thread(target=lambda: container.setdefault("proc", run_like_the_container(moto, recorder, home)))
+        t.start()
+        reply, msgs = run(k, "%%step remote_total --on batch --memory 1G --cpu 1\n"
+                             "import { display } from \"nbscale\";\n"
+                             "console.log(\"hello from the job\", process.env.AWS_BATCH_JOB_ID);\n"
+                             "display.html(\"<b>rich</b>\");\n"
+                             "const total = data.reduce((a, b) => a + scale(b), 0);\n"
+                             "const label: string = `n=${data.length}`;", timeout=120)
+        t.join()
+        errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+        proc = container["proc"]
+        assert reply["content"]["status"] == "ok", (errors, proc.stdout, proc.stderr)
+        assert "hello from the job stand-in\n" in k.stdout(msgs)
+        assert any(m["msg_type"] == "display_data" and m["content"]["data"].get("text/html") == "<b>rich</b>" for m in msgs)
+        r, out = k.run("total")
+        assert [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"] == [str(sum(range(100_000)) * 10)]
+        # typed as in the cell
+        r, out = k.run("const n: number = label.length;")
+        assert r["content"]["status"] == "ok"
+        r, out = k.run("const bad: number = label;")
+        assert r["content"]["status"] == "error"
+    finally:
+        k.close()
+    assert proc.returncode == 0, proc.stderr
+    # The job used the data plane only: inputs were read from S3 by hash, the result written back.
+    keys = client_keys(env, tmp_path)
+    task = env_of(recorder.batch("submitjob")[-1])["NBSCALE_TASK"]
+    assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
+    assert "(result received)" in job_lines(msgs)[-1] or "SUCCEEDED" in job_lines(msgs)[-1], job_lines(msgs)
