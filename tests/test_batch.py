@@ -434,7 +434,7 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
 # ---------------------------------------------------------------- data plane
 
 
-def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path) -> subprocess.CompletedProcess[str]:
+def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth: int = 1) -> subprocess.CompletedProcess[str]:
     """THE STAND-IN FOR THE CONTAINER: waits for the SubmitJob the kernel sent,
     reads the job definition's command and the job's environment back from
     moto, and runs exactly that command with exactly that environment here.
@@ -442,10 +442,10 @@ def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path) -> 
     credentials, AWS_BATCH_JOB_ID, and an image that has nbscale of the
     kernel's version on PATH (this checkout's bin/nbscale.js)."""
     deadline = time.monotonic() + 60
-    while not recorder.batch("submitjob"):
+    while len(recorder.batch("submitjob")) < nth:
         assert time.monotonic() < deadline, "no SubmitJob"
         time.sleep(0.2)
-    submit = recorder.batch("submitjob")[-1]
+    submit = recorder.batch("submitjob")[nth - 1]
     name = submit["jobDefinition"].split(":")[0]
     jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=name, status="ACTIVE")["jobDefinitions"][0]
     command = jd["containerProperties"]["command"]
@@ -506,3 +506,32 @@ def test_data_plane_the_submitted_command_runs_the_step_and_its_outputs_arrive(e
     task = env_of(recorder.batch("submitjob")[-1])["NBSCALE_TASK"]
     assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
     assert "(result received)" in job_lines(msgs)[-1] or "SUCCEEDED" in job_lines(msgs)[-1], job_lines(msgs)
+
+
+def test_the_notebook_folders_lockfile_is_installed_once_then_restored_from_the_s3_cache(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    """The install half runs `npm ci` for real; the lockfile has no packages so it needs no registry."""
+    timed_batch(moto, 6)
+    (tmp_path / "package.json").write_text(json.dumps({"name": "nb", "version": "1.0.0", "private": True}))
+    lock = json.dumps({"name": "nb", "version": "1.0.0", "lockfileVersion": 3, "requires": True, "packages": {"": {"name": "nb", "version": "1.0.0"}}})
+    (tmp_path / "package-lock.json").write_text(lock)
+    home = tmp_path / "container"
+    home.mkdir()
+    procs: list[subprocess.CompletedProcess[str]] = []
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        for n in (1, 2):
+            t = threading.Thread(target=lambda n=n: procs.append(run_like_the_container(moto, recorder, home, nth=n)))
+            t.start()
+            reply, msgs = run(k, f"%%step deps{n} --on batch\nconst v{n} = {n};", timeout=120)
+            t.join()
+            assert reply["content"]["status"] == "ok", ([m["content"] for m in msgs if m["msg_type"] == "error"], procs[-1].stderr)
+    finally:
+        k.close()
+    import hashlib
+
+    sha = hashlib.sha256(lock.encode()).hexdigest()
+    assert env_of(recorder.batch("submitjob")[0])["NBSCALE_DEPS"] == sha
+    assert "installing the notebook's dependencies (npm ci" in procs[0].stderr and "cached for later jobs" in procs[0].stderr, procs[0].stderr
+    assert "restored from the cache" in procs[1].stderr and "npm ci" not in procs[1].stderr, procs[1].stderr
+    keys = client_keys(env, tmp_path)
+    assert any(key.startswith(f"{tmp_path.name}/batch/deps/{sha}/node_modules-node") and key.endswith(".tgz") for key in keys), keys
