@@ -197,3 +197,22 @@ def test_interrupt_cancels_the_job_with_scancel(k: KernelSession) -> None:
     assert value(k, "base") == "21"
     ok(k, "%%step after --on slurm --memory 256M\nconst again = base + 1;")
     assert value(k, "again") == "22"
+
+
+def test_job_cancelled_outside_the_notebook_says_so(k: KernelSession) -> None:
+    msg_id = k.kc.execute("%%step victim --on slurm --memory 256M\n"
+                          "console.log(`job ${process.env.SLURM_JOB_ID}`);\n"
+                          "await new Promise((r) => setTimeout(r, 120_000));\n"
+                          "const never = 1;")
+    job = None
+    while job is None:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            m = re.match(r"job (\d+)", msg["content"]["text"])
+            job = m.group(1) if m else None
+    subprocess.run(["scancel", job], check=True)
+    reply = k.shell_reply(msg_id, timeout=60)
+    assert reply["content"]["ename"] == "StepCancelled", reply["content"]
+    assert f"Slurm job {job} on localhost was cancelled outside this notebook" in reply["content"]["evalue"]
+    k.collect(msg_id)
+    assert value(k, "base") == "21"

@@ -25,7 +25,7 @@ export interface EndedJob {
 }
 
 /** slurmstepd's line for an over-memory kill: `… exceeded memory limit (USED > LIMIT), being killed`. */
-const SLURM_OOM = /exceeded memory limit(?: \((\d+) > (\d+)\))?|oom[-_ ]kill|Out Of Memory/i;
+const SLURM_OOM = /exceeded memory limit(?: \((\d+) > (\d+)\))?|oom[-_ ]kill event/i;
 /** V8 stopping at its heap limit (the job's --max-old-space-size). */
 const V8_OOM = /JavaScript heap out of memory|Reached heap limit|Allocation failed - process out of memory/;
 
@@ -50,7 +50,8 @@ function lastLines(output: string, n = 8): string[] {
 
 export function endedJobError(e: EndedJob): CellError {
   const state = e.info?.state ?? "UNKNOWN";
-  const on = e.node ?? (e.info?.nodes || undefined);
+  // Slurm's name for the node (what squeue shows), else the hostname the worker saw.
+  const on = e.info?.nodes || e.node;
   const where = `Slurm job ${e.job}${on ? ` on ${on}` : ""}`;
   const slurmOom = SLURM_OOM.exec(e.output);
   if (state === "OUT_OF_MEMORY" || slurmOom || V8_OOM.test(e.output)) {
