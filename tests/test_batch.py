@@ -101,9 +101,8 @@ def client(moto: MotoServer, service: str) -> Any:
     return boto3.client(service, endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-@pytest.fixture(scope="module")
-def aws(moto: MotoServer) -> dict[str, Any]:
-    """Bucket, IAM role, an unmanaged compute environment + queue, and a small managed one + queue."""
+def provision(moto: MotoServer) -> str:
+    """Bucket, IAM role, an unmanaged compute environment and the queue; returns the role's ARN."""
     simple_batch(moto)
     client(moto, "s3").create_bucket(Bucket=BUCKET)
     iam = client(moto, "iam")
@@ -114,6 +113,15 @@ def aws(moto: MotoServer) -> dict[str, Any]:
     batch = client(moto, "batch")
     ce = batch.create_compute_environment(computeEnvironmentName="nbscale-unmanaged", type="UNMANAGED", state="ENABLED", serviceRole=role)["computeEnvironmentArn"]
     batch.create_job_queue(jobQueueName=QUEUE, state="ENABLED", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}])
+    return role
+
+
+@pytest.fixture(scope="module")
+def aws(moto: MotoServer) -> dict[str, Any]:
+    """provision(), plus a small managed compute environment (8 vCPU of m5.2xlarge) and its queue."""
+    role = provision(moto)
+    iam = client(moto, "iam")
+    batch = client(moto, "batch")
     ec2 = client(moto, "ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
@@ -535,3 +543,51 @@ def test_the_notebook_folders_lockfile_is_installed_once_then_restored_from_the_
     assert "restored from the cache" in procs[1].stderr and "npm ci" not in procs[1].stderr, procs[1].stderr
     keys = client_keys(env, tmp_path)
     assert any(key.startswith(f"{tmp_path.name}/batch/deps/{sha}/node_modules-node") and key.endswith(".tgz") for key in keys), keys
+
+
+def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second moto whose simple Batch fails every job after 3 s (MOTO_SIMPLE_BATCH_FAIL_AFTER); meanwhile
+    the test writes what the container "printed" into the job's CloudWatch stream, as the awslogs driver would."""
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "3")
+    failing = MotoServer()
+    monkeypatch.delenv("MOTO_SIMPLE_BATCH_FAIL_AFTER")
+    try:
+        provision(failing)
+        for k_, v in {**failing.env(), "NBSCALE_DATASTORE": f"s3://{BUCKET}/{tmp_path.name}", "NBSCALE_BATCH_QUEUE": QUEUE, "NBSCALE_WARM_WORKERS": "0"}.items():
+            monkeypatch.setenv(k_, v)
+        batch, logs = client(failing, "batch"), client(failing, "logs")
+
+        def print_into_the_jobs_log() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                jobs = batch.list_jobs(jobQueue=QUEUE, jobStatus="RUNNING")["jobSummaryList"] + batch.list_jobs(jobQueue=QUEUE, jobStatus="SUBMITTED")["jobSummaryList"]
+                if jobs:
+                    d = batch.describe_jobs(jobs=[jobs[0]["jobId"]])["jobs"][0]
+                    stream = d["container"].get("logStreamName") or f"{d['jobDefinition'].split('/')[-1].split(':')[0]}/default/{d['jobId']}"
+                    try:
+                        logs.create_log_group(logGroupName="/aws/batch/job")
+                    except logs.exceptions.ResourceAlreadyExistsException:
+                        pass
+                    logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+                    now = int(time.time() * 1000)
+                    logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=stream, logEvents=[
+                        {"timestamp": now, "message": "[nbscale] installing nbscale@0.1.0"},
+                        {"timestamp": now + 1, "message": "npm error code E404"},
+                        {"timestamp": now + 2, "message": "npm error 404 Not Found - nbscale@0.1.0"},
+                    ])
+                    return
+                time.sleep(0.2)
+
+        t = threading.Thread(target=print_into_the_jobs_log)
+        t.start()
+        k = KernelSession(cwd=str(tmp_path))
+        try:
+            reply, msgs = run(k, "%%step early --on batch\nconst x = 1;", timeout=90)
+        finally:
+            k.close()
+        t.join()
+        e = error_of(msgs)
+        assert e["ename"] == "BatchJobFailed", e
+        assert "last lines of the job's log:" in e["text"] and "| npm error 404 Not Found - nbscale@0.1.0" in e["text"], e["text"]
+    finally:
+        failing.stop()
