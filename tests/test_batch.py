@@ -591,3 +591,26 @@ def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_
         assert "last lines of the job's log:" in e["text"] and "| npm error 404 Not Found - nbscale@0.1.0" in e["text"], e["text"]
     finally:
         failing.stop()
+
+
+def test_an_exception_in_the_job_points_at_the_cells_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    timed_batch(moto, 6)
+    home = tmp_path / "container"
+    home.mkdir()
+    procs: list[subprocess.CompletedProcess[str]] = []
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        t = threading.Thread(target=lambda: procs.append(run_like_the_container(moto, recorder, home)))
+        t.start()
+        reply, msgs = run(k, "%%step boom --on batch\nconst a = 1;\nif (a > 0) throw new RangeError(\"bad a: \" + a);\nconst b = 2;", timeout=120)
+        t.join()
+        assert reply["content"]["status"] == "error"
+        # the session is intact and the failed step defined nothing
+        r, out = k.run("typeof b")
+        assert [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"] == ['"undefined"'] or r["content"]["status"] == "error"
+    finally:
+        k.close()
+    e = error_of(msgs)
+    assert e["ename"] == "RangeError" and e["evalue"] == "bad a: 1", e
+    assert "cell, line 3" in e["text"] and "raised in AWS Batch job" in e["text"], e["text"]
+    assert procs[0].returncode == 1, procs[0].stderr
