@@ -67,6 +67,10 @@ test("every word of the script is data to sh, however hostile", () => {
     assert.equal(out, `a b worker --task ${hostile} t-1\n`);
     assert.equal(fs.existsSync(path.join(dir, "pwned")), false);
     assert.equal(shQuote("it's"), `'it'\\''s'`);
+    // A job array element runs its own task: <task>-<index>, the index from Slurm's environment only.
+    fs.writeFileSync(file, batchScript({ step: "s", task: "t-1", output: "o", array: "0-3%2" }, s));
+    const el = execFileSync("sh", [file], { encoding: "utf8", env: { ...process.env, SLURM_ARRAY_TASK_ID: "3" } });
+    assert.equal(el, `a b worker --task ${hostile} t-1-3\n`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -53,13 +53,15 @@ export function batchScript(spec: JobSpec, s: SlurmSettings): string {
   const node = [s.nodeBinary];
   // The same heap limit as a local worker for the same --memory, so V8 stops before Slurm kills.
   if (spec.memory !== undefined) node.push(`--max-old-space-size=${heapLimitMiB(spec.memory)}`);
-  const argv = [...node, s.nbscaleBin, "worker", "--task", s.nodeDatastore, spec.task];
+  const argv = [...node, s.nbscaleBin, "worker", "--task", s.nodeDatastore].map(shQuote);
+  // An array job's element i runs task `<task>-i` (the one variable the shell expands, in double quotes).
+  argv.push(spec.array ? `${shQuote(`${spec.task}-`)}"$SLURM_ARRAY_TASK_ID"` : shQuote(spec.task));
   return [
     "#!/bin/sh",
     `# nbscale step ${spec.step.replace(/[^A-Za-z0-9_-]/g, "_")}, task ${spec.task}: written by the kernel, runs the step once and exits.`,
     // The kernel's NODE_OPTIONS (debuggers, loaders) are not the step's.
     "unset NODE_OPTIONS",
-    `exec ${argv.map(shQuote).join(" ")}`,
+    `exec ${argv.join(" ")}`,
     "",
   ].join("\n");
 }
