@@ -1,6 +1,7 @@
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
 import { aboutPlugin } from './about';
+import { exportPlugin } from './export/plugin';
 import { historyPlugin } from './history/plugin';
 import { settingsPlugin } from './settings';
 import { statusPlugin } from './status/plugin';
@@ -20,7 +21,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   aboutPlugin,
   toolbarPlugin,
   statusPlugin,
-  historyPlugin
+  historyPlugin,
+  exportPlugin
 ];
 
 export default plugins;

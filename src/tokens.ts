@@ -26,6 +26,8 @@ export namespace CommandIDs {
   export const openHistory = 'nbscale:open-history';
   /** args: `{name, version, path?}`: `%restore NAME@VERSION` in the notebook's kernel. */
   export const restoreVersion = 'nbscale:restore-version';
+  /** Saves the notebook, writes its flow file next to it and opens it. */
+  export const exportFlow = 'nbscale:export-flow';
 }
 
 /** The user settings of nbscale (see schema/plugin.json). */

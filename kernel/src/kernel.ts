@@ -25,6 +25,7 @@ import { register as registerHistory } from "./session/magic-handlers/history";
 import { register as registerRestore } from "./session/magic-handlers/restore";
 import { register as registerExport } from "./session/magic-handlers/export";
 import { registerHistoryComm } from "./session/comm-handlers/history";
+import { register as registerExportComm } from "./session/comm-handlers/export";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
@@ -121,6 +122,7 @@ export class Kernel {
     registerRestore(this.magics, { recorder: this.recorder, executor: this.executor });
     registerExport(this.magics, { recorder: this.recorder });
     registerHistoryComm(this.comms, { recorder: this.recorder });
+    registerExportComm(this.comms, { recorder: this.recorder });
     registerStepMagics(this.magics, {
       executor: this.executor,
       cells: this.cells,
