@@ -88,6 +88,21 @@ export class BatchBackend {
   constructor(private readonly host: BatchHost) {}
 
   async run(s: BatchStep): Promise<TaskResult> {
+    try {
+      return await this.runJob(s);
+    } catch (e) {
+      // An AWS answer we did not expect (a permission, a limit, a refused request) still reads as one.
+      if (e instanceof BatchStepError || !isAwsError(e)) throw e;
+      const err = e as Error & { $metadata?: { httpStatusCode?: number } };
+      throw new BatchStepError(
+        cellError("BatchError", `step \`${s.step}\`: AWS said ${err.name}: ${err.message}`, [
+          `    (HTTP ${err.$metadata?.httpStatusCode ?? "?"}; the kernel and its variables are intact)`,
+        ]),
+      );
+    }
+  }
+
+  private async runJob(s: BatchStep): Promise<TaskResult> {
     const settings = await this.preflight(s);
     const client = this.client!;
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
@@ -208,6 +223,10 @@ export class BatchBackend {
     await backend.putIfAbsent(depsManifestKey(sha, "package.json"), [readFileSync(pkgPath)]);
     return sha;
   }
+}
+
+function isAwsError(e: unknown): boolean {
+  return typeof e === "object" && e !== null && "$metadata" in e;
 }
 
 function interrupted(jobId: string): TaskResult {
