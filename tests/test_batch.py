@@ -614,3 +614,26 @@ def test_an_exception_in_the_job_points_at_the_cells_line(env: dict[str, str], r
     assert e["ename"] == "RangeError" and e["evalue"] == "bad a: 1", e
     assert "cell, line 3" in e["text"] and "raised in AWS Batch job" in e["text"], e["text"]
     assert procs[0].returncode == 1, procs[0].stderr
+
+
+def test_an_input_already_in_the_store_is_not_uploaded_again(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    """The kernel recorded `big` (8 MB) into the S3 datastore when its cell ran; the step's upload finds it by hash."""
+    timed_batch(moto, 6)
+    home = tmp_path / "container"
+    home.mkdir()
+    procs: list[subprocess.CompletedProcess[str]] = []
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        assert k.run("const big = Float64Array.from({ length: 1_000_000 }, (_, i) => i % 7);")[0]["content"]["status"] == "ok"
+        recorder.reset()
+        t = threading.Thread(target=lambda: procs.append(run_like_the_container(moto, recorder, home)))
+        t.start()
+        reply, msgs = run(k, "%%step uses_big --on batch\nconst s = big.reduce((a, b) => a + b, 0);", timeout=120)
+        t.join()
+        assert reply["content"]["status"] == "ok", ([m["content"] for m in msgs if m["msg_type"] == "error"], procs[0].stderr)
+        r, out = k.run("s")
+        assert [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"] == [str(sum(i % 7 for i in range(1_000_000)))]
+    finally:
+        k.close()
+    sizes = [len(e["text"]) for e in recorder.entries() if e["method"] in ("PUT", "POST") and f"/{BUCKET}/" in e["url"]]
+    assert sizes and max(sizes) < 1_000_000, f"an upload of {max(sizes)} bytes: the input was sent again"
