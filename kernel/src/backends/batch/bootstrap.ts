@@ -28,12 +28,13 @@ export function bootstrapScript(version: string): string {
     'if command -v nbscale >/dev/null 2>&1; then have="$(nbscale --version 2>/dev/null || true)"; fi',
     'if [ "$have" != "$want" ]; then',
     '  echo "[nbscale] installing nbscale@$want" >&2',
-    '  npm install --global --no-audit --no-fund --loglevel=error "nbscale@$want" >&2',
+    // 75 (EX_TEMPFAIL): a failed install is worth a retry; the worker's own 1 and 2 are not (submit.ts).
+    '  npm install --global --no-audit --no-fund --loglevel=error "nbscale@$want" >&2 || exit 75',
     "fi",
     'if [ -n "${NBSCALE_DEPS:-}" ]; then',
     // The package root of whichever nbscale is on PATH (global install, or a preinstalled one).
     '  pkg="$(node -e \'process.stdout.write(require("path").resolve(require("fs").realpathSync(process.argv[1]), "..", ".."))\' "$(command -v nbscale)")"',
-    '  node "$pkg/dist/src/backends/batch/deps-cache.js" "$NBSCALE_DATASTORE" "$NBSCALE_DEPS" "$work" >&2',
+    '  node "$pkg/dist/src/backends/batch/deps-cache.js" "$NBSCALE_DATASTORE" "$NBSCALE_DEPS" "$work" >&2 || exit 75',
     "fi",
     'exec nbscale worker --task "$NBSCALE_DATASTORE" "$NBSCALE_TASK"',
   ].join("\n");

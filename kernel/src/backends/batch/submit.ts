@@ -72,6 +72,17 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     tags: { "nbscale:step": r.step, "nbscale:task": r.task },
   };
   if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };
-  if (r.retries !== undefined && r.retries > 0) input.retryStrategy = { attempts: Math.min(MAX_ATTEMPTS, 1 + r.retries) };
+  if (r.retries !== undefined && r.retries > 0) {
+    input.retryStrategy = {
+      attempts: Math.min(MAX_ATTEMPTS, 1 + r.retries),
+      // As locally, retry what another try can fix (a lost host, a failed pull or install), not
+      // a step that threw (worker exit 1), a task that already ran (exit 2), or running out of memory.
+      evaluateOnExit: [
+        { onExitCode: "1", action: "EXIT" },
+        { onExitCode: "2", action: "EXIT" },
+        { onReason: "OutOfMemoryError*", action: "EXIT" },
+      ],
+    };
+  }
   return input;
 }
