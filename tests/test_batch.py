@@ -403,7 +403,7 @@ def test_interrupt_terminates_the_job_and_says_so(env: dict[str, str], recorder:
 
 def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     """Jobs are failed from outside with the reasons AWS gives (moto keeps a TerminateJob reason as statusReason)."""
-    timed_batch(moto, 4)
+    timed_batch(moto, 2)
     batch = client(moto, "batch")
 
     def fail_job_with(reason: str) -> None:
@@ -432,8 +432,15 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
         _, msgs = run(k, "%%step pull --on batch\nconst x = 1;", timeout=90)
         t.join()
         pull = error_of(msgs)
+        t = threading.Thread(target=fail_job_with, args=("Job attempt duration exceeded timeout",))
+        recorder.reset()
+        t.start()
+        _, msgs = run(k, "%%step long --on batch --timeout 90s\nconst x = 1;", timeout=90)
+        t.join()
+        late = error_of(msgs)
     finally:
         k.close()
+    assert late["ename"] == "StepTimeout" and "did not finish within its --timeout 1m30s" in late["evalue"], late
     assert oom["ename"] == "StepOutOfMemory" and "re-run with `--memory 16G`" in oom["evalue"], oom
     assert "OutOfMemoryError: Container killed due to memory usage" in oom["text"] and "kernel and its variables are intact" in oom["text"]
     assert pull["ename"] == "BatchJobFailed" and "CannotPullContainerError: pull access denied for acme/nb" in pull["evalue"], pull
