@@ -135,6 +135,14 @@ def aws(moto: MotoServer) -> dict[str, Any]:
         computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": 8, "desiredvCpus": 0, "instanceTypes": ["m5.2xlarge"], "subnets": [subnet], "securityGroupIds": [sg], "instanceRole": profile},
     )["computeEnvironmentArn"]
     batch.create_job_queue(jobQueueName="nbscale-small-q", state="ENABLED", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": small}])
+    fargate = batch.create_compute_environment(
+        computeEnvironmentName="nbscale-fargate",
+        type="MANAGED",
+        state="ENABLED",
+        serviceRole=role,
+        computeResources={"type": "FARGATE", "maxvCpus": 16, "subnets": [subnet], "securityGroupIds": [sg]},
+    )["computeEnvironmentArn"]
+    batch.create_job_queue(jobQueueName="nbscale-fargate-q", state="ENABLED", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": fargate}])
     return {"role": role}
 
 
@@ -271,11 +279,14 @@ def test_more_than_the_queue_can_ever_provide_is_refused(env: dict[str, str], re
         mem = error_of(msgs)
         _, msgs = run(k, "%%step big --on batch --queue nbscale-small-q --gpu 1\nconst a = 1;")
         gpu = error_of(msgs)
+        _, msgs = run(k, "%%step big --on batch --queue nbscale-fargate-q\nconst a = 1;")
+        fargate = error_of(msgs)
     finally:
         k.close()
     assert cpu["ename"] == "BatchConfigError" and "--cpu 16 but at most 8 vCPUs" in cpu["evalue"] and "RUNNABLE forever" in cpu["evalue"], cpu
     assert "--memory 64G but at most 32G" in mem["evalue"], mem
     assert "--gpu 1 but at most 0 GPUs" in gpu["evalue"], gpu
+    assert "only Fargate compute environments" in fargate["evalue"], fargate
     nothing_sent(recorder)
 
 

@@ -2,9 +2,10 @@
  * Can the queue ever run this job? A job asking for more than any of its
  * compute environments can provide stays RUNNABLE forever, silently; this
  * says so before submitting, when DescribeComputeEnvironments tells enough
- * (maxvCpus, explicit instance types, Fargate's fixed limits). When it can't
- * tell (unmanaged environments, instance families like "optimal" or "m5"),
- * it says nothing and the RUNNABLE hint covers the rest.
+ * (maxvCpus, explicit instance types). When it can't tell (unmanaged
+ * environments, instance families like "optimal" or "m5"), it says nothing
+ * and the RUNNABLE hint covers the rest. A queue of Fargate environments is
+ * refused outright: the job definitions are for the EC2 platform.
  */
 import {
   DescribeComputeEnvironmentsCommand,
@@ -48,14 +49,14 @@ export function instanceLimit(type: string): { vcpus: number; memory: number; gp
   return { vcpus, memory: vcpus * perVcpu * GiB, gpus: 0 };
 }
 
+function isFargate(ce: ComputeEnvironmentDetail): boolean {
+  return ce.computeResources?.type === "FARGATE" || ce.computeResources?.type === "FARGATE_SPOT";
+}
+
 export function environmentLimit(ce: ComputeEnvironmentDetail): EnvLimit {
   const name = ce.computeEnvironmentName ?? ce.computeEnvironmentArn ?? "?";
   const r = ce.computeResources;
   if (ce.type !== "MANAGED" || !r) return { name };
-  if (r.type === "FARGATE" || r.type === "FARGATE_SPOT") {
-    // Fargate's largest task: 16 vCPU, 120 GiB, no GPUs.
-    return { name, vcpus: Math.min(16, r.maxvCpus ?? 16), memory: 120 * GiB, gpus: 0 };
-  }
   const limit: EnvLimit = { name, vcpus: r.maxvCpus };
   const types = r.instanceTypes ?? [];
   const known = types.map(instanceLimit);
@@ -116,6 +117,12 @@ export async function checkQueue(client: BatchClient, queue: string, queueFrom: 
     throw new BatchConfigError("NBSCALE_BATCH_QUEUE", `job queue \`${queue}\` has no compute environment: its jobs would never start`);
   }
   const ces = (await client.send(new DescribeComputeEnvironmentsCommand({ computeEnvironments: arns }))).computeEnvironments ?? [];
+  if (ces.length > 0 && ces.every(isFargate)) {
+    throw new BatchConfigError(
+      "NBSCALE_BATCH_QUEUE",
+      `job queue \`${queue}\` has only Fargate compute environments; nbscale's job definitions use the EC2 platform (GPUs, any memory/vCPU pair): use a queue with EC2 or SPOT compute environments`,
+    );
+  }
   const why = unfit(ask, ces.map(environmentLimit));
   if (why) {
     throw new BatchConfigError(
