@@ -146,11 +146,43 @@ def aws(moto: MotoServer) -> dict[str, Any]:
     return {"role": role}
 
 
+class EmptyRegistry:
+    """An npm registry on loopback that has no packages (nbscale is not published): keeps the tests off the network."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                paths.append(self.path)
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[EmptyRegistry]:
+    r = EmptyRegistry()
+    yield r
+    r.server.shutdown()
+
+
 @pytest.fixture()
-def env(moto: MotoServer, aws: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The kernel's environment: moto's endpoint, an S3 datastore, the queue."""
+def env(moto: MotoServer, aws: dict[str, Any], registry: EmptyRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The kernel's environment: moto's endpoint, an S3 datastore, the queue, a registry without nbscale."""
     simple_batch(moto)
     e = moto.env()
+    e["npm_config_registry"] = registry.url
     e["NBSCALE_DATASTORE"] = f"s3://{BUCKET}/{tmp_path.name}"
     e["NBSCALE_BATCH_QUEUE"] = QUEUE
     e["NBSCALE_WARM_WORKERS"] = "0"
@@ -338,23 +370,26 @@ def test_what_is_sent_queue_definition_resources_command_environment(env: dict[s
     assert cp["command"][:2] == ["sh", "-c"] and 'exec nbscale worker --task "$NBSCALE_DATASTORE" "$NBSCALE_TASK"' in cp["command"][2]
     assert "npm install --global" in cp["command"][2] and "want='0.1.0'" in cp["command"][2]
     assert any("SUCCEEDED" in line for line in job_lines(msgs)), job_lines(msgs)
+    # The default image installs nbscale from npm, where this version is not: the cell warns.
+    assert "warning: nbscale 0.1.0 is not on the npm registry" in stderr(msgs) and "--image" in stderr(msgs), stderr(msgs)
 
 
 def test_image_and_queue_from_the_step_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NBSCALE_BATCH_QUEUE")
     k = KernelSession(cwd=str(tmp_path))
     try:
-        run(k, f"%%step custom --on batch --queue {QUEUE} --image ghcr.io/acme/nb:1\nconst x = 1;")
+        _, msgs = run(k, f"%%step custom --on batch --queue {QUEUE} --image ghcr.io/acme/nb:1\nconst x = 1;")
     finally:
         k.close()
     s = recorder.batch("submitjob")[0]
     assert s["jobQueue"] == QUEUE
     jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=s["jobDefinition"].split(":")[0])["jobDefinitions"][0]
     assert jd["containerProperties"]["image"] == "ghcr.io/acme/nb:1"
+    assert "not on the npm registry" not in stderr(msgs), "an image of one's own is not checked against npm"
 
 
 def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "2s")
+    monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "1s")
     monkeypatch.setenv("NBSCALE_BATCH_POLL", "1s")
     timed_batch(moto, 3)
     k = KernelSession(cwd=str(tmp_path))
@@ -563,7 +598,7 @@ def test_the_notebook_folders_lockfile_is_installed_once_then_restored_from_the_
     assert any(key.startswith(f"{tmp_path.name}/batch/deps/{sha}/node_modules-node") and key.endswith(".tgz") for key in keys), keys
 
 
-def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_path: Path, registry: EmptyRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second moto whose simple Batch fails every job after 3 s (MOTO_SIMPLE_BATCH_FAIL_AFTER); meanwhile
     the test writes what the container "printed" into the job's CloudWatch stream, as the awslogs driver would."""
     monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "3")
@@ -571,7 +606,7 @@ def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_
     monkeypatch.delenv("MOTO_SIMPLE_BATCH_FAIL_AFTER")
     try:
         provision(failing)
-        for k_, v in {**failing.env(), "NBSCALE_DATASTORE": f"s3://{BUCKET}/{tmp_path.name}", "NBSCALE_BATCH_QUEUE": QUEUE, "NBSCALE_WARM_WORKERS": "0"}.items():
+        for k_, v in {**failing.env(), "NBSCALE_DATASTORE": f"s3://{BUCKET}/{tmp_path.name}", "NBSCALE_BATCH_QUEUE": QUEUE, "NBSCALE_WARM_WORKERS": "0", "npm_config_registry": registry.url}.items():
             monkeypatch.setenv(k_, v)
         batch, logs = client(failing, "batch"), client(failing, "logs")
 

@@ -60,6 +60,9 @@ test("settings: queue and an S3 datastore are required, each refusal names its s
   const s = resolveBatchSettings({ env: { NBSCALE_BATCH_QUEUE: "q", NBSCALE_BATCH_RUNNABLE_HINT: "2m" }, datastore: s3 });
   assert.equal(s.queue, "q");
   assert.equal(s.runnableHintMs, 120_000);
+  assert.equal(s.imageIsDefault, true);
+  assert.equal(resolveBatchSettings({ queue: "q", image: "mine:1", env: {}, datastore: s3 }).imageIsDefault, false);
+  assert.equal(resolveBatchSettings({ queue: "q", env: { NBSCALE_BATCH_IMAGE: "mine:1" }, datastore: s3 }).image, "mine:1");
 });
 
 test("the container script passes hostile values through as data", () => {

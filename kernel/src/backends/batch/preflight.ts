@@ -58,3 +58,23 @@ export async function checkBucket(bucket: string, datastore: string): Promise<vo
     s3.destroy();
   }
 }
+
+const published = new Map<string, Promise<boolean | null>>();
+
+/**
+ * Whether `nbscale@version` is on the npm registry the default image installs
+ * from: true/false, or null when the registry can't be asked (offline, slow).
+ * Asked once per kernel and version.
+ */
+export function nbscalePublished(version: string, env: NodeJS.ProcessEnv): Promise<boolean | null> {
+  let p = published.get(version);
+  if (!p) {
+    const registry = (env.npm_config_registry || "https://registry.npmjs.org/").replace(/\/?$/, "/");
+    p = fetch(`${registry}nbscale/${encodeURIComponent(version)}`, { method: "GET", signal: AbortSignal.timeout(3000) }).then(
+      (r) => (r.status === 404 ? false : r.ok ? true : null),
+      () => null,
+    );
+    published.set(version, p);
+  }
+  return p;
+}

@@ -34,7 +34,7 @@ import { failureFacts, jobFailedError } from "./failure";
 import { JobDefinitions } from "./jobdef";
 import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
-import { checkBucket, checkRegionAndCredentials } from "./preflight";
+import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "./preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
 import { submitJobInput } from "./submit";
 
@@ -106,6 +106,16 @@ export class BatchBackend {
     const settings = await this.preflight(s);
     const client = this.client!;
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
+    if (settings.imageIsDefault && (await nbscalePublished(VERSION, this.host.env)) === false) {
+      // Not refused: the registry may be a private mirror the compute environment sees and we don't.
+      s.onEvent({
+        type: "stream",
+        name: "stderr",
+        text:
+          `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
+          "use `--image` or NBSCALE_BATCH_IMAGE with an image that has it installed (docs/batch.md shows how)\n",
+      });
+    }
     const backend = backendFor(settings.datastore);
     if (s.signal.aborted) return interrupted("");
     const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });

@@ -36,6 +36,8 @@ export interface BatchSettings {
   /** Where the queue came from, for messages. */
   queueFrom: string;
   image: string;
+  /** No `--image` or NBSCALE_BATCH_IMAGE: the public Node image, which installs nbscale from npm. */
+  imageIsDefault: boolean;
   jobRoleArn?: string;
   datastore: Extract<DatastoreLocation, { kind: "s3" }>;
   /** After this long in RUNNABLE the cell says why a job may be waiting (ms). */
@@ -83,6 +85,7 @@ export function resolveBatchSettings(input: SettingsInput): BatchSettings {
     queue,
     queueFrom: input.queue !== undefined ? `--queue ${queue}` : `NBSCALE_BATCH_QUEUE=${queue}`,
     image,
+    imageIsDefault: input.image === undefined && !env.NBSCALE_BATCH_IMAGE,
     jobRoleArn: env.NBSCALE_BATCH_JOB_ROLE || undefined,
     datastore: loc,
     runnableHintMs: duration(env, "NBSCALE_BATCH_RUNNABLE_HINT", 5 * 60_000),
