@@ -130,6 +130,7 @@ export class Kernel {
       packageDir: PACKAGE_DIR,
       log: (t) => this.kernelLog(t),
       knownVersion: (name) => this.recorder.knownVersion(name),
+      lazyStore: { location: this.recorder.location, notebook: this.recorder.notebook, recorded: this.recorder.enabled },
     });
   }
 

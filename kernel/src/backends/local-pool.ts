@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as zmq from "zeromq";
 import type { EncodedValues } from "../worker/codec";
-import type { OutputStub, RemoteError, StepEvent, StepProgram, TaskHeader, ValueSpec, WorkerHeader } from "../worker/events";
+import type { LazyOutputs, OutputStub, RemoteError, StepEvent, StepProgram, TaskHeader, ValueSpec, WorkerHeader } from "../worker/events";
 import { newSessionKey, SendQueue, WireChannel } from "../worker/wire";
 import { heapLimitMiB, residentBytes } from "./memory";
 import { makeSpillDir, piecesOf, removeSpilled, spillFrames, type Piece } from "../worker/spill";
@@ -62,6 +62,8 @@ export interface TaskRequest {
   timeoutMs?: number;
   program: StepProgram;
   inputs: Pick<EncodedValues, "specs" | "frames">;
+  /** Keep outputs over a size in the datastore (step/lazy.ts). */
+  lazy?: LazyOutputs;
   onEvent(event: StepEvent): void;
 }
 
@@ -220,6 +222,7 @@ export class LocalPool {
         inputs: req.inputs.specs,
         spilled: sent.spilled,
         spillDir: this.spillDir,
+        lazy: req.lazy,
       };
       this.sendQueue.push([Buffer.from(w.id), ...w.channel.encode({ header, frames: sent.frames })]).catch((e) => {
         this.options.log(`[nbscale] could not send a step to worker ${w.id}: ${(e as Error).message}\n`);

@@ -110,9 +110,12 @@ export class Executor {
     }
   }
 
-  /** Type-checks without running: diagnostics and the declarations the cell would add. */
-  check(src: string): { diagnostics: Diagnostic[]; declOutput?: string } {
-    const r = this.withConverter((c) => c.convert(this.prevDecl, src));
+  /**
+   * Type-checks without running: diagnostics and the declarations the cell would add.
+   * `declarations` replaces the session's for this check only (a step body sees a `Lazy<T>` name as `T`).
+   */
+  check(src: string, declarations?: string): { diagnostics: Diagnostic[]; declOutput?: string } {
+    const r = this.withConverter((c) => c.convert(declarations ?? this.prevDecl, src));
     return { diagnostics: r.diagnostics, declOutput: r.declOutput };
   }
 

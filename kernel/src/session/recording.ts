@@ -52,7 +52,9 @@ import {
   type DatastoreLocation,
   type ExecutionRecord,
   type PreparedOutput,
+  type ValueHeader,
 } from "../store";
+import { isLazy, type Lazy } from "../client/lazy";
 
 /** Captured text per stream is capped; the record says when it was cut. */
 const LOG_CAP = 8 << 20;
@@ -273,7 +275,7 @@ export class Recorder {
       if (typeof ref.version === "number") inputs[n] = { version: ref.version, sha256: ref.sha256 };
     }
     let types: Record<string, string> = { ...(meta?.outputTypes ?? {}) };
-    const value = (name: string, v: unknown): PreparedOutput => ({ name, s: serializeValue(v), live: true, value: v });
+    const value = (name: string, v: unknown): PreparedOutput => (isLazy(v) ? lazyOutput(name, v) : { name, s: serializeValue(v), live: true, value: v });
 
     if (meta?.outputs) {
       for (const [name, v] of Object.entries(meta.outputs)) outputs.push({ p: value(name, v), role: "out" });
@@ -411,6 +413,8 @@ export class Recorder {
       environment: environmentInfo(this.notebookDir),
     });
     for (const [name, o] of Object.entries(rec.outputs)) this.known.set(name, { version: o.version, sha256: o.sha256, size: o.size });
+    // A lazy handle's note named the version it expected; it now holds the recorded one.
+    for (const p of prepared) if (isLazy(p.value) && rec.outputs[p.name] && p.value.sha256 === rec.outputs[p.name].sha256) p.value.version = rec.outputs[p.name].version;
   }
 
   /**
@@ -424,7 +428,7 @@ export class Recorder {
       if (latest) ref = { version: latest.version, sha256: latest.sha256, size: latest.size };
     }
     if (!ref || ref.size !== p.s.size) return false;
-    if (sha256Of(p.s.chunks).sha256 !== ref.sha256) return false;
+    if ((p.stored?.sha256 ?? sha256Of(p.s.chunks).sha256) !== ref.sha256) return false;
     this.known.set(p.name, ref);
     return true;
   }
@@ -444,6 +448,12 @@ export class Recorder {
     }
     return out;
   }
+}
+
+/** A lazy handle is recorded as the blob it names (already stored by the worker), not as the handle. */
+function lazyOutput(name: string, h: Lazy<unknown>): PreparedOutput {
+  const header: ValueHeader = { kind: h.kind, type: h.type, ...(h.class ? { class: h.class } : {}), parts: [] };
+  return { name, s: { header, chunks: [], size: h.bytes }, live: false, value: h, stored: { sha256: h.sha256, size: h.bytes } };
 }
 
 export function parseDeclaredTypes(dts: string): Map<string, string> {

@@ -17,7 +17,7 @@ import { runForeach } from "./foreach";
 import { declaredTypes, packageStep, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
 import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
-import { decodeValues, encodeValues, type EncodedValues } from "../worker/codec";
+import { decodeValues, type EncodedValues } from "../worker/codec";
 import type { StepEvent } from "../worker/events";
 import { runProgram } from "../worker/runner";
 import { releasePieces } from "../worker/spill";
@@ -26,6 +26,7 @@ import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-
 import { BatchBackend, BatchStepError } from "../backends/batch/run";
 import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
 import { humanBytes } from "../backends/memory";
+import { encodeStepInputs, lazyNames, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
 
 const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
 
@@ -43,6 +44,8 @@ export interface StepHost {
   log(text: string): void;
   /** The recorded version of a session name, so the history links a step to what it read. */
   knownVersion?(name: string): { version: number | string; sha256: string } | undefined;
+  /** Where outputs too big for the kernel are kept (step/lazy.ts); without it every output comes back. */
+  lazyStore?: LazyStore;
 }
 
 export class StepRunner {
@@ -95,7 +98,9 @@ export class StepRunner {
 
     // Type-check in the session first: a step never starts with a compile error.
     const declsBefore = executor.declarations;
-    const checked = executor.check(step.body);
+    // `Lazy<T>` names are checked as `T`: the step gets their values (step/lazy.ts).
+    const lazyDecls = stepDeclarations(executor);
+    const checked = executor.check(step.body, lazyDecls);
     if (checked.diagnostics.length > 0) return fail(compileError(step.body, checked.diagnostics, step.bodyLineOffset));
 
     const analysis = this.analyze(step.body);
@@ -111,7 +116,7 @@ export class StepRunner {
     let inputs: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
     try {
       // In the kernel the step reads the session's own objects: nothing to copy, and live ones work.
-      if (o.on !== "kernel") inputs = encodeValues(pkg.inputs.map((n) => [n, executor.valueOf(n)]), true);
+      if (o.on !== "kernel") inputs = encodeStepInputs(pkg.inputs, executor);
     } catch (e) {
       if (e instanceof UnserializableValueError) {
         return fail(
@@ -123,6 +128,14 @@ export class StepRunner {
       throw e;
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
+    const remoteLazy = o.on === "batch" || o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
+    if (remoteLazy.length > 0) {
+      return fail(
+        cellError("LazyInput", `step \`${name}\` was not started: \`${remoteLazy[0]}\` stays in the local datastore, and --on ${o.on} steps can't read lazy values yet`, [
+          `    Run it with --on local, or load the value into the kernel first (\`const v = await ${remoteLazy[0]}.load()\`) if it fits.`,
+        ]),
+      );
+    }
     // Batch retries a job itself (its retryStrategy, from --retries).
     const attempts = o.on === "batch" ? 1 : 1 + (o.retries ?? 0);
     const meta: ExecutionMeta = {
@@ -176,21 +189,27 @@ export class StepRunner {
     for (const s of r.stubs) {
       process.stderr.write(`warning: step \`${name}\`: \`${s.name}\` (${s.type}) stays in the worker and is not defined in the notebook: ${s.reason}\n`);
     }
+    const outs = splitOutputs(o.on === "kernel" ? [] : r.outputs);
     const values =
       o.on === "kernel"
         ? (this.kernelOutputs ?? new Map<string, unknown>())
-        : await decodeValues(r.outputs, r.pieces, (cls) => {
+        : await decodeValues(outs.eager, r.pieces, (cls) => {
             const v = executor.valueOf(cls);
             return typeof v === "function" ? v : undefined;
           }).finally(() => releasePieces(r.pieces));
     this.kernelOutputs = null;
-    const adoptable = checked.declOutput !== undefined && executor.declarations === declsBefore && r.stubs.length === 0;
-    const bound = await this.bindResults(name, step.body, values, types, adoptable ? checked.declOutput : undefined);
+    const handles = await makeHandles(outs.lazy, this.host.lazyStore);
+    for (const [n, h] of handles) values.set(n, h);
+    // The check's declarations type lazy names as their values: bind by type text instead.
+    const adoptable = checked.declOutput !== undefined && executor.declarations === declsBefore && r.stubs.length === 0 && !lazyDecls && handles.size === 0;
+    const bindTypes = handles.size === 0 ? types : { ...types, ...Object.fromEntries([...handles.keys()].map((n) => [n, lazyType(types[n])])) };
+    const bound = await this.bindResults(name, step.body, values, bindTypes, adoptable ? checked.declOutput : undefined);
     if (!bound.ok) return { ...bound, meta };
     meta.outputs = Object.fromEntries(values);
     // Functions and classes the body declared are outputs too (recorded as their source).
     for (const d of analysis.outputs) if (d.value && d.kind !== "value" && executor.has(d.name)) meta.outputs[d.name] = executor.valueOf(d.name);
     this.host.cells.push({ id: cellId ?? name, code: step.body });
+    for (const [n, h] of handles) process.stdout.write(lazyNote(h, types[n]));
     return { ok: true, hasValue: false, meta };
   }
 
@@ -259,6 +278,7 @@ export class StepRunner {
       timeoutMs: o.timeout,
       program: pkg.program,
       inputs,
+      lazy: lazyOutputs(this.host.lazyStore),
       onEvent: publishEvent,
     });
   }
@@ -337,7 +357,7 @@ export class StepRunner {
     try {
       const run = runProgram(
         pkg.program,
-        { inputs: async () => Object.fromEntries(pkg.inputs.map((n) => [n, this.host.executor.valueOf(n)])) },
+        { inputs: async () => Object.fromEntries(await Promise.all(pkg.inputs.map(async (n) => [n, await sessionValue(this.host.executor.valueOf(n))]))) },
         { require: stepRequire(this.host.cwd), breakOnSigint: true },
       );
       const outcome = await Promise.race([run.then((v) => ({ v })), stop]);

@@ -24,6 +24,7 @@ import type { ExecutionMeta, ItemExecution } from "../session/execution-meta";
 import { interruptedError, heading, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
 import { decodeValues, encodeValues, type EncodedValues } from "../worker/codec";
+import { encodeStepInputs, stepDeclarations } from "./lazy";
 import type { OutputStub, StepEvent } from "../worker/events";
 import { releasePieces } from "../worker/spill";
 import { WorkerStartError, type TaskResult } from "../backends/local-pool";
@@ -80,7 +81,8 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
 
   // Type-check the body with `item` typed as one element: a step never starts with a compile error.
   const itemType = elementType(executor, expr);
-  const checked = executor.check(step.body + implicitDeclarations(itemType));
+  // Lazy<T> names are checked as T: workers read their values from the datastore (step/lazy.ts).
+  const checked = executor.check(step.body + implicitDeclarations(itemType), stepDeclarations(executor));
   if (checked.diagnostics.length > 0) return fail(compileError(step.body, checked.diagnostics, step.bodyLineOffset));
 
   const analysis = d.analyze(step.body, IMPLICIT);
@@ -102,7 +104,7 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   };
   let common: EncodedValues;
   try {
-    common = encodeValues(shared.map((n) => [n, executor.valueOf(n)]), true);
+    common = encodeStepInputs(shared, executor);
   } catch (e) {
     return refused(e, "");
   }

@@ -201,6 +201,10 @@ export class Datastore {
    */
   private async storeOutput(p: PreparedOutput, notebook: string | null): Promise<{ sha256: string; size: number; s: Serialized }> {
     let s = p.s;
+    if (p.stored) {
+      if (!(await this.blobs.has(p.stored.sha256))) throw new StoreError(`\`${p.name}\`: its value (sha256:${p.stored.sha256.slice(0, 12)}) is missing from the datastore`);
+      return { sha256: p.stored.sha256, size: p.stored.size, s };
+    }
     const prev = s.size <= HASH_FIRST_BELOW ? null : await this.artifacts.latestFrom(p.name, notebook);
     if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size)) {
       const put = await this.blobs.putUnhashed(s.chunks);
@@ -268,6 +272,12 @@ export interface PreparedOutput {
   /** Whether `s` views a live value (re-serialized if it changes during the write). */
   live: boolean;
   value: unknown;
+  /**
+   * Already in the store as this blob (a lazy step output the worker wrote):
+   * recorded by reference, never read or re-serialized. `s` then has the
+   * header and size only, no chunks.
+   */
+  stored?: { sha256: string; size: number };
 }
 
 /** Values at or below this size are hashed before writing (cheap, and an existing blob then costs no write). */

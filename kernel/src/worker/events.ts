@@ -7,6 +7,7 @@
  */
 import type { MimeBundle } from "../client/display";
 import type { SpilledFrame } from "./spill";
+import type { DatastoreLocation } from "../store/location";
 
 /** Output produced while a step runs, in the order the step produced it. */
 export type StepEvent =
@@ -19,6 +20,23 @@ export interface ValueSpec {
   name: string;
   type: string;
   frames: number;
+  /** The value is not in the frames (`frames` is 0) but in the datastore (step/lazy.ts). */
+  lazy?: LazySpec;
+}
+
+/** A value that stays in the datastore: where, and what the blob holds. */
+export interface LazySpec {
+  store: DatastoreLocation;
+  sha256: string;
+  size: number;
+  kind: "v8" | "source";
+  class?: string;
+}
+
+/** Outputs bigger than `minBytes` are stored by the worker in `store` instead of being sent back. */
+export interface LazyOutputs {
+  store: DatastoreLocation;
+  minBytes: number;
 }
 
 /**
@@ -45,6 +63,8 @@ export type TaskHeader = {
   spilled: SpilledFrame[];
   /** Where the worker spills its big output frames (the kernel's private data directory). */
   spillDir?: string;
+  /** Set by the kernel to keep big outputs in the datastore (step/lazy.ts). */
+  lazy?: LazyOutputs;
 };
 
 export interface RemoteError {

@@ -14,6 +14,7 @@ import type { FromIo, ToIo } from "./io-thread";
 import { runProgram } from "./runner";
 import { piecesOf, releasePieces, spillFrames } from "./spill";
 import { stepRequire } from "./require";
+import { eagerSpecs, readLazyInputs, storeLazyOutputs } from "./lazy";
 
 export interface WorkerOptions {
   endpoint: string;
@@ -110,13 +111,17 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       const inputs = async (resolveClass: (name: string) => Function | undefined) => {
         const pieces = piecesOf(frames, task.spilled, task.spillDir);
         try {
-          return Object.fromEntries(await decodeValues(task.inputs, pieces, resolveClass));
+          const values = await decodeValues(eagerSpecs(task.inputs), pieces, resolveClass);
+          for (const [n, v] of await readLazyInputs(task.inputs, resolveClass)) values.set(n, v);
+          return Object.fromEntries(values);
         } finally {
           releasePieces(pieces);
         }
       };
       const outputs = await Promise.race([runProgram(task.program, { inputs }, { require }), failed]);
-      const enc = encodeValues(Object.entries(outputs), false);
+      const kept = await storeLazyOutputs(outputs, task.lazy);
+      const enc = encodeValues(Object.entries(kept.rest), false);
+      enc.specs.push(...kept.specs);
       const out = spillFrames(enc.frames, task.spillDir);
       const transfer = [...new Set(out.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
       post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs, spilled: out.spilled }, out.frames, transfer);

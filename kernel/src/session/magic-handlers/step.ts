@@ -9,6 +9,7 @@ import { StepRunner } from "../../step/dispatch";
 import { LocalPool } from "../../backends/local-pool";
 import { workersHandler } from "./workers";
 import { trackStep } from "../step-status";
+import type { LazyStore } from "../../step/lazy";
 
 export interface StepMagicsHost {
   executor: Executor;
@@ -17,6 +18,7 @@ export interface StepMagicsHost {
   packageDir: string;
   log(text: string): void;
   knownVersion?(name: string): { version: number | string; sha256: string } | undefined;
+  lazyStore?: LazyStore;
 }
 
 export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { pool: LocalPool; runner: StepRunner } {
@@ -34,6 +36,7 @@ export function registerStepMagics(magics: CellMagics, host: StepMagicsHost): { 
     pool: () => pool,
     log: host.log,
     knownVersion: host.knownVersion,
+    lazyStore: host.lazyStore,
   });
   magics.onStep((step, ctx) => {
     const cellId = (ctx.msg.metadata as { cellId?: unknown } | undefined)?.cellId;

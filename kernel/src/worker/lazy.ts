@@ -1,0 +1,59 @@
+/**
+ * The worker's half of lazy values (step/lazy.ts has the kernel's):
+ * - outputs whose serialized size is over the kernel's limit are written to
+ *   the datastore here and only their reference goes back, so the kernel
+ *   never holds their bytes;
+ * - inputs the kernel sent as references are read from the datastore here
+ *   (hash-verified), so the kernel never reads them either.
+ */
+import { serializeValue } from "../store/serialize";
+import { openStore, readStoredValue } from "../client/lazy";
+import type { LazyOutputs, ValueSpec } from "./events";
+
+/**
+ * Stores the outputs too big to send back. Returns the others (to encode as
+ * usual) and a spec (no frames) for each stored one.
+ */
+export async function storeLazyOutputs(
+  outputs: Record<string, unknown>,
+  lazy: LazyOutputs | undefined,
+): Promise<{ rest: Record<string, unknown>; specs: ValueSpec[] }> {
+  if (!lazy) return { rest: outputs, specs: [] };
+  const rest: Record<string, unknown> = {};
+  const specs: ValueSpec[] = [];
+  for (const [name, value] of Object.entries(outputs)) {
+    // Serializing makes views into the value's memory, not copies: cheap to try.
+    const s = typeof value === "function" ? null : serializeValue(value);
+    if (!s || s.header.kind === "stub" || s.size <= lazy.minBytes) {
+      rest[name] = value;
+      continue;
+    }
+    const ds = await openStore(lazy.store, true);
+    const put = await ds.blobs.putUnhashed(s.chunks);
+    specs.push({
+      name,
+      type: s.header.type,
+      frames: 0,
+      lazy: { store: lazy.store, sha256: put.sha256, size: put.size, kind: s.header.kind, ...(s.header.class ? { class: s.header.class } : {}) },
+    });
+  }
+  return { rest, specs };
+}
+
+/** Inputs sent as references, read from the datastore (hash-verified). */
+export async function readLazyInputs(
+  specs: readonly ValueSpec[],
+  resolveClass: (name: string) => Function | undefined,
+): Promise<Map<string, unknown>> {
+  const out = new Map<string, unknown>();
+  for (const s of specs) {
+    if (!s.lazy) continue;
+    out.set(s.name, await readStoredValue(s.lazy.store, s.lazy.sha256, `${s.name} (sha256:${s.lazy.sha256.slice(0, 12)})`, resolveClass));
+  }
+  return out;
+}
+
+/** Frame-carrying specs only (lazy ones have no frames). */
+export function eagerSpecs(specs: readonly ValueSpec[]): ValueSpec[] {
+  return specs.filter((s) => !s.lazy);
+}
