@@ -52,6 +52,8 @@ export function jobName(step: string): string {
 
 export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
   const env: Record<string, string> = {
+    // The container runs the kernel's Node major on purpose; the SDK's advice to upgrade is noise in the job's log.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...r.passthrough,
     ...r.env,
     // The worker's own settings come last: a user's --env can't redirect the task.
