@@ -303,3 +303,32 @@ def test_export_magic_writes_next_to_the_notebook(work: Path) -> None:
         assert reply["content"]["status"] == "ok" and (work / "flows" / "other.ts").exists()
     finally:
         k.close()
+
+
+def test_a_foreach_step_stays_a_foreach_in_the_flow_and_matches_the_notebook(work: Path) -> None:
+    """`--foreach` cells export as foreach steps; the run gathers the items in
+    order and its artifacts hash like the notebook's own execution."""
+    nb_path = notebook(
+        work / "fan.ipynb",
+        "const configs = [1, 2, 3, 4];",
+        "%%step fit --foreach configs --parallel 2\nconst score = item * 10 + index;",
+        "const total = score.reduce((a, b) => a + b, 0);",
+    )
+    nb = nbformat.read(str(nb_path), as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(work)}}).execute()
+    history = last_json(cli("history", "--json", cwd=work))["executions"]
+    recorded: dict[str, str] = {}
+    for ex in history:  # newest first
+        for name, out in ex["outputs"].items():
+            recorded.setdefault(name, out["sha256"])
+    assert cli("export", str(nb_path), cwd=work).returncode == 0
+    flow_text = (work / "fan.flow.ts").read_text()
+    assert re.search(r'step\("fit", \{[^\n]*foreach:', flow_text), flow_text
+    r = cli("run", "fan.flow.ts", "--json", cwd=work)
+    assert r.returncode == 0, r.stderr
+    run = last_json(r)
+    assert run["status"] == "succeeded"
+    total = last_json(cli("artifact", "get", "total", "--json", cwd=work))
+    assert total["value"] == 10 + 21 + 32 + 43
+    assert run["steps"]["fit"]["artifacts"]["score"] == recorded["score"]
+    assert run["steps"]["total"]["artifacts"]["total"] == recorded["total"]
