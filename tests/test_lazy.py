@@ -78,6 +78,7 @@ def test_big_output_stays_in_the_datastore_as_a_typed_handle(k: KernelSession, n
     assert value(k, "big instanceof Float64Array") == "false"
     assert value(k, "big.constructor.name") == "'Lazy'"
     assert value(k, "[big.name, big.version, big.bytes > 16_000_000]") == "[ 'big', 1, true ]"
+    assert value(k, "big").startswith("Lazy<Float64Array(2000000)> big@1 (")
     # The kernel never held the array's 16 MB.
     grown = int(value(k, "process.memoryUsage().arrayBuffers - ab0"))
     assert grown < 8_000_000, grown
@@ -127,3 +128,21 @@ def test_on_kernel_step_gets_the_value(k: KernelSession) -> None:
 def test_foreach_items_read_the_value_from_the_datastore(k: KernelSession) -> None:
     ok(k, "%%step pick --foreach [1,3]\nconst v: number = big[item];")
     assert value(k, "v") == "[ 0.5, 1.5 ]"
+
+
+def test_a_datastore_that_cannot_take_the_value_sends_it_back(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("x")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NBSCALE_LAZY_BYTES", "1M")
+    mp.setenv("NBSCALE_DATASTORE", str(tmp_path / "not-a-dir" / "store"))
+    try:
+        s = KernelSession(cwd=str(tmp_path))
+    finally:
+        mp.undo()
+    try:
+        msgs = ok(s, "%%step make\nconst big = new Float64Array(2_000_000).fill(2);")
+        err = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+        assert "`big` could not be kept in the datastore" in err and "sent to the kernel instead" in err, err
+        assert value(s, "[big instanceof Float64Array, big[7]]") == "[ true, 2 ]"
+    finally:
+        s.close()

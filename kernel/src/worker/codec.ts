@@ -4,7 +4,7 @@
  * value's memory (no structured-clone copy), small chunks are merged so a
  * message doesn't carry dozens of 8-byte frames.
  */
-import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded } from "../store/serialize";
+import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded, type Serialized } from "../store/serialize";
 import { readSync } from "node:fs";
 import type { OutputStub, ValueSpec } from "./events";
 import type { Piece } from "./spill";
@@ -19,11 +19,12 @@ export interface EncodedValues {
 /**
  * `strict`: refuse what can't be serialized (inputs, checked before
  * dispatch) with an error naming the variable; otherwise report it as a stub.
+ * A value may come already serialized (third element), so it isn't done twice.
  */
-export function encodeValues(values: ReadonlyArray<[string, unknown]>, strict: boolean): EncodedValues {
+export function encodeValues(values: ReadonlyArray<readonly [string, unknown, Serialized?]>, strict: boolean): EncodedValues {
   const out: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
-  for (const [name, value] of values) {
-    const s = strict ? serializeOrThrow(name, value) : serializeValue(value);
+  for (const [name, value, done] of values) {
+    const s = done ?? (strict ? serializeOrThrow(name, value) : serializeValue(value));
     if (s.header.kind === "stub") {
       out.stubs.push({ name, type: s.header.type, reason: s.header.reason ?? "unknown" });
       continue;

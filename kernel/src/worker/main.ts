@@ -120,7 +120,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       };
       const outputs = await Promise.race([runProgram(task.program, { inputs }, { require }), failed]);
       const kept = await storeLazyOutputs(outputs, task.lazy);
-      const enc = encodeValues(Object.entries(kept.rest), false);
+      const enc = encodeValues(kept.rest, false);
       enc.specs.push(...kept.specs);
       const out = spillFrames(enc.frames, task.spillDir);
       const transfer = [...new Set(out.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
