@@ -118,6 +118,8 @@ def test_the_value_is_in_the_history(k: KernelSession, nb: Path) -> None:
     assert use and use[0]["inputs"]["big"] == {"version": 1, "sha256": sha}, use
     # Reading the handle in a plain cell did not record the handle as a new version of big.
     assert len([e for e in hist if "big" in e["outputs"]]) == 1, hist
+    # The worker's blob and the kernel's records agree (fsck re-hashes every blob).
+    cli_json("fsck", cwd=nb)
 
 
 def test_on_kernel_step_gets_the_value(k: KernelSession) -> None:
