@@ -65,7 +65,9 @@ def raw_write_fsync(directory: str, size: int) -> float:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
     with tempfile.TemporaryDirectory() as cwd:
-        env = {**os.environ, "NBSCALE_RECORD": "0"}
+        # The round trip is what is measured: the 512 MiB result must come back even
+        # where a quarter of the kernel's heap limit (the lazy-output default) is smaller.
+        env = {**os.environ, "NBSCALE_RECORD": "0", "NBSCALE_LAZY_BYTES": "8G"}
         km, kc = start_new_kernel(kernel_name="nbscale", cwd=cwd, env=env)
         try:
             kernel_ms, step_ms = [], []
