@@ -216,3 +216,42 @@ def test_job_cancelled_outside_the_notebook_says_so(k: KernelSession) -> None:
     assert f"Slurm job {job} on localhost was cancelled outside this notebook" in reply["content"]["evalue"]
     k.collect(msg_id)
     assert value(k, "base") == "21"
+
+
+def test_foreach_runs_as_one_job_array_with_parallel_limit(k: KernelSession) -> None:
+    ok(k, "const seeds = [1, 2, 3, 4];")
+    msgs = ok(k, "%%step sweep --on slurm --foreach seeds --parallel 2 --memory 256M\n"
+                 "console.log(`task ${process.env.SLURM_ARRAY_TASK_ID}`);\n"
+                 "const arrayJob: string = process.env.SLURM_ARRAY_JOB_ID ?? \"none\";\n"
+                 "const taskId = Number(process.env.SLURM_ARRAY_TASK_ID);\n"
+                 "await new Promise((r) => setTimeout(r, 1000));\n"
+                 "const sq = item * item;", timeout=90)
+    # Results in item order, typed as arrays of the body's types.
+    assert value(k, "JSON.stringify(sq)") == "'[1,4,9,16]'"
+    assert value(k, "JSON.stringify(taskId)") == "'[0,1,2,3]'"
+    err = fails(k, "const wrong: string[] = sq;")
+    assert err["ename"] == "TSError" and "number[]" in err["evalue"], err
+    # One array job for every item, throttled by --parallel (the `%2` of --array).
+    jobs = value(k, "JSON.stringify([...new Set(arrayJob)])")
+    m = re.fullmatch(r"'\[\"(\d+)\"\]'", jobs)
+    assert m, jobs
+    job = m.group(1)
+    out = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True).stdout
+    assert "ArrayTaskThrottle=2" in out, out
+    assert f"Slurm array job {job}: 4 items, at most 2 at once" in displays(msgs)[0], displays(msgs)
+    # Each item's output is prefixed with its index, as for local workers.
+    assert sorted(k.stdout(msgs).splitlines()) == [f"[{i}] task {i}" for i in range(4)]
+    status = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS_MIME in m["content"]["data"]]
+    final = status[-1]["content"]["data"][STEP_STATUS_MIME]
+    assert final["state"] == "succeeded" and final["foreach"] == {"done": 4, "running": 0, "failed": 0, "total": 4}, final
+    assert any(s["content"]["data"][STEP_STATUS_MIME]["foreach"]["running"] > 0 for s in status), "no progress while items ran"
+
+
+def test_foreach_array_failing_item_is_reported_by_index_others_kept(k: KernelSession) -> None:
+    err = fails(k, "%%step halves --on slurm --foreach seeds --parallel 2 --memory 256M\n"
+                   "if (index === 2) throw new RangeError(`bad item ${item}`);\n"
+                   "const half = item / 2;", timeout=90)
+    assert err["ename"] == "ForeachItemsFailed", err
+    assert "1 of 4 items of step `halves` (--foreach seeds) failed: index 2" in err["evalue"], err["evalue"]
+    assert "item 2:" in err["text"] and "RangeError: bad item 3" in err["text"] and "Slurm job" in err["text"], err["text"]
+    assert value(k, "JSON.stringify(half)") == "'[0.5,1,null,2]'"

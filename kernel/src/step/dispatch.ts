@@ -237,17 +237,24 @@ export class StepRunner {
   }
 
   /** `--foreach` (foreach.ts): the body once per item across the pool, results joined in item order. */
-  private runForeach(step: CellMagic, name: string, cellId: string | undefined): Promise<ExecOutcome> {
-    return runForeach({
-      host: this.host,
-      step,
-      name,
-      cellId,
-      analyze: (body, options) => this.analyze(body, options),
-      bind: (values, types) => this.bindResults(name, step.body, values, types, undefined),
-      interrupted: () => this.interrupted,
-      publish: publishEvent,
-    });
+  private async runForeach(step: CellMagic, name: string, cellId: string | undefined): Promise<ExecOutcome> {
+    // A Slurm foreach is one array job: interrupt scancels it through this signal.
+    this.slurmAbort = new AbortController();
+    try {
+      return await runForeach({
+        host: this.host,
+        step,
+        name,
+        cellId,
+        analyze: (body, options) => this.analyze(body, options),
+        bind: (values, types) => this.bindResults(name, step.body, values, types, undefined),
+        interrupted: () => this.interrupted,
+        publish: publishEvent,
+        signal: this.slurmAbort.signal,
+      });
+    } finally {
+      this.slurmAbort = null;
+    }
   }
 
   private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {

@@ -36,6 +36,8 @@ import { elementType, evaluateItems, implicitDeclarations } from "./foreach-inpu
 import { ForeachProgress } from "./foreach-progress";
 import { ItemOutput } from "./foreach-output";
 import type { StepHost } from "./dispatch";
+import { runSlurmArray } from "../backends/slurm/array";
+import { SlurmStepError } from "../backends/slurm/run";
 
 const ITEM = "__nbscale_item";
 const INDEX = "__nbscale_index";
@@ -53,6 +55,8 @@ export interface ForeachDeps {
   interrupted(): boolean;
   /** Where a worker's events go in the running cell. */
   publish(e: StepEvent): void;
+  /** Aborted on interrupt: `--on slurm` scancels the array job. */
+  signal?: AbortSignal;
 }
 
 interface ItemRun {
@@ -70,8 +74,8 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   if (o.on === "kernel") {
     return fail(cellError("StepOptionUnsupported", `step \`${name}\`: --foreach fans out over workers; it can't run --on kernel. Use --on local (the default).`));
   }
-  // Only the local pool fans out so far: never run a Batch/Slurm foreach quietly on this machine.
-  if (o.on !== "local") {
+  // Local pool or a Slurm job array: never run a Batch foreach quietly on this machine.
+  if (o.on !== "local" && o.on !== "slurm") {
     return fail(cellError("StepTargetUnavailable", `step \`${name}\`: --foreach with --on ${o.on} is not available in this build yet; use --on local (the default)`));
   }
 
@@ -130,7 +134,6 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
     if (v) meta.inputs![n] = { version: v.version, sha256: v.sha256 };
   }
 
-  const parallel = Math.max(1, Math.min(items.length, o.parallel ?? defaultParallel(host.pool().totalMemory, o.memory)));
   const progress = new ForeachProgress(
     { step: name, target: o.on, memory: { requestedBytes: o.memory ?? null }, ...(o.retries ? { retries: o.retries } : {}) },
     items.length,
@@ -139,6 +142,19 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   const runs: Array<ItemRun | undefined> = new Array(items.length);
   let next = 0;
   let infrastructure: CellError | null = null;
+  if (o.on === "slurm") {
+    // One job array; Slurm enforces --parallel (the `%` of --array), so no lanes here.
+    try {
+      if (items.length > 0) await runOnSlurmArray(d, pkg, common, perItem, runs, (c) => progress.set(c));
+    } catch (e) {
+      if (!(e instanceof SlurmStepError)) {
+        progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
+        throw e;
+      }
+      infrastructure = e.cellError;
+    }
+  }
+  const parallel = o.on === "slurm" ? 0 : Math.max(1, Math.min(items.length, o.parallel ?? defaultParallel(host.pool().totalMemory, o.memory)));
   const lane = async () => {
     while (next < items.length && !d.interrupted() && !infrastructure) {
       const index = next++;
@@ -261,28 +277,42 @@ async function runItem(d: ForeachDeps, pkg: StepPackage, index: number, common: 
   out.flush();
   attempt = Math.min(attempt, attempts);
   const r = result!;
+  if (attempt > 1 && r.status === "done") process.stderr.write(`step \`${label}\` succeeded on attempt ${attempt} of ${attempts}\n`);
+  return await itemRun(d, pkg, index, r, out, { started, attempts: attempt, worker: { id: r.worker.id, pid: r.worker.pid, host: os.hostname() }, where: `worker ${r.worker.id}, pid ${r.worker.pid}` });
+}
+
+/** One item's TaskResult (pool or Slurm element) as its execution record and decoded values. */
+async function itemRun(
+  d: ForeachDeps,
+  pkg: StepPackage,
+  index: number,
+  r: TaskResult,
+  out: ItemOutput,
+  how: { started: Date; attempts: number; worker: ItemExecution["worker"]; where: string },
+): Promise<ItemRun> {
+  const { step } = d;
+  const o = step.options;
   const exec: ItemExecution = {
     index,
     status: "error",
-    started,
+    started: how.started,
     finished: new Date(),
     outputs: {},
     outputTypes: {},
-    worker: { id: r.worker.id, pid: r.worker.pid, host: os.hostname() },
+    worker: how.worker,
     memory: { requestedBytes: o.memory, peakBytes: r.peakRss || undefined },
-    attempts: attempt,
+    attempts: how.attempts,
     stdout: out.stdout,
     stderr: out.stderr,
   };
   if (r.status === "failed") {
-    exec.error = mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, `in item ${index}, worker ${r.worker.id}, pid ${r.worker.pid}`);
+    exec.error = mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, `in item ${index}, ${how.where}`);
     return { exec, values: null, stubs: [] };
   }
   if (r.status === "died") {
-    exec.error = deathError(label, r, o.memory, o.timeout);
+    exec.error = deathError(`${d.name}[${index}]`, r, o.memory, o.timeout);
     return { exec, values: null, stubs: [] };
   }
-  if (attempt > 1) process.stderr.write(`step \`${label}\` succeeded on attempt ${attempt} of ${attempts}\n`);
   const values = await decodeValues(r.outputs, r.pieces, (cls) => {
     const v = d.host.executor.valueOf(cls);
     return typeof v === "function" ? v : undefined;
@@ -290,6 +320,67 @@ async function runItem(d: ForeachDeps, pkg: StepPackage, index: number, common: 
   exec.status = "ok";
   exec.outputs = Object.fromEntries(values);
   return { exec, values, stubs: r.stubs };
+}
+
+/**
+ * `--on slurm`: all items as one Slurm job array (backends/slurm/array.ts);
+ * fills `runs` in item order. --retries is not applied per element (a retry
+ * would be a second array); a Slurm ending without a result is the item's error.
+ */
+async function runOnSlurmArray(
+  d: ForeachDeps,
+  pkg: StepPackage,
+  common: EncodedValues,
+  perItem: EncodedValues[],
+  runs: Array<ItemRun | undefined>,
+  onCounts: (c: { done: number; running: number; failed: number }) => void,
+): Promise<void> {
+  const o = d.step.options;
+  const outs = perItem.map((_, i) => new ItemOutput(i, d.publish));
+  const r = await runSlurmArray({
+    step: d.name,
+    memory: o.memory,
+    cpu: o.cpu,
+    gpu: o.gpu,
+    timeoutMs: o.timeout,
+    partition: o.partition,
+    parallel: o.parallel,
+    env: o.env ?? {},
+    program: pkg.program,
+    common,
+    perItem,
+    cwd: d.host.cwd,
+    signal: d.signal ?? new AbortController().signal,
+    onEvent: (i, e) => outs[i].onEvent(e),
+    onCounts,
+  });
+  for (const el of r.elements) {
+    const out = outs[el.index];
+    out.flush();
+    const worker = { id: el.job, host: el.host };
+    const where = `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`;
+    if ("error" in el) {
+      const exec: ItemExecution = {
+        index: el.index,
+        status: "error",
+        error: el.error,
+        started: el.started,
+        finished: el.finished,
+        outputs: {},
+        outputTypes: {},
+        worker,
+        memory: { requestedBytes: o.memory, peakBytes: el.peakRss || undefined },
+        attempts: 1,
+        stdout: out.stdout,
+        stderr: out.stderr,
+      };
+      runs[el.index] = { exec, values: null, stubs: [] };
+    } else {
+      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: 1, worker, where });
+      run.exec.finished = el.finished;
+      runs[el.index] = run;
+    }
+  }
 }
 
 /** An output that could not come back from any item is reported once, not once per item. */

@@ -47,12 +47,14 @@ export interface TaskRequest {
   memory?: number;
   /** How often the worker writes its output (ms); 200 by default. */
   flushMs?: number;
+  /** A chosen task id (a Slurm array element must be `<base>-<index>`); a fresh one otherwise. */
+  id?: string;
 }
 
 /** Writes the inputs (those not stored yet) and `task.json`. */
 export async function putTask(backend: StorageBackend, req: TaskRequest): Promise<{ task: SubmittedTask; uploadedBytes: number }> {
   const stored = await storeValues(backend, req.inputs);
-  const id = newTaskId(req.step);
+  const id = req.id ?? newTaskId(req.step);
   const body: RemoteTask = {
     format: FORMAT,
     task: id,

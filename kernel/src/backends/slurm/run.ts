@@ -37,7 +37,7 @@ export class SlurmStepError extends Error {
 }
 
 /** The nbscale package directory (its bin/nbscale.js is what the nodes run by default). */
-function packageDir(): string {
+export function packageDir(): string {
   for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
@@ -72,7 +72,7 @@ export interface SlurmStepResult {
 }
 
 /** The kernel's datastore, by the recorder's rule (NBSCALE_DATASTORE, else .nbscale/ next to the notebook). */
-function kernelDatastore(cwd: string) {
+export function kernelDatastore(cwd: string) {
   const nb = notebookPath(process.env, cwd);
   const notebookDir = nb === resolve(cwd) ? nb : dirname(nb);
   return resolveDatastore({ env: process.env, cwd, notebookDir });
