@@ -1,0 +1,129 @@
+"""Gather bench/results/*.json into bench/results.json, a Markdown table (stdout) and a PNG chart.
+
+Runs in the bench venv (matplotlib). Reads what step_bench.py, foreach_bench.py,
+record_bench.js and metaflow_bench.py wrote in this run; computes nothing new
+except ratios of numbers measured in the same run.
+
+    bench/.venv/bin/python bench/report.py [--chart docs/benchmarks.png]
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def load(name: str) -> dict[str, Any]:
+    with open(os.path.join(HERE, "results", name)) as f:
+        return json.load(f)
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_kb / (1 << 20), 1),
+        "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def fmt(x: float, nd: int = 2) -> str:
+    return f"{x:.{nd}f}"
+
+
+def main() -> None:
+    chart = sys.argv[sys.argv.index("--chart") + 1] if "--chart" in sys.argv else os.path.join(ROOT, "docs", "benchmarks.png")
+    step, fe, rec, mf = load("step_bench.json"), load("foreach_bench.json"), load("record_bench.json"), load("metaflow_bench.json")
+    lin, res, mfe, mfa = mf["linear"], mf["resume"], mf["foreach"], mf["artifacts"]
+
+    # name, value, target, "higher"/"lower" is better, spread, Metaflow's number (for the table)
+    rows = [
+        ("step_overhead_ms_p50", step["trivial_cell"]["extra_p50_ms"], 15, "lower",
+         f"p50 of {step['trivial_cell']['n']} cells each way", "—"),
+        ("metaflow_overhead_ratio", lin["ratio"]["median"], 10, "higher",
+         f"min {fmt(lin['ratio']['min'])}, max {fmt(lin['ratio']['max'])}; per step {fmt(lin['metaflow_per_step_ms']['median'], 0)} ms (Metaflow) vs {fmt(lin['nbscale_per_step_ms']['median'], 0)} ms (nbscale)",
+         f"{fmt(lin['metaflow_per_step_ms']['median'], 0)} ms/step"),
+        ("foreach_efficiency", fe["median_parallel_efficiency"], 0.85, "higher",
+         f"best {fmt(fe['parallel_efficiency'])} of {len(fe['runs'])} runs", f"{fmt(mfe['efficiency']['median'])} (min {fmt(mfe['efficiency']['min'])}, max {fmt(mfe['efficiency']['max'])})"),
+        ("artifact_write_vs_disk", rec["record_new_value_write_ratio"], 0.7, "higher",
+         f"1 run; {rec['record_new_value_MBps']} vs {rec['raw_write_fsync_MBps']} MB/s raw; changed value of same size: {rec['record_changed_same_size_ratio']}",
+         f"{fmt(mfa['write_vs_disk']['median'])} (save {fmt(mfa['save_s']['median'], 1)} s)"),
+        ("artifact_read_vs_disk", rec["restore_read_ratio"], 0.7, "higher",
+         f"1 run; {rec['restore_MBps']} vs {rec['raw_read_MBps']} MB/s raw", f"{fmt(mfa['read_vs_disk']['median'])} (load {fmt(mfa['load_s']['median'], 1)} s)"),
+        ("resume_skip_ratio", res["ratio"]["median"], None, "lower",
+         f"min {fmt(res['ratio']['min'])}, max {fmt(res['ratio']['max'])}; resume {fmt(res['resume_s']['median'])} s vs full {fmt(res['full_run_s']['median'])} s", "—"),
+    ]
+
+    def verdict(v: float, t: float | None, better: str) -> str:
+        if t is None:
+            return "reported"
+        ok = v <= t if better == "lower" else v >= t
+        if ok:
+            return "meets"
+        return f"misses by {fmt(v - t)}" if better == "lower" else f"misses by {fmt(t - v)} ({fmt(100 * (1 - v / t), 0)}% short)"
+
+    m = machine()
+    lines = [
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Node {m['node']}, Python {m['python']}, {m['date_utc']}; "
+        f"Metaflow {mf['metaflow_version']}, {mf['reps']} repetitions of each Metaflow/flow measurement (median, min, max).",
+        "",
+        "| metric | nbscale | target | verdict | Metaflow | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, v, t, better, detail, mfv in rows:
+        tgt = "—" if t is None else ("≤ " if better == "lower" else "≥ ") + str(t)
+        lines.append(f"| `{name}` | {fmt(v)} | {tgt} | {verdict(v, t, better)} | {mfv} | {detail} |")
+    lines.append("")
+    lines.append(f"Marginal per-step cost (10-step minus 2-step flow, /8): Metaflow {fmt(lin['metaflow_marginal_step_ms']['median'], 0)} ms, "
+                 f"nbscale {fmt(lin['nbscale_marginal_step_ms']['median'], 0)} ms, ratio {fmt(lin['marginal_ratio']['median'])}. "
+                 f"2-step flow wall: Metaflow {fmt(lin['metaflow_wall_2_steps_s']['median'])} s, nbscale {fmt(lin['nbscale_wall_2_steps_s']['median'])} s.")
+    table = "\n".join(lines)
+    print(table)
+
+    out = {"machine": m, "metrics": {name: {"value": v, "target": t, "better": better, "verdict": verdict(v, t, better)} for name, v, t, better, _, _ in rows},
+           "sources": {"step_bench": step, "foreach_bench": fe, "record_bench": rec, "metaflow_bench": mf}}
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(HERE, "results", "table.md"), "w") as f:
+        f.write(table + "\n")
+
+    # Chart: each metric as a fraction of its target, oriented so that >= 1 meets it
+    # (lower-is-better metrics are plotted as target / value). resume has no target.
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    named = [(n, (t / v if better == "lower" else v / t)) for n, v, t, better, _, _ in rows if t is not None]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colors = ["tab:green" if s >= 1 else "tab:red" for _, s in named]
+    ax.barh([n for n, _ in named], [s for _, s in named], color=colors)
+    ax.axvline(1.0, color="black", linestyle="--", label="target")
+    for i, (_, s) in enumerate(named):
+        ax.text(s, i, f" {s:.2f}", va="center")
+    ax.set_xlabel("measured / target (≥ 1 meets the target; step overhead plotted as target / measured)")
+    ax.set_title(f"nbscale benchmarks — {m['cores']} cores, {m['date_utc']}")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(chart)), exist_ok=True)
+    fig.savefig(chart, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
