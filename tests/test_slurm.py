@@ -255,3 +255,30 @@ def test_foreach_array_failing_item_is_reported_by_index_others_kept(k: KernelSe
     assert "1 of 4 items of step `halves` (--foreach seeds) failed: index 2" in err["evalue"], err["evalue"]
     assert "item 2:" in err["text"] and "RangeError: bad item 3" in err["text"] and "Slurm job" in err["text"], err["text"]
     assert value(k, "JSON.stringify(half)") == "'[0.5,1,null,2]'"
+
+
+def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None:
+    msg_id = k.kc.execute("%%step naps --on slurm --foreach seeds --parallel 2 --memory 256M\n"
+                          "console.log(`array ${process.env.SLURM_ARRAY_JOB_ID}`);\n"
+                          "await new Promise((r) => setTimeout(r, 120_000));\n"
+                          "const never = item;")
+    job = None
+    deadline = time.monotonic() + 60
+    while job is None and time.monotonic() < deadline:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            m = re.search(r"array (\d+)", msg["content"]["text"])
+            job = m.group(1) if m else None
+    assert job is not None
+    t0 = time.monotonic()
+    k.km.interrupt_kernel()
+    reply = k.shell_reply(msg_id, timeout=30)
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - t0 < 10
+    msgs = k.collect(msg_id)
+    stderr = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    assert f"Slurm array job {job} was cancelled with scancel" in stderr, stderr
+    out = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True).stdout
+    states = re.findall(r"JobState=(\S+)", out)
+    assert states and all(s in ("CANCELLED", "COMPLETING") for s in states), out
+    assert value(k, "base") == "21"

@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { arrayIndices } from "../../src/backends/slurm/array";
 import { parseKeyValues, type JobInfo } from "../../src/backends/slurm/commands";
 import { endedJobError, overLimitBytes, submitError } from "../../src/backends/slurm/failures";
 import { describe } from "../../src/backends/slurm/launcher";
@@ -185,4 +186,12 @@ test("event log: chunks in order, read whole, nothing twice", async () => {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("arrayIndices: scontrol lists pending array elements as one range", () => {
+  assert.deepEqual(arrayIndices("1-3%2"), [1, 2, 3]);
+  assert.deepEqual(arrayIndices("0,2,5-7"), [0, 2, 5, 6, 7]);
+  assert.deepEqual(arrayIndices("0-6:3"), [0, 3, 6]);
+  assert.deepEqual(arrayIndices("4"), [4]);
+  assert.deepEqual(arrayIndices(""), []);
 });

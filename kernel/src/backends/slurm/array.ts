@@ -235,5 +235,6 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
   };
 
   const outcomes = await Promise.all(Array.from({ length: n }, (_, i) => watchOne(i)));
+  if (req.signal.aborted) process.stderr.write(`step \`${req.step}\`: interrupted; Slurm array job ${job.id} was cancelled with scancel\n`);
   return { job: job.id, elements: outcomes };
 }
