@@ -244,6 +244,7 @@ def test_foreach_runs_as_one_job_array_with_parallel_limit(k: KernelSession) -> 
     status = [m for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS_MIME in m["content"]["data"]]
     final = status[-1]["content"]["data"][STEP_STATUS_MIME]
     assert final["state"] == "succeeded" and final["foreach"] == {"done": 4, "running": 0, "failed": 0, "total": 4}, final
+    assert final["jobId"] == job and final["target"] == "slurm", final
     assert any(s["content"]["data"][STEP_STATUS_MIME]["foreach"]["running"] > 0 for s in status), "no progress while items ran"
 
 

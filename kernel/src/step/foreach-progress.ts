@@ -31,6 +31,7 @@ export class ForeachProgress {
   private pending: NodeJS.Timeout | null = null;
   private readonly tick: NodeJS.Timeout;
   private error: StepStatus["error"] = null;
+  private job: string | undefined;
 
   constructor(
     private readonly base: Pick<StepStatus, "step" | "target" | "memory" | "retries">,
@@ -50,6 +51,12 @@ export class ForeachProgress {
       this.pending = null;
       this.send();
     }, wait);
+  }
+
+  /** The launcher's job for all items (a Slurm array job), shown from the next update on. */
+  setJob(jobId: string): void {
+    this.job = jobId;
+    this.set(this.counts);
   }
 
   /** The final state, shown at once; no update follows (the cell is over). */
@@ -79,6 +86,7 @@ export class ForeachProgress {
       startedAt: new Date(this.started).toISOString(),
       elapsedMs,
       foreach: { ...this.counts },
+      ...(this.job ? { jobId: this.job } : {}),
       ...(this.error ? { error: this.error } : {}),
     };
     const bundle = stepStatusBundle(status);

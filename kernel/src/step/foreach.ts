@@ -145,7 +145,8 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   if (o.on === "slurm") {
     // One job array; Slurm enforces --parallel (the `%` of --array), so no lanes here.
     try {
-      if (items.length > 0) await runOnSlurmArray(d, pkg, common, perItem, runs, (c) => progress.set(c));
+      if (o.retries) process.stderr.write(`warning: step \`${name}\`: --retries is not applied to Slurm array elements yet; a failed item is reported, not re-run\n`);
+      if (items.length > 0) await runOnSlurmArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
       if (!(e instanceof SlurmStepError)) {
         progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
@@ -333,7 +334,7 @@ async function runOnSlurmArray(
   common: EncodedValues,
   perItem: EncodedValues[],
   runs: Array<ItemRun | undefined>,
-  onCounts: (c: { done: number; running: number; failed: number }) => void,
+  progress: ForeachProgress,
 ): Promise<void> {
   const o = d.step.options;
   const outs = perItem.map((_, i) => new ItemOutput(i, d.publish));
@@ -352,7 +353,8 @@ async function runOnSlurmArray(
     cwd: d.host.cwd,
     signal: d.signal ?? new AbortController().signal,
     onEvent: (i, e) => outs[i].onEvent(e),
-    onCounts,
+    onSubmitted: (job) => progress.setJob(job),
+    onCounts: (c) => progress.set(c),
   });
   for (const el of r.elements) {
     const out = outs[el.index];

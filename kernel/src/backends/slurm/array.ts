@@ -44,6 +44,8 @@ export interface SlurmArrayRequest {
   cwd: string;
   signal: AbortSignal;
   onEvent(index: number, e: StepEvent): void;
+  /** The array job was submitted. */
+  onSubmitted?(job: string): void;
   /** Element phases changed: running = elements Slurm runs that have no result yet. */
   onCounts(c: { done: number; running: number; failed: number }): void;
 }
@@ -166,6 +168,7 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
     const nodes = await showNodes().catch(() => null);
     throw new SlurmStepError(submitError(req.step, e.stderr, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition }, nodes));
   }
+  req.onSubmitted?.(job.id);
   display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
 
   const states = new ArrayStates(job.id);
