@@ -249,13 +249,16 @@ def test_foreach_runs_as_one_job_array_with_parallel_limit(k: KernelSession) -> 
 
 
 def test_foreach_array_failing_item_is_reported_by_index_others_kept(k: KernelSession) -> None:
+    # Item 2 throws; item 1's job dies without a result (Slurm's ending is its error).
     err = fails(k, "%%step halves --on slurm --foreach seeds --parallel 2 --memory 256M\n"
+                   "if (index === 1) process.kill(process.pid, \"SIGKILL\");\n"
                    "if (index === 2) throw new RangeError(`bad item ${item}`);\n"
                    "const half = item / 2;", timeout=90)
     assert err["ename"] == "ForeachItemsFailed", err
-    assert "1 of 4 items of step `halves` (--foreach seeds) failed: index 2" in err["evalue"], err["evalue"]
+    assert "2 of 4 items of step `halves` (--foreach seeds) failed: indices 1, 2" in err["evalue"], err["evalue"]
     assert "item 2:" in err["text"] and "RangeError: bad item 3" in err["text"] and "Slurm job" in err["text"], err["text"]
-    assert value(k, "JSON.stringify(half)") == "'[0.5,1,null,2]'"
+    assert re.search(r"item 1:\n\s+WorkerDied: step `halves\[1\]`: Slurm job \d+_1 on localhost ended FAILED", err["text"]), err["text"]
+    assert value(k, "JSON.stringify(half)") == "'[0.5,null,null,2]'"
 
 
 def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None:
