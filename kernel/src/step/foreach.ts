@@ -1,6 +1,7 @@
 /**
  * `%%step NAME --foreach EXPR [--parallel N]`: runs the step body once per
- * element of EXPR on the local worker pool, at most N at a time, and joins
+ * element of EXPR on the local worker pool (or, `--on slurm`, as one Slurm
+ * job array: backends/slurm/array.ts), at most N at a time, and joins
  * the results in item order: every value the body declares comes back as an
  * array (`score[i]` is item i's `score`), typed `T[]` from the body's own
  * checked type `T`.
