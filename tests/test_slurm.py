@@ -289,3 +289,19 @@ def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None
     assert states and all(s in ("CANCELLED", "COMPLETING") for s in states), out
     # The kernel is intact: the list the foreach ran over is still there.
     assert value(k, "seeds.length") == "4"
+
+
+def test_foreach_array_refuses_lazy_inputs(tmp_path: Any) -> None:
+    # A Lazy handle points into the kernel's datastore; the array is refused before anything is submitted.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NBSCALE_LAZY_BYTES", "1M")
+    try:
+        s = KernelSession(cwd=str(tmp_path))
+    finally:
+        mp.undo()
+    try:
+        ok(s, "%%step big\nconst big = new Float64Array(2_000_000).fill(1);")
+        err = fails(s, "%%step useit --on slurm --foreach [1,2] --memory 256M\nconst x = big[0] + item;")
+        assert err["ename"] == "LazyInput" and "`big` stays in the local datastore" in err["evalue"], err
+    finally:
+        s.close()
