@@ -5,4 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT/examples"
-exec "$ROOT/.venv/bin/jupyter" lab quickstart.ipynb "$@"
+EXTRA=()
+# JupyterLab refuses root without this; containers and CI boxes often are root.
+[ "$(id -u)" = 0 ] && EXTRA+=(--allow-root)
+exec "$ROOT/.venv/bin/jupyter" lab quickstart.ipynb "${EXTRA[@]}" "$@"
