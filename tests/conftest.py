@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import time
 from typing import Any
 
@@ -73,3 +74,41 @@ def fresh_kernel(tmp_path: Any) -> Any:
     k = KernelSession(cwd=str(tmp_path))
     yield k
     k.close()
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def stderr(msgs: list[dict[str, Any]]) -> str:
+    """Everything a request wrote to stderr."""
+    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+
+
+def ok(k: KernelSession, code: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Runs a cell that must succeed; returns its iopub messages."""
+    reply, msgs = k.run(code, timeout=timeout)
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert reply["content"]["status"] == "ok", (reply["content"], errors)
+    return msgs
+
+
+def fails(k: KernelSession, code: str, timeout: float = 60) -> dict[str, Any]:
+    """Runs a cell that must fail with one error; returns its content plus the
+    traceback as plain `text`, the cell's `stderr` and all its `msgs`."""
+    reply, msgs = k.run(code, timeout=timeout)
+    assert reply["content"]["status"] == "error", reply["content"]
+    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
+    assert len(errors) == 1, msgs
+    content = dict(errors[0])
+    content["text"] = ANSI.sub("", "\n".join(content["traceback"]))
+    content["stderr"] = stderr(msgs)
+    content["msgs"] = msgs
+    return content
+
+
+def value(k: KernelSession, expr: str) -> str:
+    """text/plain of the one execute_result of `expr`."""
+    msgs = ok(k, expr)
+    results = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
+    assert len(results) == 1, msgs
+    return results[0]

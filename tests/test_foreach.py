@@ -12,9 +12,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession
+from conftest import KernelSession, ok, fails, value
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STEP_MIME = "application/vnd.nbscale.step+json"
 
 
@@ -28,31 +27,6 @@ def k(cwd: str) -> Iterator[KernelSession]:
     session = KernelSession(cwd=cwd)
     yield session
     session.close()
-
-
-def ok(k: KernelSession, code: str, timeout: float = 60) -> list[dict[str, Any]]:
-    reply, msgs = k.run(code, timeout=timeout)
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert reply["content"]["status"] == "ok", (reply["content"], errors)
-    return msgs
-
-
-def fails(k: KernelSession, code: str, timeout: float = 60) -> dict[str, Any]:
-    reply, msgs = k.run(code, timeout=timeout)
-    assert reply["content"]["status"] == "error", reply["content"]
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert len(errors) == 1, msgs
-    content = dict(errors[0])
-    content["text"] = ANSI.sub("", "\n".join(content["traceback"]))
-    content["msgs"] = msgs
-    return content
-
-
-def value(k: KernelSession, expr: str) -> str:
-    msgs = ok(k, expr)
-    results = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
-    assert len(results) == 1, msgs
-    return results[0]
 
 
 def json_value(k: KernelSession, expr: str) -> Any:

@@ -12,11 +12,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession
+from conftest import KernelSession, ok, value
+from conftest import fails as failing_cell
 
 pytestmark = pytest.mark.skipif(not os.environ.get("SLURM_CONF"), reason="needs a Slurm cluster: run through scripts/test.sh (or `bash scripts/slurm.sh up` and export SLURM_CONF)")
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STEP_STATUS_MIME = "application/vnd.nbscale.step+json"
 
 
@@ -27,30 +27,10 @@ def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelSession]:
     session.close()
 
 
-def ok(k: KernelSession, code: str, timeout: float = 60) -> list[dict[str, Any]]:
-    reply, msgs = k.run(code, timeout=timeout)
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert reply["content"]["status"] == "ok", (reply["content"], errors)
-    return msgs
-
-
 def fails(k: KernelSession, code: str, timeout: float = 60) -> dict[str, Any]:
-    reply, msgs = k.run(code, timeout=timeout)
-    assert reply["content"]["status"] == "error", reply["content"]
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert len(errors) == 1, msgs
-    content = dict(errors[0])
-    content["text"] = ANSI.sub("", "\n".join(content["traceback"]))
-    content["stderr"] = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
-    content["displays"] = displays(msgs)
+    content = failing_cell(k, code, timeout)
+    content["displays"] = displays(content["msgs"])
     return content
-
-
-def value(k: KernelSession, expr: str) -> str:
-    msgs = ok(k, expr)
-    results = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
-    assert len(results) == 1, msgs
-    return results[0]
 
 
 def displays(msgs: list[dict[str, Any]]) -> list[str]:

@@ -11,9 +11,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession
+from conftest import KernelSession, ok, fails, value, stderr
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STEP_STATUS_MIME = "application/vnd.nbscale.step+json"
 
 
@@ -22,35 +21,6 @@ def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelSession]:
     session = KernelSession(cwd=str(tmp_path_factory.mktemp("steps")))
     yield session
     session.close()
-
-
-def ok(k: KernelSession, code: str, timeout: float = 30) -> list[dict[str, Any]]:
-    reply, msgs = k.run(code, timeout=timeout)
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert reply["content"]["status"] == "ok", (reply["content"], errors)
-    return msgs
-
-
-def fails(k: KernelSession, code: str, timeout: float = 30) -> dict[str, Any]:
-    reply, msgs = k.run(code, timeout=timeout)
-    assert reply["content"]["status"] == "error", reply["content"]
-    errors = [m["content"] for m in msgs if m["msg_type"] == "error"]
-    assert len(errors) == 1, msgs
-    content = dict(errors[0])
-    content["text"] = ANSI.sub("", "\n".join(content["traceback"]))
-    content["stderr"] = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
-    return content
-
-
-def value(k: KernelSession, expr: str) -> str:
-    msgs = ok(k, expr)
-    results = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
-    assert len(results) == 1, msgs
-    return results[0]
-
-
-def stderr(msgs: list[dict[str, Any]]) -> str:
-    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
 
 
 def test_issue_example_function_from_one_cell_reads_const_from_another(k: KernelSession) -> None:

@@ -5,11 +5,10 @@
  */
 import { Worker } from "node:worker_threads";
 import * as path from "node:path";
-import { Console } from "node:console";
-import { Writable } from "node:stream";
 import { installDisplaySink } from "../client/display";
 import { decodeValues, encodeValues } from "./codec";
-import type { KernelHeader, RemoteError, StepEvent, TaskHeader, WorkerHeader } from "./events";
+import type { KernelHeader, StepEvent, TaskHeader, WorkerHeader } from "./events";
+import { captureStreams, toRemoteError } from "./streams";
 import type { FromIo, ToIo } from "./io-thread";
 import { runProgram } from "./runner";
 import { piecesOf, releasePieces, spillFrames } from "./spill";
@@ -132,41 +131,4 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       current = null;
     }
   }
-}
-
-function toRemoteError(e: unknown): RemoteError {
-  if (e instanceof Error) return { name: e.name || "Error", message: e.message, stack: e.stack };
-  let text: string;
-  try {
-    text = typeof e === "string" ? e : require("node:util").inspect(e);
-  } catch {
-    text = String(e);
-  }
-  return { name: "Uncaught", message: text };
-}
-
-/** console.* and process.stdout/stderr.write become stream events. */
-function captureStreams(sink: (name: "stdout" | "stderr", text: string) => void): void {
-  const toText = (chunk: unknown, encoding?: unknown): string =>
-    typeof chunk === "string"
-      ? chunk
-      : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" && Buffer.isEncoding(encoding) ? encoding : "utf8");
-  for (const name of ["stdout", "stderr"] as const) {
-    const stream = process[name];
-    stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
-      sink(name, toText(chunk, encoding));
-      const done = typeof encoding === "function" ? encoding : cb;
-      if (typeof done === "function") process.nextTick(done as () => void);
-      return true;
-    }) as typeof stream.write;
-  }
-  const writable = (name: "stdout" | "stderr") =>
-    new Writable({
-      decodeStrings: false,
-      write(chunk, encoding, cb) {
-        sink(name, toText(chunk, encoding));
-        cb();
-      },
-    });
-  globalThis.console = new Console({ stdout: writable("stdout"), stderr: writable("stderr"), colorMode: false });
 }

@@ -1,38 +1,17 @@
 /**
- * How a worker turns a step's console and stdout/stderr writes into events,
- * and its exceptions into something that travels. The remote worker uses
- * these; the local worker (main.ts) has its own copies from before and can
- * switch to these.
+ * How a worker (local or remote) turns a step's console and stdout/stderr
+ * writes into events, and its exceptions into something that travels.
  */
-import { Console } from "node:console";
-import { Writable } from "node:stream";
 import { inspect } from "node:util";
+import { captureOutput, type StreamSink } from "../session/output-capture";
 import type { RemoteError } from "./events";
 
-/** console.* and process.stdout/stderr.write go to `sink` (and nowhere else). */
-export function captureStreams(sink: (name: "stdout" | "stderr", text: string) => void): void {
-  const toText = (chunk: unknown, encoding?: unknown): string =>
-    typeof chunk === "string"
-      ? chunk
-      : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" && Buffer.isEncoding(encoding) ? encoding : "utf8");
-  for (const name of ["stdout", "stderr"] as const) {
-    const stream = process[name];
-    stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
-      sink(name, toText(chunk, encoding));
-      const done = typeof encoding === "function" ? encoding : cb;
-      if (typeof done === "function") process.nextTick(done as () => void);
-      return true;
-    }) as typeof stream.write;
-  }
-  const writable = (name: "stdout" | "stderr") =>
-    new Writable({
-      decodeStrings: false,
-      write(chunk, encoding, cb) {
-        sink(name, toText(chunk, encoding));
-        cb();
-      },
-    });
-  globalThis.console = new Console({ stdout: writable("stdout"), stderr: writable("stderr"), colorMode: false });
+/**
+ * console.* and process.stdout/stderr.write go to `sink` (and nowhere else):
+ * the same capture the kernel uses for its own cells.
+ */
+export function captureStreams(sink: StreamSink): void {
+  captureOutput(sink);
 }
 
 export function toRemoteError(e: unknown): RemoteError {
