@@ -172,7 +172,10 @@ export class StepRunner {
       if (result.status === "done" || !retryable(result) || attempt === attempts || this.interrupted) break;
       process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
     }
-    meta.attempts = attempt;
+    // A backend that retries by itself (Batch) says how many attempts it made.
+    const made = result?.attempts ?? attempt;
+    const allowed = o.on === "batch" ? 1 + (o.retries ?? 0) : attempts;
+    meta.attempts = made;
     meta.worker =
       o.on === "batch"
         ? { job: result!.worker.id }
@@ -182,8 +185,8 @@ export class StepRunner {
     meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
     const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : o.on === "slurm" ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
-    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), attempt, attempts), meta };
-    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), attempt, attempts), meta };
+    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
+    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), made, allowed), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
     for (const s of r.stubs) {

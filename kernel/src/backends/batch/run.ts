@@ -16,7 +16,6 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { display } from "../../client/display";
 import type { CellError } from "../../session/errors";
 import { cellError } from "../../step/failures";
 import type { StorageBackend } from "../../store/backend";
@@ -36,7 +35,8 @@ import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
 import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "./preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
-import { submitJobInput } from "./submit";
+import { jobAttempts, submitJobInput } from "./submit";
+import { JobView } from "./view";
 
 /** A step that did not run, with what the cell should say. */
 export class BatchStepError extends Error {
@@ -123,7 +123,8 @@ export class BatchBackend {
 
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
-    const status = display.create();
+    const maxAttempts = jobAttempts(s.retries);
+    const view = new JobView(settings.queue, maxAttempts);
     let hinted = false;
     const launcher = new BatchLauncher(
       client,
@@ -148,13 +149,11 @@ export class BatchBackend {
           hinted = true;
           s.onEvent({ type: "stream", name: "stderr", text: runnableHint(jobId, settings.queue, s) });
         }
-        show();
+        view.show(timeline, st.job);
       },
     );
-    const show = (extra = "") => status.text(`AWS Batch job ${jobId} (${settings.queue}): ${launcher.timeline.text(Date.now())}${extra}`);
     const jobId = await launcher.submit(task);
-    show();
-    const worker = { id: jobId, pid: 0 };
+    view.submitted(jobId, launcher.timeline);
 
     const outcome = await watchTask({
       backend,
@@ -167,21 +166,29 @@ export class BatchBackend {
       statusMs: 1000,
       maxStatusMs: settings.maxPollMs,
       endGraceMs: RESULT_GRACE_MS,
+      maxAttempts,
+      onAttempt: (n, started) => {
+        view.retried(n, launcher.timeline);
+        s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: attempt ${n - 1} of ${maxAttempts} was lost; AWS Batch retried the job: attempt ${n} of ${maxAttempts} runs on ${started.host}\n` });
+      },
     });
+    const worker = { id: jobId, pid: 0 };
+    const attempts = outcome.attempt;
     switch (outcome.kind) {
       case "cancelled":
-        show();
+        view.show(launcher.timeline);
         s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: interrupted; AWS Batch job ${jobId} was terminated (TerminateJob sent)\n` });
-        return interrupted(jobId);
+        return { ...interrupted(jobId), attempts };
       case "result": {
         const r = outcome.result;
-        show(outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
-        if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss };
+        view.show(launcher.timeline, undefined, outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
+        if (attempts > 1 && r.status === "done") s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\` succeeded on attempt ${attempts} of ${maxAttempts}\n` });
+        if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss, attempts };
         const { specs, frames } = await loadValues(backend, r.outputs, `output of step \`${s.step}\``);
-        return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss };
+        return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss, attempts };
       }
       case "ended": {
-        show();
+        view.show(launcher.timeline, outcome.status.job);
         const job = outcome.status.job;
         if (job?.status === "SUCCEEDED") {
           throw new BatchStepError(
@@ -193,7 +200,9 @@ export class BatchBackend {
         }
         const facts = failureFacts(job ?? {});
         const logTail = await lastLogLines(facts.logStream);
-        throw new BatchStepError(jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail }), jobId);
+        const e = jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail });
+        const tried = Math.max(attempts, facts.attempts);
+        throw new BatchStepError(maxAttempts > 1 ? { ...e, traceback: [...e.traceback, `    (attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e, jobId);
       }
     }
   }

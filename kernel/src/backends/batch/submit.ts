@@ -33,6 +33,11 @@ const MIN_TIMEOUT_S = 60;
 /** Batch allows 1-10 attempts. */
 const MAX_ATTEMPTS = 10;
 
+/** Attempts Batch makes of a job for `--retries` (it allows 1-10). */
+export function jobAttempts(retries: number | undefined): number {
+  return Math.min(MAX_ATTEMPTS, 1 + Math.max(0, retries ?? 0));
+}
+
 export function memoryMiB(bytes: number): number {
   return Math.ceil(bytes / MiB);
 }
@@ -76,7 +81,7 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
   if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };
   if (r.retries !== undefined && r.retries > 0) {
     input.retryStrategy = {
-      attempts: Math.min(MAX_ATTEMPTS, 1 + r.retries),
+      attempts: jobAttempts(r.retries),
       // As locally, retry what another try can fix (a lost host, a failed pull or install), not
       // a step that threw (worker exit 1), a task that already ran (exit 2), or running out of memory.
       evaluateOnExit: [
