@@ -128,7 +128,8 @@ export class StepRunner {
       throw e;
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
-    const remoteLazy = o.on === "batch" || o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
+    // Batch jobs read Lazy inputs from the S3 datastore themselves (backends/remote/values.ts).
+    const remoteLazy = o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
     if (remoteLazy.length > 0) {
       return fail(
         cellError("LazyInput", `step \`${name}\` was not started: \`${remoteLazy[0]}\` stays in the local datastore, and --on ${o.on} steps can't read lazy values yet`, [

@@ -26,7 +26,7 @@ import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
-import { loadValues } from "../remote/values";
+import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../remote/values";
 import { depsManifestKey, sha256Hex } from "./bootstrap";
 import { checkQueue } from "./capacity";
 import { failureFacts, jobFailedError } from "./failure";
@@ -105,6 +105,14 @@ export class BatchBackend {
   private async runJob(s: BatchStep): Promise<TaskResult> {
     const settings = await this.preflight(s);
     const client = this.client!;
+    const backend = backendFor(settings.datastore);
+    try {
+      // Before the job definition: a step that can't run registers nothing.
+      await checkLazyInputs(backend, s.inputs.specs);
+    } catch (e) {
+      if (e instanceof UnreachableLazyInput) throw new BatchStepError(lazyInputError(s.step, e));
+      throw e;
+    }
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
     if (settings.imageIsDefault && (await nbscalePublished(VERSION, this.host.env)) === false) {
       // Not refused: the registry may be a private mirror the compute environment sees and we don't.
@@ -116,7 +124,6 @@ export class BatchBackend {
           "use `--image` or NBSCALE_BATCH_IMAGE with an image that has it installed (docs/batch.md shows how)\n",
       });
     }
-    const backend = backendFor(settings.datastore);
     if (s.signal.aborted) return interrupted("");
     const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
     const depsLock = await this.uploadDeps(backend);
@@ -242,6 +249,15 @@ export class BatchBackend {
     await backend.putIfAbsent(depsManifestKey(sha, "package.json"), [readFileSync(pkgPath)]);
     return sha;
   }
+}
+
+/** A Lazy input the job can't read: where it is, where the job reads, and the two ways out. */
+export function lazyInputError(step: string, e: UnreachableLazyInput): CellError {
+  const fix = e.missing
+    ? `re-run the step that made \`${e.input}\`, or load it into the kernel first if it fits`
+    : `re-run the step that made \`${e.input}\` with NBSCALE_DATASTORE=${e.datastore} set when the kernel starts, so it is kept where jobs read, ` +
+      `or load it into the kernel first (\`const v = await ${e.input}.load()\`) if it fits`;
+  return cellError("LazyInput", `step \`${step}\` was not sent to AWS Batch: ${e.message}`, [`    ${fix}; nothing was submitted`]);
 }
 
 function isAwsError(e: unknown): boolean {
