@@ -562,6 +562,28 @@ def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth
     return subprocess.run(command, env=container_env, capture_output=True, text=True, timeout=120)
 
 
+def run_with_container(k: KernelSession, moto: MotoServer, recorder: Recorder, home: Path, code: str, runs: list[dict[str, str]] | None = None, timeout: float = 150, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[subprocess.CompletedProcess[str]]]:
+    """Runs `code` in the kernel while the container stand-in runs the job it submits: once, or once per
+    entry of `runs` (in order), with that entry added to the job's environment as Batch would add it."""
+    home.mkdir(exist_ok=True)
+    procs: list[subprocess.CompletedProcess[str]] = []
+
+    def container() -> None:
+        for extra in runs or [{}]:
+            procs.append(run_like_the_container(moto, recorder, home, extra_env=extra, **kw))
+
+    t = threading.Thread(target=container)
+    t.start()
+    reply, msgs = run(k, code, timeout=timeout)
+    t.join()
+    return reply, msgs, procs
+
+
+def value_of(k: KernelSession, expr: str) -> str:
+    _, out = k.run(expr)
+    return "".join(m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result")
+
+
 def test_data_plane_the_submitted_command_runs_the_step_and_its_outputs_arrive(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     # Long enough for the stand-in to run before moto (without Docker) fails the job at RUNNING.
     timed_batch(moto, 6)
@@ -684,15 +706,9 @@ def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_
 
 def test_an_exception_in_the_job_points_at_the_cells_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     timed_batch(moto, 6)
-    home = tmp_path / "container"
-    home.mkdir()
-    procs: list[subprocess.CompletedProcess[str]] = []
     k = KernelSession(cwd=str(tmp_path))
     try:
-        t = threading.Thread(target=lambda: procs.append(run_like_the_container(moto, recorder, home)))
-        t.start()
-        reply, msgs = run(k, "%%step boom --on batch\nconst a = 1;\nif (a > 0) throw new RangeError(\"bad a: \" + a);\nconst b = 2;", timeout=120)
-        t.join()
+        reply, msgs, procs = run_with_container(k, moto, recorder, tmp_path / "container", "%%step boom --on batch\nconst a = 1;\nif (a > 0) throw new RangeError(\"bad a: \" + a);\nconst b = 2;")
         assert reply["content"]["status"] == "error"
         # the session is intact and the failed step defined nothing
         r, out = k.run("typeof b")

@@ -11,32 +11,21 @@ job's reads from the kernel's.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import KernelSession
 from moto_server import MotoServer
-from test_batch import BUCKET, Recorder, aws, env, error_of, moto, nothing_sent, recorder, registry, run, run_like_the_container, timed_batch  # noqa: F401
+from test_batch import BUCKET, Recorder, aws, env, error_of, moto, nothing_sent, recorder, registry, run, run_with_container, timed_batch, value_of  # noqa: F401
 
 CONTAINER_UA = "nbscale-container"
 N = 60_000  # 480 KB of float64: over the lazy threshold set below
 
 
-def value_of(k: KernelSession, expr: str) -> str:
-    _, out = k.run(expr)
-    return "".join(m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result")
-
-
 def test_a_lazy_input_in_the_s3_datastore_is_read_by_the_job_not_the_kernel(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NBSCALE_LAZY_BYTES", "100000")
     timed_batch(moto, 8)
-    home = tmp_path / "container"
-    home.mkdir()
-    procs: list[subprocess.CompletedProcess[str]] = []
     k = KernelSession(cwd=str(tmp_path))
     try:
         # A local step makes it; its worker keeps it in the (S3) datastore and the session gets a handle.
@@ -46,10 +35,8 @@ def test_a_lazy_input_in_the_s3_datastore_is_read_by_the_job_not_the_kernel(env:
         sha = value_of(k, "big.sha256").strip("'\"")
         assert len(sha) == 64, sha
         recorder.reset()
-        t = threading.Thread(target=lambda: procs.append(run_like_the_container(moto, recorder, home, extra_env={"AWS_SDK_UA_APP_ID": CONTAINER_UA})))
-        t.start()
-        reply, msgs = run(k, "%%step use_big --on batch\nconst s: number = big.reduce((a, b) => a + b, 0);", timeout=150)
-        t.join()
+        code = "%%step use_big --on batch\nconst s: number = big.reduce((a, b) => a + b, 0);"
+        reply, msgs, procs = run_with_container(k, moto, recorder, tmp_path / "container", code, runs=[{"AWS_SDK_UA_APP_ID": CONTAINER_UA}])
         assert reply["content"]["status"] == "ok", ([m["content"] for m in msgs if m["msg_type"] == "error"], procs[0].stderr)
         assert value_of(k, "s") == str(sum(i % 11 for i in range(N)))
     finally:

@@ -11,8 +11,6 @@ once more as a late attempt 3 after the result is in.
 from __future__ import annotations
 
 import json
-import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +18,7 @@ import boto3
 
 from conftest import KernelSession
 from moto_server import MotoServer
-from test_batch import BUCKET, Recorder, aws, env, env_of, moto, recorder, registry, run, run_like_the_container, stderr, timed_batch  # noqa: F401
-
-STEP_STATUS = "application/vnd.nbscale.step+json"
-
-
-def statuses(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [m["content"]["data"][STEP_STATUS] for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS in m["content"]["data"]]
+from test_batch import BUCKET, Recorder, aws, env, env_of, moto, recorder, registry, run_like_the_container, run_with_container, statuses, stderr, timed_batch, value_of  # noqa: F401
 
 
 def s3(env: dict[str, str]) -> Any:
@@ -45,22 +37,12 @@ FLAKY = (
 def test_a_lost_attempt_is_retried_its_output_shown_and_the_result_committed_once(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     timed_batch(moto, 8)
     home = tmp_path / "container"
-    home.mkdir()
-    procs: dict[int, subprocess.CompletedProcess[str]] = {}
-
-    def batch_attempts() -> None:
-        for n in (1, 2):
-            procs[n] = run_like_the_container(moto, recorder, home, extra_env={"AWS_BATCH_JOB_ATTEMPT": str(n)})
-
     k = KernelSession(cwd=str(tmp_path))
     try:
-        t = threading.Thread(target=batch_attempts)
-        t.start()
-        reply, msgs = run(k, FLAKY, timeout=150)
-        t.join()
+        reply, msgs, ran = run_with_container(k, moto, recorder, home, FLAKY, runs=[{"AWS_BATCH_JOB_ATTEMPT": "1"}, {"AWS_BATCH_JOB_ATTEMPT": "2"}])
+        procs = dict(zip((1, 2), ran))
         assert reply["content"]["status"] == "ok", ([m["content"] for m in msgs if m["msg_type"] == "error"], {n: p.stderr for n, p in procs.items()})
-        r, out = k.run("got")
-        assert [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"] == ["20"]
+        assert value_of(k, "got") == "20"
         # A late attempt after the result is in: it must not run the step again nor replace the result.
         late = run_like_the_container(moto, recorder, home, extra_env={"AWS_BATCH_JOB_ATTEMPT": "3"})
     finally:

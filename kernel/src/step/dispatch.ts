@@ -255,10 +255,15 @@ export class StepRunner {
         interrupted: () => this.interrupted,
         publish: publishEvent,
         signal: this.slurmAbort.signal,
+        batch: () => this.batchBackend(),
       });
     } finally {
       this.slurmAbort = null;
     }
+  }
+
+  private batchBackend(): BatchBackend {
+    return (this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd }));
   }
 
   private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {
@@ -295,10 +300,9 @@ export class StepRunner {
   }
 
   private async runOnBatch(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
-    this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd });
     this.batchAbort = new AbortController();
     try {
-      return await this.batch.run({
+      return await this.batchBackend().run({
         step: name,
         attempt,
         memory: o.memory,

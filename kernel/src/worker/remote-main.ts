@@ -43,8 +43,27 @@ export function launcherAttempt(env: NodeJS.ProcessEnv): number {
   return Number.isInteger(n) && n >= 1 ? n : 1;
 }
 
-export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
+/**
+ * The task this worker runs: the one named, or for a child of an AWS Batch
+ * array job (NBSCALE_TASK_ARRAY=1) element `<task>-<AWS_BATCH_JOB_ARRAY_INDEX>`,
+ * since every child runs the same command.
+ */
+export function taskOf(task: string, env: NodeJS.ProcessEnv): string {
+  if (env.NBSCALE_TASK_ARRAY !== "1") return task;
+  const index = env.AWS_BATCH_JOB_ARRAY_INDEX;
+  if (!index || !/^\d+$/.test(index)) throw new Error(`task ${task} is an array job's, but AWS_BATCH_JOB_ARRAY_INDEX is ${index === undefined ? "not set" : JSON.stringify(index)}`);
+  return `${task}-${index}`;
+}
+
+export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number> {
   const realErr = process.stderr.write.bind(process.stderr);
+  let o: RemoteWorkerOptions;
+  try {
+    o = { ...opts, task: taskOf(opts.task, process.env) };
+  } catch (e) {
+    realErr(`[nbscale worker ${opts.task}] ${(e as Error).message}\n`);
+    return 2;
+  }
   const log = (text: string) => void realErr(`[nbscale worker ${o.task}] ${text}\n`);
   const backend = backendFor(resolveDatastore({ flag: o.datastore, env: process.env, cwd: o.cwd }));
 

@@ -23,7 +23,7 @@ import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
 import { VERSION } from "../../version";
 import type { EncodedValues } from "../../worker/codec";
-import type { StepEvent, StepProgram } from "../../worker/events";
+import type { StepEvent, StepProgram, ValueSpec } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
 import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../remote/values";
@@ -33,22 +33,14 @@ import { failureFacts, jobFailedError } from "./failure";
 import { JobDefinitions } from "./jobdef";
 import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
+import { BatchStepError } from "./errors";
 import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "./preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
+import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prepared } from "./array";
 import { jobAttempts, submitJobInput } from "./submit";
 import { JobView } from "./view";
 
-/** A step that did not run, with what the cell should say. */
-export class BatchStepError extends Error {
-  constructor(
-    readonly cellError: CellError,
-    /** The job, when one was submitted. */
-    readonly jobId?: string,
-  ) {
-    super(cellError.evalue);
-    this.name = "BatchStepError";
-  }
-}
+export { BatchStepError } from "./errors";
 
 export interface BatchStep {
   step: string;
@@ -67,6 +59,9 @@ export interface BatchStep {
   /** Aborted when the cell is interrupted. */
   signal: AbortSignal;
 }
+
+/** What the checks before a submission look at. */
+type PrepareInput = Pick<BatchStep, "step" | "memory" | "cpu" | "gpu" | "queue" | "image" | "onEvent">;
 
 export interface BatchHost {
   env: NodeJS.ProcessEnv;
@@ -88,27 +83,34 @@ export class BatchBackend {
   constructor(private readonly host: BatchHost) {}
 
   async run(s: BatchStep): Promise<TaskResult> {
+    return await this.awsErrors(s.step, () => this.runJob(s));
+  }
+
+  private async awsErrors<T>(step: string, f: () => Promise<T>): Promise<T> {
     try {
-      return await this.runJob(s);
+      return await f();
     } catch (e) {
       // An AWS answer we did not expect (a permission, a limit, a refused request) still reads as one.
       if (e instanceof BatchStepError || !isAwsError(e)) throw e;
       const err = e as Error & { $metadata?: { httpStatusCode?: number } };
       throw new BatchStepError(
-        cellError("BatchError", `step \`${s.step}\`: AWS said ${err.name}: ${err.message}`, [
+        cellError("BatchError", `step \`${step}\`: AWS said ${err.name}: ${err.message}`, [
           `    (HTTP ${err.$metadata?.httpStatusCode ?? "?"}; the kernel and its variables are intact)`,
         ]),
       );
     }
   }
 
-  private async runJob(s: BatchStep): Promise<TaskResult> {
+  /**
+   * Everything before a submission: the checks, the job definition, the
+   * notebook folder's lockfile; Lazy inputs the job can't read are refused
+   * before anything is registered.
+   */
+  private async prepare(s: PrepareInput, specs: readonly ValueSpec[]): Promise<Prepared> {
     const settings = await this.preflight(s);
-    const client = this.client!;
     const backend = backendFor(settings.datastore);
     try {
-      // Before the job definition: a step that can't run registers nothing.
-      await checkLazyInputs(backend, s.inputs.specs);
+      await checkLazyInputs(backend, specs);
     } catch (e) {
       if (e instanceof UnreachableLazyInput) throw new BatchStepError(lazyInputError(s.step, e));
       throw e;
@@ -124,12 +126,25 @@ export class BatchBackend {
           "use `--image` or NBSCALE_BATCH_IMAGE with an image that has it installed (docs/batch.md shows how)\n",
       });
     }
-    if (s.signal.aborted) return interrupted("");
-    const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
     const depsLock = await this.uploadDeps(backend);
-
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
+    return { settings, client: this.client!, backend, jobDefinition, depsLock, passthrough };
+  }
+
+  /** `--foreach` on Batch: the items as one array job (array.ts). */
+  async runArray(req: BatchArrayRequest): Promise<BatchArrayResult> {
+    return await this.awsErrors(req.step, async () => {
+      const prepared = await this.prepare(req, req.common.specs);
+      return await runBatchArray(prepared, req);
+    });
+  }
+
+  private async runJob(s: BatchStep): Promise<TaskResult> {
+    const { settings, client, backend, jobDefinition, depsLock, passthrough } = await this.prepare(s, s.inputs.specs);
+    if (s.signal.aborted) return interrupted("");
+    const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
+
     const maxAttempts = jobAttempts(s.retries);
     const view = new JobView(settings.queue, maxAttempts);
     let hinted = false;
@@ -214,7 +229,7 @@ export class BatchBackend {
     }
   }
 
-  private async preflight(s: BatchStep): Promise<BatchSettings> {
+  private async preflight(s: PrepareInput): Promise<BatchSettings> {
     try {
       let loc: DatastoreLocation;
       try {
@@ -268,7 +283,7 @@ function interrupted(jobId: string): TaskResult {
   return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: jobId, pid: 0 }, peakRss: 0 };
 }
 
-function runnableHint(jobId: string, queue: string, s: BatchStep): string {
+function runnableHint(jobId: string, queue: string, s: Pick<BatchStep, "cpu" | "memory" | "gpu">): string {
   const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`].filter(Boolean).join(", ");
   return (
     `hint: AWS Batch job ${jobId} is still RUNNABLE: no compute environment of queue \`${queue}\` has started an instance for it yet` +

@@ -25,11 +25,15 @@ export interface JobRequest {
   depsLock?: string;
   /** Settings from the kernel's environment the job should see too (endpoint, region). */
   passthrough?: Record<string, string>;
+  /** An array job of this many children (≥ 2); child i runs task `<task>-<i>`. */
+  arraySize?: number;
 }
 
 const MiB = 2 ** 20;
 /** Batch refuses attempt timeouts under a minute. */
 const MIN_TIMEOUT_S = 60;
+/** Batch's largest array job. */
+export const MAX_ARRAY = 10_000;
 /** Batch allows 1-10 attempts. */
 const MAX_ATTEMPTS = 10;
 
@@ -67,6 +71,8 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     NBSCALE_STEP: r.step,
   };
   if (r.depsLock) env.NBSCALE_DEPS = r.depsLock;
+  // Every child runs the same command: the worker adds AWS_BATCH_JOB_ARRAY_INDEX to the task id.
+  if (r.arraySize !== undefined) env.NBSCALE_TASK_ARRAY = "1";
   // The same heap limit as a local worker of that size: JavaScript runs out
   // as a catchable heap error before the container is killed from outside.
   if (r.memory !== undefined && env.NODE_OPTIONS === undefined) env.NODE_OPTIONS = `--max-old-space-size=${heapLimitMiB(r.memory)}`;
@@ -78,6 +84,10 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     containerOverrides: { resourceRequirements: resourceRequirements(r), environment },
     tags: { "nbscale:step": r.step, "nbscale:task": r.task },
   };
+  if (r.arraySize !== undefined) {
+    if (!Number.isInteger(r.arraySize) || r.arraySize < 2 || r.arraySize > MAX_ARRAY) throw new Error(`an AWS Batch array has 2 to ${MAX_ARRAY} children, not ${r.arraySize}`);
+    input.arrayProperties = { size: r.arraySize };
+  }
   if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };
   if (r.retries !== undefined && r.retries > 0) {
     input.retryStrategy = {
