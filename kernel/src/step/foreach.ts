@@ -170,7 +170,7 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
       if (o.on === "batch" && o.parallel !== undefined) {
         process.stderr.write(`warning: step \`${name}\`: --parallel is not applied to AWS Batch arrays; the queue's compute environments (their maxvCpus) decide how many items run at once\n`);
       }
-      if (items.length > 0) await (o.on === "slurm" ? runOnSlurmArray : runOnBatchArray)(d, pkg, common, perItem, runs, progress);
+      if (items.length > 0) await runOnArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
       if (!(e instanceof SlurmStepError) && !(e instanceof BatchStepError)) {
         progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
@@ -348,11 +348,13 @@ async function itemRun(
 }
 
 /**
- * `--on slurm`: all items as one Slurm job array (backends/slurm/array.ts);
- * fills `runs` in item order. --retries is not applied per element (a retry
- * would be a second array); a Slurm ending without a result is the item's error.
+ * `--on slurm` / `--on batch`: all items as one array job
+ * (backends/slurm/array.ts, backends/batch/array.ts); fills `runs` in item
+ * order. A scheduler's ending without a result is the item's error. On
+ * Slurm --retries is not applied per element (a retry would be a second
+ * array); on Batch it is each child's retryStrategy.
  */
-async function runOnSlurmArray(
+async function runOnArray(
   d: ForeachDeps,
   pkg: StepPackage,
   common: EncodedValues,
@@ -362,61 +364,28 @@ async function runOnSlurmArray(
 ): Promise<void> {
   const o = d.step.options;
   const outs = perItem.map((_, i) => new ItemOutput(i, d.publish));
-  const r = await runSlurmArray({
+  const shared = {
     step: d.name,
     memory: o.memory,
     cpu: o.cpu,
     gpu: o.gpu,
     timeoutMs: o.timeout,
-    partition: o.partition,
-    parallel: o.parallel,
-    env: o.env ?? {},
-    program: pkg.program,
-    common,
-    perItem,
-    cwd: d.host.cwd,
-    signal: d.signal ?? new AbortController().signal,
-    onEvent: (i, e) => outs[i].onEvent(e),
-    onSubmitted: (job) => progress.setJob(job),
-    onCounts: (c) => progress.set(c),
-  });
-  await collectElements(d, pkg, r.elements, outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`);
-}
-
-/**
- * `--on batch`: all items as one AWS Batch array job (backends/batch/array.ts);
- * fills `runs` in item order. --retries is each child's retryStrategy.
- */
-async function runOnBatchArray(
-  d: ForeachDeps,
-  pkg: StepPackage,
-  common: EncodedValues,
-  perItem: EncodedValues[],
-  runs: Array<ItemRun | undefined>,
-  progress: ForeachProgress,
-): Promise<void> {
-  const o = d.step.options;
-  const outs = perItem.map((_, i) => new ItemOutput(i, d.publish));
-  const r = await d.batch!().runArray({
-    step: d.name,
-    memory: o.memory,
-    cpu: o.cpu,
-    gpu: o.gpu,
-    timeoutMs: o.timeout,
-    retries: o.retries,
-    queue: o.queue,
-    image: o.image,
     env: o.env ?? {},
     program: pkg.program,
     common,
     perItem,
     signal: d.signal ?? new AbortController().signal,
-    onEvent: d.publish,
-    onItemEvent: (i, e) => outs[i].onEvent(e),
-    onSubmitted: (job) => progress.setJob(job),
-    onCounts: (c) => progress.set(c),
-  });
-  await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
+    onSubmitted: (job: string) => progress.setJob(job),
+    onCounts: (c: { done: number; running: number; failed: number }) => progress.set(c),
+  };
+  const onItem = (i: number, e: StepEvent) => outs[i].onEvent(e);
+  if (o.on === "slurm") {
+    const r = await runSlurmArray({ ...shared, partition: o.partition, parallel: o.parallel, cwd: d.host.cwd, onEvent: onItem });
+    await collectElements(d, pkg, r.elements, outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`);
+  } else {
+    const r = await d.batch!().runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
+    await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
+  }
 }
 
 /** An array job's elements as the foreach's item runs (their output flushed, their values decoded). */
