@@ -37,6 +37,8 @@ export interface Prepared {
   jobDefinition: string;
   depsLock?: string;
   passthrough: Record<string, string>;
+  /** NBSCALE_WORKER_PACKAGE for the job (worker-package.ts). */
+  workerPackage?: string;
 }
 
 export interface BatchArrayRequest {
@@ -157,6 +159,7 @@ export async function runBatchArray(p: Prepared, req: BatchArrayRequest): Promis
     env: req.env,
     depsLock: p.depsLock,
     passthrough: p.passthrough,
+    workerPackage: p.workerPackage,
   });
   const parent = (await p.client.send(new SubmitJobCommand(input))).jobId!;
   req.onSubmitted?.(parent);

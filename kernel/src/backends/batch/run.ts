@@ -38,6 +38,8 @@ import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "./pref
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
 import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prepared } from "./array";
 import { jobAttempts, submitJobInput } from "./submit";
+import { packageChoice, resolveWorkerPackage, type WorkerPackage } from "./worker-package";
+import { packageDir } from "../slurm/run";
 import { JobView } from "./view";
 
 export { BatchStepError } from "./errors";
@@ -79,6 +81,7 @@ const RESULT_GRACE_MS = 5_000;
 export class BatchBackend {
   private client: BatchClient | null = null;
   private defs: JobDefinitions | null = null;
+  private readonly saidPackage = new Set<string>();
 
   constructor(private readonly host: BatchHost) {}
 
@@ -116,20 +119,40 @@ export class BatchBackend {
       throw e;
     }
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
-    if (settings.imageIsDefault && (await nbscalePublished(VERSION, this.host.env)) === false) {
-      // Not refused: the registry may be a private mirror the compute environment sees and we don't.
-      s.onEvent({
-        type: "stream",
-        name: "stderr",
-        text:
-          `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
-          "use `--image` or NBSCALE_BATCH_IMAGE with an image that has it installed (docs/batch.md shows how)\n",
-      });
-    }
+    const workerPackage = await this.workerPackage(s, settings, backend);
     const depsLock = await this.uploadDeps(backend);
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
-    return { settings, client: this.client!, backend, jobDefinition, depsLock, passthrough };
+    return { settings, client: this.client!, backend, jobDefinition, depsLock, passthrough, workerPackage: workerPackage.spec };
+  }
+
+  /**
+   * What the job installs when its image lacks the kernel's nbscale
+   * (worker-package.ts); where that is, is said once per kernel and source.
+   */
+  private async workerPackage(s: PrepareInput, settings: BatchSettings, backend: StorageBackend): Promise<WorkerPackage> {
+    let pkg: WorkerPackage;
+    try {
+      pkg = await resolveWorkerPackage({
+        env: this.host.env,
+        version: VERSION,
+        packageDir: packageDir(),
+        backend,
+        datastore: settings.datastore,
+        published: () => nbscalePublished(VERSION, this.host.env),
+      });
+    } catch (e) {
+      throw new BatchStepError(
+        cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: the kernel's nbscale package could not be made ready for the job (${(e as Error).message})`, [
+          "    (setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)",
+        ]),
+      );
+    }
+    if (settings.imageIsDefault && !this.saidPackage.has(pkg.from)) {
+      this.saidPackage.add(pkg.from);
+      s.onEvent({ type: "stream", name: "stderr", text: `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n` });
+    }
+    return pkg;
   }
 
   /** `--foreach` on Batch: the items as one array job (array.ts). */
@@ -141,7 +164,7 @@ export class BatchBackend {
   }
 
   private async runJob(s: BatchStep): Promise<TaskResult> {
-    const { settings, client, backend, jobDefinition, depsLock, passthrough } = await this.prepare(s, s.inputs.specs);
+    const { settings, client, backend, jobDefinition, depsLock, passthrough, workerPackage } = await this.prepare(s, s.inputs.specs);
     if (s.signal.aborted) return interrupted("");
     const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
 
@@ -165,6 +188,7 @@ export class BatchBackend {
           env: s.env,
           depsLock,
           passthrough,
+          workerPackage,
         }),
       (st, timeline) => {
         if (!hinted && st.label === "RUNNABLE" && timeline.inState(Date.now()) >= settings.runnableHintMs) {
@@ -238,6 +262,7 @@ export class BatchBackend {
         throw new BatchConfigError("NBSCALE_DATASTORE", (e as Error).message);
       }
       const settings = resolveBatchSettings({ queue: s.queue, image: s.image, env: this.host.env, datastore: loc });
+      packageChoice(this.host.env);
       this.client ??= new BatchClient({});
       this.defs ??= new JobDefinitions(this.client);
       await checkRegionAndCredentials(this.client);

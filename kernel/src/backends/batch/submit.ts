@@ -25,6 +25,8 @@ export interface JobRequest {
   depsLock?: string;
   /** Settings from the kernel's environment the job should see too (endpoint, region). */
   passthrough?: Record<string, string>;
+  /** What the bootstrap installs when the image has no nbscale of the kernel's version (worker-package.ts). */
+  workerPackage?: string;
   /** An array job of this many children (≥ 2); child i runs task `<task>-<i>`. */
   arraySize?: number;
 }
@@ -71,6 +73,7 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     NBSCALE_STEP: r.step,
   };
   if (r.depsLock) env.NBSCALE_DEPS = r.depsLock;
+  if (r.workerPackage) env.NBSCALE_WORKER_PACKAGE = r.workerPackage;
   // Every child runs the same command: the worker adds AWS_BATCH_JOB_ARRAY_INDEX to the task id.
   if (r.arraySize !== undefined) env.NBSCALE_TASK_ARRAY = "1";
   // The same heap limit as a local worker of that size: JavaScript runs out
@@ -97,6 +100,7 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
       evaluateOnExit: [
         { onExitCode: "1", action: "EXIT" },
         { onExitCode: "2", action: "EXIT" },
+        { onExitCode: "78", action: "EXIT" },
         { onReason: "OutOfMemoryError*", action: "EXIT" },
       ],
     };
