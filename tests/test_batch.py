@@ -391,8 +391,9 @@ def test_what_is_sent_queue_definition_resources_command_environment(env: dict[s
     assert cp["command"][:2] == ["sh", "-c"] and 'exec nbscale worker --task "$NBSCALE_DATASTORE" "$NBSCALE_TASK"' in cp["command"][2]
     assert "npm install --global" in cp["command"][2] and "want='0.1.0'" in cp["command"][2]
     assert any("SUCCEEDED" in line for line in job_lines(msgs)), job_lines(msgs)
-    # The default image installs nbscale from npm, where this version is not: the cell warns.
-    assert "warning: nbscale 0.1.0 is not on the npm registry" in stderr(msgs) and "--image" in stderr(msgs), stderr(msgs)
+    # nbscale 0.1.0 is not on npm: the default image installs the kernel's own package from S3, and the cell says so.
+    assert "installs nbscale 0.1.0 from the kernel's own package" in stderr(msgs), stderr(msgs)
+    assert ev["NBSCALE_WORKER_PACKAGE"].startswith(f"{env['AWS_ENDPOINT_URL']}/{BUCKET}/{tmp_path.name}/batch/packages/"), ev["NBSCALE_WORKER_PACKAGE"]
 
 
 def test_image_and_queue_from_the_step_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import {
   elapsedNow,
   foreachFraction,
   formatBytes,
+  jobStatesText,
   formatElapsed,
   optionsForRerun,
   rerunMemory,
@@ -54,6 +55,40 @@ describe('kernel bundle → frontend payload', () => {
     expect(text).toContain('3/10 done, 1 running, 1 failed');
     expect(text).toContain('oom: JavaScript heap out of memory');
     expect(text).toContain('--memory 6G');
+  });
+
+  it("carries a scheduler job's states and the time in each", () => {
+    const status = {
+      step: 'train',
+      state: 'queued' as const,
+      target: 'batch',
+      jobId: 'a1b2',
+      job: {
+        system: 'AWS Batch',
+        state: 'RUNNABLE',
+        states: [
+          { state: 'SUBMITTED', ms: 400 },
+          { state: 'RUNNABLE', ms: 12000 }
+        ]
+      }
+    };
+    const bundle = stepStatusBundle(status);
+    const parsed = parseStepStatus(bundle[STEP_STATUS_MIME]);
+    expect(parsed).toEqual(status);
+    expect(jobStatesText(parsed!.job!)).toBe('SUBMITTED 0.4 s → RUNNABLE 12 s');
+    expect(bundle['text/plain']).toContain('SUBMITTED 0.4 s → RUNNABLE 12 s');
+    const ended = parseStepStatus({
+      ...status,
+      state: 'failed',
+      job: {
+        ...status.job,
+        state: 'FAILED',
+        states: [...status.job.states, { state: 'FAILED' }]
+      }
+    });
+    expect(jobStatesText(ended!.job!)).toBe(
+      'SUBMITTED 0.4 s → RUNNABLE 12 s → FAILED'
+    );
   });
 
   it('drops undefined fields from the wire', () => {

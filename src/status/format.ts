@@ -4,7 +4,7 @@
  * memory the "Re-run with 2× memory" button writes.
  */
 import { IStepOptions, parseSize } from '../stepline';
-import { IStepStatus, isFinalState } from './schema';
+import { IJobStates, IStepStatus, isFinalState } from './schema';
 
 const KIB = 1024;
 const UNITS: Array<[string, number]> = [
@@ -70,6 +70,15 @@ export function elapsedNow(status: IStepStatus, now: number): number | null {
     return Math.max(counted, status.elapsedMs ?? 0);
   }
   return status.elapsedMs ?? null;
+}
+
+/** `SUBMITTED 0.4 s → RUNNABLE 12 s → RUNNING 3.1 s`: a scheduler job's way so far. */
+export function jobStatesText(job: IJobStates): string {
+  return job.states
+    .map(j =>
+      j.ms === undefined ? j.state : `${j.state} ${formatElapsed(j.ms)}`
+    )
+    .join(' → ');
 }
 
 /** Fraction of a foreach done (failed items count as finished), 0..1. */

@@ -19,6 +19,7 @@ import { targetLabel } from '../labels';
 import {
   elapsedNow,
   foreachFraction,
+  jobStatesText,
   formatBytes,
   formatElapsed,
   rerunMemory
@@ -179,6 +180,11 @@ export class StepStatusRenderer
     if (s.jobId) {
       head.appendChild(
         el('span', 'jp-nbscale-StepStatus-job', trans.__('job %1', s.jobId))
+      );
+    }
+    if (s.job && s.job.states.length > 0) {
+      head.appendChild(
+        el('span', 'jp-nbscale-StepStatus-jobStates', jobStatesText(s.job))
       );
     }
     if (s.attempt !== undefined && (s.attempt > 1 || (s.retries ?? 0) > 0)) {

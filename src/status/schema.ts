@@ -85,7 +85,19 @@ export interface IStepStatus {
   retries?: number;
   /** Progress of a `--foreach` step, in items. */
   foreach?: { done: number; running: number; failed: number; total: number };
+  /**
+   * A scheduler's job (AWS Batch, Slurm): its own state and the time spent
+   * in each state so far (`ms` absent for a final state). `state` above is
+   * what it means for the step (RUNNABLE is `queued`).
+   */
+  job?: IJobStates;
   error?: IStepStatusError | null;
+}
+
+export interface IJobStates {
+  system: string;
+  state: string;
+  states: Array<{ state: string; ms?: number }>;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -166,6 +178,16 @@ export function parseStepStatus(data: unknown): IStepStatus | null {
         total
       };
     }
+  }
+  if (isRecord(data.job) && Array.isArray(data.job.states)) {
+    const states = data.job.states
+      .filter(isRecord)
+      .map(j => ({ state: str(j.state) ?? '?', ms: num(j.ms) }));
+    out.job = {
+      system: str(data.job.system) ?? 'job',
+      state: str(data.job.state) ?? states[states.length - 1]?.state ?? '?',
+      states
+    };
   }
   if (isRecord(data.error)) {
     out.error = {
