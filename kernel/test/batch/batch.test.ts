@@ -36,7 +36,7 @@ test("resources go as MEMORY in MiB, VCPU and GPU; timeout, retries and the work
   ]);
   assert.equal(input.timeout?.attemptDurationSeconds, 60, "Batch's minimum");
   assert.equal(input.retryStrategy?.attempts, 3);
-  assert.deepEqual(input.retryStrategy?.evaluateOnExit?.map((e) => e.onExitCode ?? e.onReason), ["1", "2", "OutOfMemoryError*"]);
+  assert.deepEqual(input.retryStrategy?.evaluateOnExit?.map((e) => e.onExitCode ?? e.onReason), ["1", "2", "78", "OutOfMemoryError*"]);
   const env = Object.fromEntries((input.containerOverrides?.environment ?? []).map((e) => [e.name, e.value]));
   assert.equal(env.SEED, "1");
   assert.equal(env.NBSCALE_TASK, "t1", "a user's --env can't redirect the task");
