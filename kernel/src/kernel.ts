@@ -26,6 +26,7 @@ import { register as registerRestore } from "./session/magic-handlers/restore";
 import { register as registerExport } from "./session/magic-handlers/export";
 import { registerHistoryComm } from "./session/comm-handlers/history";
 import { register as registerExportComm } from "./session/comm-handlers/export";
+import { register as registerNotebookComm } from "./session/comm-handlers/notebook";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
@@ -123,6 +124,7 @@ export class Kernel {
     registerExport(this.magics, { recorder: this.recorder });
     registerHistoryComm(this.comms, { recorder: this.recorder });
     registerExportComm(this.comms, { recorder: this.recorder });
+    registerNotebookComm(this.comms, { recorder: this.recorder });
     registerStepMagics(this.magics, {
       executor: this.executor,
       cells: this.cells,
@@ -130,7 +132,7 @@ export class Kernel {
       packageDir: PACKAGE_DIR,
       log: (t) => this.kernelLog(t),
       knownVersion: (name) => this.recorder.knownVersion(name),
-      lazyStore: { location: this.recorder.location, notebook: this.recorder.notebook, recorded: this.recorder.enabled },
+      lazyStore: { location: this.recorder.location, lineage: () => this.recorder.lineage(), recorded: this.recorder.enabled },
     });
   }
 

@@ -20,6 +20,7 @@ import {
   OutputRef,
 } from "./executions";
 import { backendFor } from "./backends";
+import { NotebookRenames, type NotebookFilter } from "./notebooks";
 import { DatastoreLocation, describeLocation } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
 
@@ -31,6 +32,8 @@ export interface ExecutionInput {
   id?: string;
   /** Notebook path (absolute, or as the frontend names it); null for scripts. */
   notebook: string | null;
+  /** The notebook's lineage across renames (see notebooks.ts); defaults to `notebook`. */
+  lineage?: NotebookFilter;
   cell: string;
   executionCount?: number | null;
   code: string;
@@ -78,6 +81,7 @@ export class Datastore {
   readonly blobs: BlobStore;
   readonly artifacts: ArtifactStore;
   readonly executions: ExecutionStore;
+  readonly notebooks: NotebookRenames;
 
   private constructor(
     readonly backend: StorageBackend,
@@ -85,6 +89,7 @@ export class Datastore {
   ) {
     this.blobs = new BlobStore(backend);
     this.executions = new ExecutionStore(backend, this.blobs);
+    this.notebooks = new NotebookRenames(backend);
     this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id));
   }
 
@@ -133,7 +138,7 @@ export class Datastore {
 
     const outputs: Record<string, OutputRef> = {};
     for (const p of prepared) {
-      const { sha256, size, s } = await this.storeOutput(p, input.notebook);
+      const { sha256, size, s } = await this.storeOutput(p, input.lineage ?? input.notebook);
       const tsType = input.outputTypes?.[p.name];
       const { record, created } = await this.artifacts.record(p.name, {
         sha256,
@@ -143,6 +148,7 @@ export class Datastore {
         ...(s.header.class ? { class: s.header.class } : {}),
         ...(tsType ? { ts_type: tsType } : {}),
         notebook: input.notebook,
+        ...(input.lineage ? { lineage: input.lineage } : {}),
         cell: input.cell,
         execution: id,
       });
@@ -199,7 +205,7 @@ export class Datastore {
    * same notebook has the same size (likely unchanged) or the value is small
    * is it hashed first, so an unchanged value costs a hash and no write.
    */
-  private async storeOutput(p: PreparedOutput, notebook: string | null): Promise<{ sha256: string; size: number; s: Serialized }> {
+  private async storeOutput(p: PreparedOutput, notebook: NotebookFilter | null): Promise<{ sha256: string; size: number; s: Serialized }> {
     let s = p.s;
     if (p.stored) {
       if (!(await this.blobs.has(p.stored.sha256))) throw new StoreError(`\`${p.name}\`: its value (sha256:${p.stored.sha256.slice(0, 12)}) is missing from the datastore`);

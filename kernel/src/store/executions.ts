@@ -8,6 +8,7 @@ import { StorageBackend } from "./backend";
 import { BlobStore } from "./blobs";
 import { ArtifactRef } from "./artifacts";
 import { StoreError, UnknownExecutionError } from "./errors";
+import { inNotebook, type NotebookFilter } from "./notebooks";
 
 export const EXECUTIONS_PREFIX = "executions/";
 /** Logs and display outputs above this size are stored as blobs. */
@@ -116,7 +117,8 @@ export function executionKey(id: string): string {
 }
 
 export interface ExecutionFilter {
-  notebook?: string;
+  /** A path, or a lineage across renames (see notebooks.ts). */
+  notebook?: NotebookFilter;
   cell?: string;
   /** Executions that read or wrote this variable. */
   variable?: string;
@@ -190,7 +192,7 @@ export class ExecutionStore {
       if (filter.limit !== undefined && out.length >= filter.limit) break;
       const r = await this.get(id);
       if (!r) continue;
-      if (filter.notebook !== undefined && r.notebook !== filter.notebook) continue;
+      if (filter.notebook !== undefined && !inNotebook(filter.notebook, r.notebook, r.started)) continue;
       if (filter.cell !== undefined && r.cell !== filter.cell) continue;
       if (filter.variable !== undefined && !(filter.variable in r.inputs) && !(filter.variable in r.outputs)) continue;
       out.push(r);

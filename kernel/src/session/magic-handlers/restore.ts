@@ -34,7 +34,7 @@ export function register(magics: CellMagics, services: RestoreServices): void {
     try {
       // An explicit version is unambiguous store-wide; "latest" means this notebook's latest.
       restored = await ds.restore(spec, {
-        ...(magic.version === undefined ? { notebook: recorder.notebook } : {}),
+        ...(magic.version === undefined ? { notebook: await recorder.lineage() } : {}),
         resolveClass: (name) => {
           const c = executor.has(name) ? executor.valueOf(name) : undefined;
           return typeof c === "function" ? c : undefined;
