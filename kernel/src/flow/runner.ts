@@ -67,6 +67,17 @@ export function defaultMaxWorkers(): number {
 }
 
 export async function runFlow(options: RunOptions): Promise<RunResult> {
+  if (options.launcher) return runWith(options, options.launcher);
+  // Started before the flow is loaded, so a worker boots while the runner compiles.
+  const launcher = new ProcessLauncher({ maxWorkers: options.maxWorkers ?? defaultMaxWorkers(), warm: 1 });
+  try {
+    return await runWith(options, launcher);
+  } finally {
+    launcher.close();
+  }
+}
+
+async function runWith(options: RunOptions, launcher: StepLauncher): Promise<RunResult> {
   const loaded = loadFlow(options.flowFile);
   const order = topoOrder(loaded.flow.steps);
   const targetOf = (s: StepDef): Target => options.on ?? s.settings.on ?? "local";
@@ -111,7 +122,7 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
     runId,
     jsPath,
     slots: new Semaphore(maxWorkers),
-    launcher: options.launcher ?? new ProcessLauncher(),
+    launcher,
     results: new Map(),
     needed: neededOutputs(order),
     force: options.resume ? downstreamOf(order.map((s) => ({ name: s.name, needs: depsOf(s) })), options.resume.force) : new Set(),
