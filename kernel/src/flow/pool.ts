@@ -49,6 +49,8 @@ export interface StepLauncher {
   stopAll(): void;
   /** Stops idle workers too: the run is over. */
   close?(): void;
+  /** At most this many worker processes alive at once (`--max-workers`). */
+  limit?(maxWorkers: number): void;
 }
 
 const LOG_CAP = 16 << 20;
@@ -82,7 +84,7 @@ export function heapMiBFor(memoryBytes: number | null): number | null {
 
 export class ProcessLauncher implements StepLauncher {
   private readonly workers = new Set<FlowWorker>();
-  private readonly maxWorkers: number;
+  private maxWorkers: number;
   private closed = false;
 
   constructor(options: ProcessLauncherOptions = {}) {
@@ -120,6 +122,10 @@ export class ProcessLauncher implements StepLauncher {
 
   stopAll(): void {
     for (const w of this.workers) this.kill(w);
+  }
+
+  limit(maxWorkers: number): void {
+    this.maxWorkers = Math.max(1, maxWorkers);
   }
 
   close(): void {

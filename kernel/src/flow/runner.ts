@@ -78,6 +78,7 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
 }
 
 async function runWith(options: RunOptions, launcher: StepLauncher): Promise<RunResult> {
+  launcher.limit?.(options.maxWorkers ?? defaultMaxWorkers());
   const loaded = loadFlow(options.flowFile);
   const order = topoOrder(loaded.flow.steps);
   const targetOf = (s: StepDef): Target => options.on ?? s.settings.on ?? "local";

@@ -19,7 +19,10 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { sep } from "node:path";
-import { Datastore, deserialize, describeType, serializeSourceText, type Serialized, type ArtifactRef } from "../store";
+// The modules themselves, not ../store: its index also loads fsck, which a worker never needs.
+import { Datastore } from "../store/datastore";
+import { deserialize, describeType, serializeSourceText, type Serialized } from "../store/serialize";
+import type { ArtifactRef } from "../store/artifacts";
 import { evaluateFlow } from "./evaluate";
 import type { StepDef } from "./api";
 
