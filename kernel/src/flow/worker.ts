@@ -46,7 +46,7 @@ export type WorkerReply =
     }
   | { type: "failed"; ename: string; message: string; stack: string };
 
-async function runTask(task: WorkerTask): Promise<WorkerReply> {
+export async function runTask(task: WorkerTask): Promise<WorkerReply> {
   const started = new Date();
   const captured = { stdout: "", stderr: "" };
   for (const name of ["stdout", "stderr"] as const) {
