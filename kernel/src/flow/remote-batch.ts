@@ -80,7 +80,7 @@ export class BatchTarget implements RemoteTarget {
         }
       } catch (e) {
         if (e instanceof BatchConfigError) {
-          throw new RemoteSetupError(`step ${s.name} was not sent to AWS Batch: ${e.message} (setting: ${e.setting}; nothing was uploaded or submitted)`);
+          throw new RemoteSetupError(`step ${s.name} was not sent to AWS Batch: ${e.message} (setting: ${e.setting}; nothing was uploaded or submitted). Or run it here with \`--on local\`.`);
         }
         throw e;
       }
