@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -189,6 +190,36 @@ export default flow("oom", [hog]);
     out_file = re.search(r"\[job output: (\S+)\]", err)
     assert out_file and "exceeded memory limit" in Path(out_file.group(1)).read_text(), err
     assert last_json(r)["steps"]["hog"]["status"] == "failed"
+
+
+@needs_slurm
+def test_ctrl_c_cancels_the_running_slurm_job_and_fails_the_step(work: Path) -> None:
+    (work / "slow.ts").write_text("""import { flow, step } from "nbscale";
+const slow = step("slow", { on: "slurm", retries: 2 }, async () => {
+  console.log(`sleeping in ${process.env.SLURM_JOB_ID}`);
+  await new Promise((r) => setTimeout(r, 120_000));
+  const done = 1;
+  return { done };
+});
+export default flow("slow", [slow]);
+""")
+    p = subprocess.Popen([NODE, CLI, "run", "slow.ts", "--json"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    assert p.stderr is not None
+    # With --json the plain progress goes to stderr and echoes the step's own output: the job runs once it says so.
+    while "sleeping in" not in seen:
+        line = p.stderr.readline()
+        assert line, f"run ended early: {seen}"
+        seen += line
+    job = re.search(r"sleeping in (\d+)", seen).group(1)  # type: ignore[union-attr]
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode != 0
+    assert f"interrupted; Slurm job {job} was cancelled" in err, err
+    assert json.loads(out.strip().splitlines()[-1])["steps"]["slow"]["status"] == "failed"
+    assert job_state(job) == "CANCELLED"
+    # No retry was submitted after the interrupt.
+    assert len(re.findall(r"Slurm job \d+ submitted", seen + err)) == 1, seen + err
 
 
 def test_slurm_without_sbatch_is_refused_before_anything_runs(work: Path, tmp_path: Path) -> None:

@@ -79,6 +79,10 @@ export interface RemoteTarget {
 export class RemoteFlowLauncher implements StepLauncher {
   private readonly modules = new Map<string, Promise<string>>();
   private readonly running = new Set<AbortController>();
+  /** After Ctrl-C nothing new is submitted: not a retry, not a step whose turn comes later. */
+  private stopped = false;
+  /** Per step (and item): what the interrupt did to its job, so a retry the runner still asks for reports that. */
+  private readonly interrupted = new Map<string, string>();
 
   constructor(
     private readonly target: RemoteTarget,
@@ -93,6 +97,11 @@ export class RemoteFlowLauncher implements StepLauncher {
       log += text;
       options.onOutput?.(text);
     };
+    const key = task.item && "index" in task.item ? `${task.step}[${task.item.index}]` : task.step;
+    if (this.stopped) {
+      const message = this.interrupted.get(key) ?? `interrupted before it was submitted to ${this.target.name === "slurm" ? "Slurm" : "AWS Batch"}`;
+      return { ...nothing(log), failure: { kind: "error", message } };
+    }
     const settings = this.settingsOf(task.step);
     const id = newTaskId(task.item && "index" in task.item ? `${task.step}-${task.item.index}` : task.step);
     const memory = options.memoryBytes ?? undefined;
@@ -161,7 +170,8 @@ export class RemoteFlowLauncher implements StepLauncher {
         }
         case "cancelled":
           say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
-          return { ...nothing(log), pid, failure: { kind: "error", message: `interrupted; ${job.label} was cancelled` } };
+          this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
+          return { ...nothing(log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
         case "ended": {
           const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
           return { ...nothing(log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
@@ -173,6 +183,7 @@ export class RemoteFlowLauncher implements StepLauncher {
   }
 
   stopAll(): void {
+    this.stopped = true;
     for (const a of this.running) a.abort();
   }
 
