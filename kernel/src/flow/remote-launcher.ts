@@ -89,9 +89,16 @@ export class RemoteFlowLauncher implements StepLauncher {
     private readonly ds: Datastore,
     /** The step's settings from the flow file (resources, queue, partition, image). */
     private readonly settingsOf: (step: string) => StepSettings,
+    /**
+     * Where a foreach step's items are counted: here, as the kernel evaluates
+     * `--foreach EXPR` in the session. A job just to count would cost a queue
+     * wait (minutes on Batch) before the items could even be submitted.
+     */
+    private readonly local: StepLauncher,
   ) {}
 
   async run(task: WorkerTask, options: LaunchOptions): Promise<RemoteTaskOutcome> {
+    if (task.item && "count" in task.item) return this.local.run(task, options);
     let log = "";
     const say = (text: string): void => {
       log += text;

@@ -11,7 +11,8 @@ import type { StepLauncher } from "./pool";
 import { RemoteFlowLauncher, type RemoteTarget } from "./remote-launcher";
 
 export interface RemoteTargets {
-  launchers(ds: Datastore, settingsOf: (step: string) => StepSettings): Map<Target, StepLauncher>;
+  /** `local` counts foreach items (see RemoteFlowLauncher). */
+  launchers(ds: Datastore, settingsOf: (step: string) => StepSettings, local: StepLauncher): Map<Target, StepLauncher>;
 }
 
 export async function prepareRemoteTargets(
@@ -32,6 +33,6 @@ export async function prepareRemoteTargets(
     targets.push(await BatchTarget.preflight(batch, datastore, dirname(flowPath)));
   }
   return {
-    launchers: (ds, settingsOf) => new Map(targets.map((t) => [t.name, new RemoteFlowLauncher(t, ds, settingsOf)])),
+    launchers: (ds, settingsOf, local) => new Map(targets.map((t) => [t.name, new RemoteFlowLauncher(t, ds, settingsOf, local)])),
   };
 }

@@ -109,6 +109,7 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
   const jsPath = join(tmp, "flow.js");
   writeFileSync(jsPath, loaded.js);
 
+  const launcher = options.launcher ?? new ProcessLauncher();
   const ctx: Ctx = {
     options,
     loaded,
@@ -117,8 +118,8 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
     runId,
     jsPath,
     slots: new Semaphore(maxWorkers),
-    launcher: options.launcher ?? new ProcessLauncher(),
-    remote: remote.launchers(ds, (name) => order.find((s) => s.name === name)!.settings),
+    launcher,
+    remote: remote.launchers(ds, (name) => order.find((s) => s.name === name)!.settings, launcher),
     results: new Map(),
     needed: neededOutputs(order),
     force: options.resume ? downstreamOf(order.map((s) => ({ name: s.name, needs: depsOf(s) })), options.resume.force) : new Set(),
@@ -325,10 +326,12 @@ interface Attempt {
 type Launch = { memoryBytes: number | null; timeoutMs: number | null; env: Record<string, string> };
 
 async function runOne(ctx: Ctx, label: string, task: WorkerTask, launch: Launch): Promise<Attempt> {
-  const release = await ctx.slots.acquire();
+  const remote = ctx.remote.get(task.target as Target);
+  // A Slurm or Batch job uses no worker process here: the scheduler (and foreach `parallel`) bounds those.
+  const release = remote ? () => undefined : await ctx.slots.acquire();
   let outcome: TaskOutcome;
   try {
-    const launcher = ctx.remote.get(task.target as Target) ?? ctx.launcher;
+    const launcher = remote ?? ctx.launcher;
     outcome = await launcher.run(task, { ...launch, onOutput: (t) => ctx.options.progress.output(label, t) });
   } finally {
     release();
