@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,9 @@ const total = step("total", { inputs: { data: load.data } }, ({ data }) => {
   return { total };
 });
 
-const squares = step("squares", { on: "slurm", inputs: { data: load.data }, foreach: ({ data }) => Array.from(data.slice(0, 3)) }, ({ item, index }) => {
+const squares = step("squares", { on: "slurm", parallel: 2, inputs: { data: load.data }, foreach: ({ data }) => Array.from(data.slice(0, 3)) }, ({ item, index }) => {
   mark(`squares-${index}`);
+  fs.appendFileSync(path.join(process.env.JOBS_DIR!, "squares-array"), `${process.env.SLURM_ARRAY_JOB_ID ?? "none"}\n`);
   const sq = item * item;
   return { sq };
 });
@@ -127,6 +129,11 @@ def test_slurm_steps_run_as_jobs_and_match_a_local_run_by_hash(work: Path) -> No
         assert job_state(jobs[0]) == "COMPLETED"
     assert len({j[0] for j in slurm_jobs.values()}) == len(slurm_jobs)
     assert jobs_of(work, "total") == ["none"]
+    # The foreach items were one Slurm job array, throttled to the step's `parallel`.
+    arrays = jobs_of(work, "squares-array")
+    assert len(arrays) == 3 and len(set(arrays)) == 1 and arrays[0].isdigit(), arrays
+    array_info = subprocess.run(["scontrol", "show", "job", "-o", arrays[0]], capture_output=True, text=True, check=True).stdout
+    assert "ArrayTaskThrottle=2" in array_info, array_info
     recs = step_records(remote["run"], work)
     assert {n: recs[n]["target"] for n in recs} == {"load": "slurm", "total": "local", "squares": "slurm", "report": "slurm"}
     # The step's own output came back through the datastore into the run's log.
@@ -168,6 +175,40 @@ def test_run_on_slurm_sends_every_step_and_a_failure_resumes_without_redoing_fin
     assert len(after) == 2 and after[1].isdigit() and after[1] != after[0]
     assert resumed["steps"]["load"]["artifacts"] == out["steps"]["load"]["artifacts"]
     assert resumed["steps"]["report"]["artifacts"]["summary"]
+
+
+@needs_slurm
+def test_a_failing_array_element_fails_the_foreach_step_and_resume_runs_a_new_array(work: Path) -> None:
+    (work / "each.ts").write_text("""import { flow, step } from "nbscale";
+import * as fs from "fs";
+import * as path from "path";
+const items = step("items", {}, () => {
+  const xs = [10, 20, 30];
+  return { xs };
+});
+const each = step("each", { on: "slurm", inputs: { xs: items.xs }, foreach: ({ xs }) => xs }, ({ item, index }) => {
+  fs.appendFileSync(path.join(process.env.JOBS_DIR!, "each-array"), `${process.env.SLURM_ARRAY_JOB_ID}\\n`);
+  if (index === 1 && !fs.existsSync(path.join(__dirname, "fixed"))) throw new RangeError(`item ${item} is bad`);
+  const half = item / 2;
+  return { half };
+});
+export default flow("each", [items, each]);
+""")
+    r = cli("run", "each.ts", "--json", cwd=work)
+    assert r.returncode != 0
+    assert "step each failed: item 1: RangeError: item 20 is bad" in r.stderr, r.stderr
+    first = last_json(r)
+    first_arrays = set(jobs_of(work, "each-array"))
+    assert len(first_arrays) == 1 and len(jobs_of(work, "each-array")) == 3
+    (work / "fixed").write_text("")
+    r = cli("resume", first["run"], "--json", cwd=work)
+    assert r.returncode == 0, r.stderr
+    out = last_json(r)
+    assert out["steps"]["items"]["executed"] is False and out["steps"]["each"]["executed"] is True
+    second = set(jobs_of(work, "each-array")) - first_arrays
+    assert len(second) == 1 and len(jobs_of(work, "each-array")) == 6, "the resumed step ran its three items as one new array"
+    local = cli("run", "each.ts", "--on", "local", "--json", cwd=work)
+    assert last_json(local)["steps"]["each"]["artifacts"] == out["steps"]["each"]["artifacts"]
 
 
 @needs_slurm
@@ -217,6 +258,10 @@ export default flow("slow", [slow]);
     assert p.returncode != 0
     assert f"interrupted; Slurm job {job} was cancelled" in err, err
     assert json.loads(out.strip().splitlines()[-1])["steps"]["slow"]["status"] == "failed"
+    # scancel was sent; Slurm passes through COMPLETING while it stops the job's processes.
+    deadline = time.monotonic() + 30
+    while job_state(job) == "COMPLETING" and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert job_state(job) == "CANCELLED"
     # No retry was submitted after the interrupt.
     assert len(re.findall(r"Slurm job \d+ submitted", seen + err)) == 1, seen + err

@@ -74,6 +74,12 @@ export interface RemoteTarget {
   /** The datastore the jobs see (its kernel-side view is the run's datastore). */
   readonly nodeDatastore: string;
   submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>>;
+  /**
+   * All `n` items of a foreach step as one array job (task `<task.id>-<i>`
+   * for element i); one RemoteJob per element. Targets without arrays leave
+   * it out and each item is its own job.
+   */
+  submitArray?(task: SubmittedTask, n: number, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>[]>;
 }
 
 export class RemoteFlowLauncher implements StepLauncher {
@@ -83,6 +89,9 @@ export class RemoteFlowLauncher implements StepLauncher {
   private stopped = false;
   /** Per step (and item): what the interrupt did to its job, so a retry the runner still asks for reports that. */
   private readonly interrupted = new Map<string, string>();
+  /** foreach steps whose items run as one array job: the item count from the last count. */
+  private readonly counts = new Map<string, number>();
+  private readonly arrays = new Map<string, Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }>>();
 
   constructor(
     private readonly target: RemoteTarget,
@@ -98,19 +107,72 @@ export class RemoteFlowLauncher implements StepLauncher {
   ) {}
 
   async run(task: WorkerTask, options: LaunchOptions): Promise<RemoteTaskOutcome> {
-    if (task.item && "count" in task.item) return this.local.run(task, options);
-    let log = "";
-    const say = (text: string): void => {
-      log += text;
-      options.onOutput?.(text);
-    };
-    const key = task.item && "index" in task.item ? `${task.step}[${task.item.index}]` : task.step;
+    if (task.item && "count" in task.item) {
+      const counted = await this.local.run(task, options);
+      // A new count starts a new round of items (a retry of the step counts again).
+      this.arrays.delete(task.step);
+      if (counted.reply?.type === "done" && this.target.submitArray) this.counts.set(task.step, counted.reply.count ?? 0);
+      return counted;
+    }
+    const index = task.item && "index" in task.item ? task.item.index : null;
+    const key = index !== null ? `${task.step}[${index}]` : task.step;
     if (this.stopped) {
       const message = this.interrupted.get(key) ?? `interrupted before it was submitted to ${this.target.name === "slurm" ? "Slurm" : "AWS Batch"}`;
-      return { ...nothing(log), failure: { kind: "error", message } };
+      return { ...nothing(""), failure: { kind: "error", message } };
     }
+    const out = new Output(options);
+    const n = this.counts.get(task.step);
+    if (index !== null && n !== undefined && this.target.submitArray) {
+      let array = this.arrays.get(task.step);
+      if (!array) {
+        array = this.submitArray(task, options, n, out);
+        this.arrays.set(task.step, array);
+      }
+      const a = await array;
+      if ("failure" in a) return { ...nothing(out.log), failure: a.failure };
+      return this.watch(a.elements[index], a.tasks[index], key, out);
+    }
+    const submitted = await this.putTask(task, options, index !== null ? `${task.step}-${index}` : task.step);
+    let job: RemoteJob<unknown, LaunchStatus>;
+    try {
+      job = await this.target.submit(submitted, this.resources(task, options));
+    } catch (e) {
+      if (!(e instanceof SubmitRefused)) throw e;
+      return { ...nothing(out.log), failure: e.error };
+    }
+    out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
+    return this.watch(job, submitted, key, out);
+  }
+
+  /** Every item of a foreach step as one Slurm job array: task `<base>-<i>` for element i. */
+  private async submitArray(task: WorkerTask, options: LaunchOptions, n: number, out: Output): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }> {
+    const base = newTaskId(task.step);
+    const tasks: SubmittedTask[] = [];
+    for (let i = 0; i < n; i++) tasks.push(await this.putTask({ ...task, item: { index: i } }, options, task.step, `${base}-${i}`));
+    try {
+      const elements = await this.target.submitArray!({ id: base, step: task.step, attempt: 1, memory: options.memoryBytes ?? undefined }, n, this.resources(task, options));
+      out.say(`[nbscale] ${elements[0]?.label.replace(/_\d+$/, "") ?? "Slurm array job"} submitted: ${n} items (tasks ${base}-0…${n - 1})\n`);
+      return { elements, tasks };
+    } catch (e) {
+      if (!(e instanceof SubmitRefused)) throw e;
+      return { failure: e.error };
+    }
+  }
+
+  private resources(task: WorkerTask, options: LaunchOptions): StepResources {
     const settings = this.settingsOf(task.step);
-    const id = newTaskId(task.item && "index" in task.item ? `${task.step}-${task.item.index}` : task.step);
+    return {
+      settings,
+      memory: options.memoryBytes ?? undefined,
+      cpu: settings.cpu,
+      gpu: settings.gpu,
+      timeoutMs: options.timeoutMs ?? undefined,
+      env: options.env,
+    };
+  }
+
+  /** Writes `tasks/<id>/task.json` for one flow task. */
+  private async putTask(task: WorkerTask, options: LaunchOptions, label: string, id = newTaskId(label)): Promise<SubmittedTask> {
     const memory = options.memoryBytes ?? undefined;
     const body: FlowRemoteTask = {
       format: FORMAT,
@@ -125,33 +187,20 @@ export class RemoteFlowLauncher implements StepLauncher {
       flushMs: 200,
       created: new Date().toISOString(),
     };
-    const backend = this.ds.backend;
-    if (!(await backend.createExclusive(taskKey(id, "task.json"), Buffer.from(JSON.stringify(body))))) {
+    if (!(await this.ds.backend.createExclusive(taskKey(id, "task.json"), Buffer.from(JSON.stringify(body))))) {
       throw new Error(`task ${id} exists already`);
     }
-    const submitted: SubmittedTask = { id, step: task.step, attempt: 1, memory };
-    let job: RemoteJob<unknown, LaunchStatus>;
-    try {
-      job = await this.target.submit(submitted, {
-        settings,
-        memory,
-        cpu: settings.cpu,
-        gpu: settings.gpu,
-        timeoutMs: options.timeoutMs ?? undefined,
-        env: options.env,
-      });
-    } catch (e) {
-      if (!(e instanceof SubmitRefused)) throw e;
-      return { ...nothing(log), failure: e.error };
-    }
-    say(`[nbscale] ${job.label} submitted (task ${id})\n`);
+    return { id, step: task.step, attempt: 1, memory };
+  }
 
+  /** Tails the job's output into the step's log until its result, its end, or Ctrl-C. */
+  private async watch(job: RemoteJob<unknown, LaunchStatus>, submitted: SubmittedTask, key: string, out: Output): Promise<RemoteTaskOutcome> {
     const abort = new AbortController();
     this.running.add(abort);
     let last = "";
     try {
       const outcome = await watchTask({
-        backend,
+        backend: this.ds.backend,
         task: submitted,
         launcher: job.launcher,
         job: job.job,
@@ -160,28 +209,28 @@ export class RemoteFlowLauncher implements StepLauncher {
         maxStatusMs: job.maxStatusMs,
         endGraceMs: job.endGraceMs,
         onEvent: (e) => {
-          if (e.type === "stream") say(e.text);
-          else if (e.type === "display" && typeof e.data["text/plain"] === "string") say(`${e.data["text/plain"]}\n`);
+          if (e.type === "stream") out.say(e.text);
+          else if (e.type === "display" && typeof e.data["text/plain"] === "string") out.say(`${e.data["text/plain"]}\n`);
         },
         onStatus: (s) => {
           if (s.label === last) return;
           last = s.label;
-          say(`[nbscale] ${job.label}: ${s.label}\n`);
+          out.say(`[nbscale] ${job.label}: ${s.label}\n`);
         },
       });
       const pid = outcome.started?.pid ?? null;
       switch (outcome.kind) {
         case "result": {
           const r = outcome.result as FlowRemoteResult;
-          return { reply: r.flow, log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid };
+          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid };
         }
         case "cancelled":
-          say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
+          out.say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
           this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
-          return { ...nothing(log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
+          return { ...nothing(out.log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
         case "ended": {
           const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
-          return { ...nothing(log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
+          return { ...nothing(out.log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
         }
       }
     } finally {
@@ -202,6 +251,16 @@ export class RemoteFlowLauncher implements StepLauncher {
       this.modules.set(jsPath, p);
     }
     return p;
+  }
+}
+
+/** A task's log: what the job printed and what happened to it, also passed on live. */
+class Output {
+  log = "";
+  constructor(private readonly options: LaunchOptions) {}
+  say(text: string): void {
+    this.log += text;
+    this.options.onOutput?.(text);
   }
 }
 

@@ -6,8 +6,11 @@
  * (backends/slurm/settings.ts); endings are explained by the same code as a
  * `%%step --on slurm` cell (backends/slurm/failures.ts), reworded for a flow.
  */
-import { run } from "../backends/slurm/commands";
-import { showNodes } from "../backends/slurm/commands";
+import { run, showNodes } from "../backends/slurm/commands";
+import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
+import { taskKey } from "../backends/remote/protocol";
+import { backendFor } from "../store/backends";
+import type { StorageBackend } from "../store/backend";
 import { endedJobError, submitError } from "../backends/slurm/failures";
 import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
 import { packageDir } from "../backends/slurm/run";
@@ -15,12 +18,13 @@ import { SlurmConfigError, slurmSettings, type SlurmSettings } from "../backends
 import type { SubmittedTask } from "../backends/remote/kernel-side";
 import type { DatastoreLocation } from "../store/location";
 import type { StepDef } from "./api";
-import { RemoteSetupError, stepErrorOf, SubmitRefused, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+import { RemoteSetupError, stepErrorOf, SubmitRefused, type JobFacts, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
 
 export class SlurmTarget implements RemoteTarget {
   readonly name = "slurm";
   readonly nodeDatastore: string;
   private readonly byPartition = new Map<string, SlurmSettings>();
+  private readonly backend: StorageBackend;
 
   private constructor(
     private readonly datastore: DatastoreLocation,
@@ -28,6 +32,7 @@ export class SlurmTarget implements RemoteTarget {
     first: SlurmSettings,
   ) {
     this.nodeDatastore = first.nodeDatastore;
+    this.backend = backendFor(datastore);
   }
 
   /**
@@ -88,6 +93,49 @@ export class SlurmTarget implements RemoteTarget {
         return stepErrorOf(task.step, cell, job.outputFile);
       },
     };
+  }
+
+  /** One `sbatch --array=0-(n-1)[%parallel]`; each element watched through one shared `scontrol` poll (backends/slurm/array.ts). */
+  async submitArray(task: SubmittedTask, n: number, r: StepResources): Promise<RemoteJob<number, SlurmStatus>[]> {
+    const settings = this.byPartition.get(r.settings.partition ?? "")!;
+    const parallel = r.settings.parallel !== undefined && r.settings.parallel < n ? `%${Math.max(1, r.settings.parallel)}` : "";
+    const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs, array: `0-${n - 1}${parallel}` });
+    // The elements' output files (slurm-%A_%a.out) go in tasks/<base>/, and Slurm creates no directories.
+    await this.backend.createExclusive(taskKey(task.id, "array.json"), Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })));
+    let job: SlurmJob;
+    try {
+      job = await launcher.submit(task);
+    } catch (e) {
+      if (!(e instanceof SbatchError)) throw e;
+      const nodes = await showNodes().catch(() => null);
+      throw new SubmitRefused(stepErrorOf(task.step, submitError(task.step, e.stderr, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition }, nodes), undefined));
+    }
+    const elements = new ElementLauncher(new ArrayStates(job.id), launcher);
+    return Array.from({ length: n }, (_, index) => {
+      const id = `${job.id}_${index}`;
+      const outputFile = job.outputFile?.replace(/%a/g, String(index));
+      return {
+        launcher: elements,
+        job: index,
+        label: `Slurm array job ${id}`,
+        ended: async (status: SlurmStatus, facts: JobFacts) =>
+          stepErrorOf(
+            `${task.step}[${index}]`,
+            endedJobError({
+              step: `${task.step}[${index}]`,
+              job: id,
+              info: status.info,
+              output: readOutputTail(outputFile),
+              memory: r.memory,
+              timeoutMs: r.timeoutMs,
+              peakRss: facts.peakRss,
+              node: facts.started?.host,
+              pid: facts.started?.pid,
+            }),
+            outputFile,
+          ),
+      };
+    });
   }
 
   describe(): string {
