@@ -297,7 +297,7 @@ const load = step("load", {}, () => {
   return { data };
 });
 
-const train = step("train", { on: "batch", memory: "2G", cpu: 2, timeout: "10m", env: { SEED: "7" }, inputs: { data: load.data } }, ({ data }) => {
+const train = step("train", { on: "batch", memory: "2G", cpu: 2, timeout: "10m", retries: 1, env: { SEED: "7" }, inputs: { data: load.data } }, ({ data }) => {
   console.log(`training in ${process.env.AWS_BATCH_JOB_ID} with seed ${process.env.SEED}`);
   const model = { weights: data.map((x) => x * Number(process.env.SEED)), n: data.length };
   return { model };
@@ -346,6 +346,8 @@ def test_a_batch_flow_step_is_submitted_with_its_resources_and_its_job_command_c
     assert s["jobQueue"] == QUEUE and s["jobName"] == "nbscale-train"
     assert s["containerOverrides"]["resourceRequirements"] == [{"type": "MEMORY", "value": "2048"}, {"type": "VCPU", "value": "2"}]
     assert s["timeout"] == {"attemptDurationSeconds": 600}
+    # Retries are the runner's (a fresh job on a fresh task), never Batch's: a Batch retry would find its task started.
+    assert "retryStrategy" not in s
     ev = env_of(s)
     assert ev["SEED"] == "7" and ev["NBSCALE_DATASTORE"] == batch_env["NBSCALE_DATASTORE"] and ev["NBSCALE_STEP"] == "train"
     assert "AWS_SECRET_ACCESS_KEY" not in ev
@@ -357,6 +359,8 @@ def test_a_batch_flow_step_is_submitted_with_its_resources_and_its_job_command_c
     assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
     logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
     assert "training in stand-in with seed 7" in logs.stdout, logs.stdout
+    # The default image installs nbscale from npm, where this version is not: the step's log warns, as a cell does.
+    assert "is not on the npm registry" in logs.stdout and "image:" in logs.stdout, logs.stdout
     recs = step_records(out["run"], tmp_path, batch_env)
     assert recs["train"]["target"] == "batch" and recs["load"]["target"] == "local"
 
@@ -378,4 +382,8 @@ def test_a_batch_job_that_fails_without_a_result_fails_the_step_with_its_reason(
     assert out["steps"]["train"]["status"] == "failed" and out["steps"]["score"]["status"] == "skipped"
     assert out["steps"]["load"]["status"] == "succeeded"
     assert "step train failed: step `train`: AWS Batch job" in r.stderr and "FAILED" in r.stderr, r.stderr
-    assert len(recorder.batch("submitjob")) == 1
+    # retries: 1 → a second attempt, as a new job on a new task.
+    subs = recorder.batch("submitjob")
+    assert len(subs) == 2 and env_of(subs[0])["NBSCALE_TASK"] != env_of(subs[1])["NBSCALE_TASK"]
+    logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
+    assert "attempt 2 of 2" in logs.stdout, logs.stdout

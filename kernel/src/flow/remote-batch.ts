@@ -24,7 +24,7 @@ import { failureFacts, jobFailedError } from "../backends/batch/failure";
 import { JobDefinitions } from "../backends/batch/jobdef";
 import { BatchLauncher, type BatchStatus } from "../backends/batch/launcher";
 import { lastLogLines } from "../backends/batch/logs";
-import { checkBucket, checkRegionAndCredentials } from "../backends/batch/preflight";
+import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "../backends/batch/preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "../backends/batch/settings";
 import { submitJobInput } from "../backends/batch/submit";
 import type { SubmittedTask } from "../backends/remote/kernel-side";
@@ -47,6 +47,7 @@ export class BatchTarget implements RemoteTarget {
   readonly nodeDatastore: string;
   private readonly defs: JobDefinitions;
   private depsLock: Promise<string | undefined> | null = null;
+  private warned = false;
 
   private constructor(
     private readonly client: BatchClient,
@@ -115,9 +116,19 @@ export class BatchTarget implements RemoteTarget {
       () => undefined,
     );
     const jobId = await launcher.submit(task);
+    // As the kernel warns a cell: not refused, the registry may be a private mirror the compute environment sees and we don't.
+    const unpublished = settings.imageIsDefault && !this.warned && (await nbscalePublished(VERSION, process.env)) === false;
+    if (unpublished) this.warned = true;
     return {
       launcher,
       job: jobId,
+      ...(unpublished
+        ? {
+            notice:
+              `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
+              "set `image:` on the step or NBSCALE_BATCH_IMAGE to an image that has it installed (docs/batch.md shows how)\n",
+          }
+        : {}),
       label: `AWS Batch job ${jobId} (${settings.queue})`,
       statusMs: 1000,
       maxStatusMs: settings.maxPollMs,

@@ -52,6 +52,8 @@ export interface RemoteJob<J, S extends LaunchStatus> {
   job: J;
   /** `Slurm job 12`, `AWS Batch job 1a2b…` */
   label: string;
+  /** Said once in the step's log when it was submitted (e.g. a warning about the image). */
+  notice?: string;
   /** Why the job ended without a result, in the user's terms. */
   ended(status: S, facts: JobFacts): Promise<StepError>;
   statusMs?: number;
@@ -140,6 +142,7 @@ export class RemoteFlowLauncher implements StepLauncher {
       if (!(e instanceof SubmitRefused)) throw e;
       return { ...nothing(out.log), failure: e.error };
     }
+    if (job.notice) out.say(job.notice);
     out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
     return this.watch(job, submitted, key, out);
   }
