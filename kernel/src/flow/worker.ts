@@ -93,9 +93,32 @@ function captureOutput(): void {
 const datastores = new Map<string, Promise<Datastore>>();
 const compiledFlows = new Map<string, string>();
 
+/**
+ * Runs one flow task. In the warm worker (`serve`) output is already being
+ * captured; in a remote job (flow/remote-worker.ts) it is captured here for
+ * the execution record while still going to the job's own stdout/stderr.
+ */
 export async function runTask(task: WorkerTask): Promise<WorkerReply> {
+  if (captured) return runCaptured(task, captured);
+  const own = { stdout: "", stderr: "" };
+  const originals = (["stdout", "stderr"] as const).map((name) => {
+    const stream = process[name];
+    const write = stream.write;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (own[name].length < OUTPUT_CAP) own[name] += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+      return (write as (c: unknown, ...r: unknown[]) => boolean).call(stream, chunk, ...rest);
+    }) as typeof stream.write;
+    return () => (stream.write = write);
+  });
+  try {
+    return await runCaptured(task, own);
+  } finally {
+    for (const undo of originals) undo();
+  }
+}
+
+async function runCaptured(task: WorkerTask, output: { stdout: string; stderr: string }): Promise<WorkerReply> {
   const started = new Date();
-  const output = captured ?? { stdout: "", stderr: "" };
   let ds = datastores.get(task.datastore);
   if (!ds) {
     ds = Datastore.open(task.datastore, { create: true });

@@ -21,7 +21,7 @@ import {
 } from "./executions";
 import { backendFor } from "./backends";
 import { NotebookRenames, type NotebookFilter } from "./notebooks";
-import { DatastoreLocation, describeLocation } from "./location";
+import { DatastoreLocation, describeLocation, resolveDatastore } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
 
 const MARKER_KEY = "nbscale-store.json";
@@ -94,7 +94,9 @@ export class Datastore {
   }
 
   static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
-    const loc: DatastoreLocation = typeof where === "string" ? { kind: "fs", path: where, source: "flag" } : where;
+    // A string is a location as a worker is given it: a directory, or s3://bucket/prefix (a remote flow step's datastore).
+    const loc: DatastoreLocation =
+      typeof where !== "string" ? where : /^s3:\/\//i.test(where) ? resolveDatastore({ flag: where, env: {}, cwd: "/" }) : { kind: "fs", path: where, source: "flag" };
     return Datastore.openBackend(backendFor(loc), options, loc);
   }
 
