@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession
+from conftest import KernelSession, fails, ok, stderr, value
 
 ROOT = Path(__file__).resolve().parents[1]
 NBSCALE = ["node", str(ROOT / "kernel" / "bin" / "nbscale.js")]
@@ -99,3 +103,127 @@ def test_records_crafted_to_point_outside_the_store_are_refused(tmp_path: Path) 
     assert "not yours" not in got.stdout
     fsck = cli("fsck", cwd=nb)
     assert fsck.returncode != 0, "fsck reports the crafted records"
+
+
+# --- a worker SIGKILLed mid-step ------------------------------------------------
+
+
+def worker_pids(k: KernelSession) -> list[int]:
+    """Pids of the local pool's workers, from `%workers`."""
+    rows = k.stdout(ok(k, "%workers")).splitlines()[2:]
+    return [int(r.split()[1]) for r in rows if len(r.split()) > 1 and r.split()[1].isdigit()]
+
+
+def test_a_worker_sigkilled_mid_step_fails_the_cell_and_the_pool_replaces_it(tmp_path: Path) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        ok(k, "const before = { kept: [1, 2, 3] };")
+        ok(k, "%%step warm\nconst warmed = 1;")
+        pool_before = worker_pids(k)
+        assert pool_before, "the pool has a warm worker"
+        # The step is busy in synchronous code when it dies: nothing in it can answer.
+        msg_id = k.kc.execute(
+            "%%step victim\nconsole.log(`pid ${process.pid}`);\n"
+            "const until = Date.now() + 60_000; let spins = 0; while (Date.now() < until) spins++;\nconst never = spins;"
+        )
+        pid = None
+        while pid is None:
+            msg = k.kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                m = re.search(r"pid (\d+)", msg["content"]["text"])
+                pid = int(m.group(1)) if m else None
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        reply = k.shell_reply(msg_id, timeout=10)
+        failed_after = time.monotonic() - killed_at
+        k.collect(msg_id)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "WorkerDied", reply["content"]
+        assert str(pid) in reply["content"]["evalue"] and "SIGKILL" in reply["content"]["evalue"]
+        assert failed_after < 5, f"the cell failed {failed_after:.1f} s after the kill"
+        # The kernel and its state stay; the step's name was never bound.
+        assert value(k, "before.kept.length") == "3"
+        assert "never" in fails(k, "never")["evalue"]
+        # The pool replaced the dead worker, and the next step runs on a live one.
+        # The pool keeps NBSCALE_WARM_WORKERS (1) idle workers ready whatever died.
+        deadline = time.monotonic() + 15
+        while (pids := worker_pids(k)) and (pid in pids or not pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid not in pids and len(pids) >= 1, (pool_before, pids)
+        for p in pids:
+            os.kill(p, 0)  # alive
+        out = k.stdout(ok(k, "%%step after\nconsole.log(process.pid);\nconst fine = before.kept.length * 2;"))
+        assert int(out) != pid
+        assert value(k, "fine") == "6"
+    finally:
+        k.close()
+
+
+# --- a cell that floods 100 MB of output -------------------------------------
+
+FLOOD_LINES = 1_000_000
+# 1e6 lines of 100 bytes: 100 MB. Each line ends with its number, so the log can be checked.
+FLOOD = f"for (let i = 0; i < {FLOOD_LINES}; i++) console.log(String(i).padStart(99, '.'));"
+
+
+def ping_control(k: KernelSession, stop: threading.Event, latencies: list[float]) -> None:
+    """kernel_info on the control channel, again and again: how long the kernel takes to answer."""
+    while not stop.is_set():
+        msg = k.kc.session.msg("kernel_info_request")
+        t0 = time.monotonic()
+        k.kc.control_channel.send(msg)
+        while True:
+            reply = k.kc.control_channel.get_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                break
+        latencies.append(time.monotonic() - t0)
+        stop.wait(0.1)
+
+
+@pytest.mark.parametrize("where", ["kernel", "local"])
+def test_a_100_mb_output_flood_is_bounded_in_the_cell_and_whole_in_nbscale_logs(tmp_path: Path, where: str) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        code = FLOOD if where == "kernel" else f"%%step flood\n{FLOOD}\nconst flooded = true;"
+        if where == "local":
+            ok(k, "%%step warm\nconst warmed = 1;")
+        stop, latencies = threading.Event(), []
+        pinger = threading.Thread(target=ping_control, args=(k, stop, latencies))
+        t0 = time.monotonic()
+        msg_id = k.kc.execute(code)
+        pinger.start()
+        try:
+            reply = k.shell_reply(msg_id, timeout=240)
+            msgs = k.collect(msg_id, timeout=60)
+        finally:
+            stop.set()
+            pinger.join()
+        elapsed = time.monotonic() - t0
+        assert reply["content"]["status"] == "ok", reply["content"]
+        print(f"\n{where}: 100 MB flood took {elapsed:.1f} s; control kernel_info answered {len(latencies)} times, max {max(latencies) * 1000:.0f} ms")
+        assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+
+        shown = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+        shown_bytes = len(shown.encode())
+        assert shown_bytes < 1.1 * 2**20, f"the cell got {shown_bytes} bytes"
+        assert shown.startswith("." * 98 + "0\n")
+        note = re.search(r"output truncated: ([\d.]+) MB more; full log: `nbscale logs (\S+)`", stderr(msgs))
+        assert note, stderr(msgs)[-500:]
+        hidden_mb, execution = float(note.group(1)), note.group(2)
+        assert abs(hidden_mb - (100 - shown.count("\n") * 100 / 1e6)) < 1.5, hidden_mb
+
+        # RSS of the kernel after the flood: the shown part is bounded; the log was held to be recorded.
+        rss_mb = int(value(k, "Math.round(process.memoryUsage.rss() / 1e6)"))
+        print(f"{where}: kernel RSS after the flood {rss_mb} MB")
+
+        logs = subprocess.run([*NBSCALE, "logs", execution], cwd=tmp_path, capture_output=True, timeout=120)
+        assert logs.returncode == 0, logs.stderr[-2000:]
+        lines = logs.stdout.decode().splitlines()
+        assert len(lines) == FLOOD_LINES
+        assert lines[0] == "." * 98 + "0" and lines[-1].endswith(str(FLOOD_LINES - 1)) and len(lines[-1]) == 99
+        assert all(int(lines[i].lstrip(".")) == i for i in range(0, FLOOD_LINES, 9973))
+        hist = subprocess.run([*NBSCALE, "history", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert execution in {e["id"] for e in json.loads(hist.stdout.strip().splitlines()[-1])["executions"]}
+    finally:
+        k.close()
+    assert cli("fsck", cwd=tmp_path).returncode == 0
