@@ -227,3 +227,46 @@ def test_a_100_mb_output_flood_is_bounded_in_the_cell_and_whole_in_nbscale_logs(
     finally:
         k.close()
     assert cli("fsck", cwd=tmp_path).returncode == 0
+
+
+# --- 200 steps in a loop ---------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+ROUNDS = 5
+
+
+def test_200_foreach_items_all_complete_and_kernel_memory_stays_bounded(tmp_path: Path) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        kernel_pid = int(value(k, "process.pid"))
+        ok(k, "const items = Array.from({ length: 200 }, (_, i) => ({ i, name: `item-${i}` }));")
+        code = ("%%step many --foreach items --parallel 2\n"
+                "console.log(`item ${item.i}`);\n"
+                "const square = item.i * item.i;\nconst label = item.name.toUpperCase();")
+        rss, times = [], []
+        for round_ in range(ROUNDS):
+            t0 = time.monotonic()
+            msgs = ok(k, code, timeout=600)
+            times.append(time.monotonic() - t0)
+            assert value(k, "square.length") == "200"
+            assert value(k, "square.every((s, i) => s === i * i) && label[199] === 'ITEM-199'") == "true"
+            out = k.stdout(msgs)
+            assert sum(1 for l in out.splitlines() if re.fullmatch(r"\[\d+\] item \d+", l)) == 200
+            rss.append(rss_mb(kernel_pid))
+        print(f"\n200-item foreach: {', '.join(f'{t:.1f} s' for t in times)}; kernel RSS after each round {', '.join(f'{r:.0f} MB' for r in rss)}")
+        # After the first round warmed everything up, more rounds must not keep growing the kernel.
+        assert rss[-1] - rss[0] < 60, rss
+    finally:
+        k.close()
+    hist = cli("history", "--json", cwd=tmp_path)
+    executions = json.loads(hist.stdout.strip().splitlines()[-1])["executions"]
+    # Each round: one execution for the foreach and one per item.
+    assert sum(1 for e in executions if e["status"] == "ok" and "square[199]" in e["outputs"]) == ROUNDS
+    assert cli("fsck", cwd=tmp_path).returncode == 0
