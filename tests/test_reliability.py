@@ -13,7 +13,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession, fails, ok, stderr, value
+import zmq
+from jupyter_client.manager import start_new_kernel
+
+from conftest import KERNEL_NAME, KernelSession, fails, ok, stderr, value
 
 ROOT = Path(__file__).resolve().parents[1]
 NBSCALE = ["node", str(ROOT / "kernel" / "bin" / "nbscale.js")]
@@ -270,3 +273,65 @@ def test_200_foreach_items_all_complete_and_kernel_memory_stays_bounded(tmp_path
     # Each round: one execution for the foreach and one per item.
     assert sum(1 for e in executions if e["status"] == "ok" and "square[199]" in e["outputs"]) == ROUNDS
     assert cli("fsck", cwd=tmp_path).returncode == 0
+
+
+# --- hostile protocol messages: huge and missing frames ---------------------------
+
+
+class LoggedKernel(KernelSession):
+    """A kernel whose own stderr (its diagnostics log) goes to a file the test reads."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.log_path = cwd / "kernel-stderr.log"
+        self.log_file = self.log_path.open("w")
+        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=str(cwd), stderr=self.log_file)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def signed(k: KernelSession, parts: list[Any]) -> list[bytes]:
+    """Frames after the delimiter, validly signed with the session's key: only their shape is wrong."""
+    body = [json.dumps(p).encode() if not isinstance(p, bytes) else p for p in parts]
+    return [b"<IDS|MSG>", k.kc.session.sign(body), *body]
+
+
+def test_huge_and_missing_frames_are_dropped_and_logged_and_nothing_runs(tmp_path: Path) -> None:
+    k = LoggedKernel(tmp_path)
+    try:
+        pid = int(value(k, "process.pid"))
+        s = k.kc.session
+        execute = s.msg("execute_request", {"code": "(globalThis as any).pwned = true", "silent": False, "store_history": True,
+                                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+        header, parent, metadata, content = (execute["header"], {}, {}, execute["content"])
+        header = json.loads(json.dumps(header, default=str))
+        shell = k.kc.shell_channel.socket
+        # Missing frames, each message correctly signed over the frames it has.
+        shell.send_multipart(signed(k, [header, parent, metadata]))
+        shell.send_multipart(signed(k, [header]))
+        shell.send_multipart([b"<IDS|MSG>", k.kc.session.sign([])])
+        shell.send_multipart([b"<IDS|MSG>"])
+        # Frames that are there but hold the wrong thing.
+        shell.send_multipart(signed(k, [{**header, "msg_type": None}, parent, metadata, content]))
+        shell.send_multipart(signed(k, [[header], parent, metadata, content]))
+        # A huge frame: a validly signed request over the kernel's 256 MiB limit, on its own connection.
+        huge = s.msg("execute_request", {**execute["content"], "code": "(globalThis as any).pwned = true //" + "x" * (257 << 20)})
+        attacker = zmq.Context.instance().socket(zmq.DEALER)
+        attacker.linger = 0
+        attacker.connect(f"tcp://{k.km.ip}:{k.km.shell_port}")
+        try:
+            s.send(attacker, huge)
+            time.sleep(3)
+        finally:
+            attacker.close()
+        del huge
+        # The kernel is the same process, it answers, and nothing of the above ran.
+        assert value(k, "typeof (globalThis as any).pwned") == "'undefined'"
+        assert int(value(k, "process.pid")) == pid and k.km.is_alive()
+        log = k.log()
+        assert log.count("dropped message on shell: expected 5 frames after the delimiter") == 4, log
+        assert log.count("dropped message on shell: header lacks msg_id/msg_type") == 2, log
+        assert "shell: a client connection closed" in log and "256 MiB" in log, log
+    finally:
+        k.close()
+        k.log_file.close()
