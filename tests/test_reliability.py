@@ -335,3 +335,65 @@ def test_huge_and_missing_frames_are_dropped_and_logged_and_nothing_runs(tmp_pat
     finally:
         k.close()
         k.log_file.close()
+
+
+# --- hostile names, values and paths -------------------------------------------
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_hostile_names_values_and_paths_are_refused_or_taken_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = tmp_path / "nb"
+    nb.mkdir()
+    notebook = nb / "demo.ipynb"
+    cells = [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "const xs = [1, 2, 3];", "outputs": [], "execution_count": None}]
+    notebook.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
+    notebook_bytes = notebook.read_bytes()
+    (nb / "helpers.ts").write_text("export const mine = 1;\n")
+    (tmp_path / "outside.txt").write_text("not yours")
+    canary = tmp_path / "pwned"
+    monkeypatch.setenv("NBSCALE_NOTEBOOK", str(notebook))
+    before_outside = tree(tmp_path) - {str(p.relative_to(tmp_path)) for p in nb.rglob("*")} - {"nb"}
+    shell_tricks = [f"$(touch {canary})", f"`touch {canary}`", f"x;touch {canary}", f"x|touch {canary}", f"x&&touch {canary}"]
+
+    k = KernelSession(cwd=str(nb))
+    try:
+        ok(k, "const secret = 1;")
+        # Step names: a name, never a path or a command.
+        for name in ["../x", "a/b", "..", "a\x00b", *shell_tricks]:
+            err = fails(k, f'%%step "{name}"\nconsole.log("ran");')
+            assert "step name" in err["evalue"] and "ran" not in k.stdout(err["msgs"]), err["evalue"]
+        # %restore names and versions.
+        for spec in ["../../outside", "secret/../../outside", "se\x00cret", "secret@../1", "secret@1/../2", *(f'"{t}"' for t in shell_tricks)]:
+            err = fails(k, f"%restore {spec}")
+            assert "%restore" in err["evalue"], err["evalue"]
+        # --env values: passed to the step as they are, never through a shell.
+        for trick in shell_tricks:
+            out = k.stdout(ok(k, f"%%step envy --env 'V={trick}'\nconsole.log(JSON.stringify(process.env.V));"))
+            assert json.loads(out) == trick
+        assert "NUL byte" in fails(k, '%%step envy --env "V=a\x00b"\nconsole.log(1);')["evalue"]
+        for key in ["../K", "K/1", "K;x", "1K"]:
+            assert "--env" in fails(k, f'%%step envy --env "{key}=1"\nconsole.log(1);')["evalue"]
+        # %export paths: inside the notebook's folder only, never over the notebook or a file of the user's.
+        for path in ["../outside.ts", str(tmp_path / "abs.ts"), "a\x00b.ts", "sub/../../outside.ts"]:
+            assert "inside the notebook's folder" in fails(k, f'%export "{path}"')["evalue"]
+        assert "is the notebook itself" in fails(k, "%export demo.ipynb")["evalue"]
+        assert "not a flow nbscale exported" in fails(k, "%export helpers.ts")["evalue"]
+        assert "ending in .ts" in fails(k, "%export notes.txt")["evalue"]
+        literal = "x;y $(z) `w`.ts"
+        ok(k, f"%export '{literal}'")
+        assert (nb / literal).read_text().startswith("/**"), "a file of exactly that name, in the notebook's folder"
+        ok(k, f"%export '{literal}'")  # an earlier export may be replaced
+    finally:
+        k.close()
+    # Artifact names on the command line.
+    for spec in ["../../outside", "secret/../../outside", "../outside.txt", "secret@../1", *shell_tricks]:
+        got = cli("artifact", "get", spec, cwd=nb)
+        assert got.returncode != 0 and "not yours" not in got.stdout and "Traceback" not in got.stderr, (spec, got.stderr)
+        assert "    at " not in got.stderr, got.stderr
+    assert not canary.exists(), "nothing ran as shell code"
+    assert notebook.read_bytes() == notebook_bytes and (nb / "helpers.ts").read_text() == "export const mine = 1;\n"
+    after_outside = tree(tmp_path) - {str(p.relative_to(tmp_path)) for p in nb.rglob("*")} - {"nb"}
+    assert after_outside == before_outside, "no file was created outside the notebook's folder"
