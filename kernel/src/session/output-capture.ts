@@ -103,6 +103,7 @@ export class CellOutputLimit {
     while (Buffer.byteLength(head) > this.limit - b.shown) head = head.slice(0, Math.floor(head.length * 0.9));
     const nl = head.lastIndexOf("\n");
     if (nl >= 0) head = head.slice(0, nl + 1);
+    else if (b.shown > 0) head = ""; // a line already under way elsewhere: show none of it rather than a stub
     const headBytes = Buffer.byteLength(head);
     b.shown += headBytes;
     b.hidden = bytes - headBytes;
@@ -116,7 +117,7 @@ export class CellOutputLimit {
   }
 }
 
-/** `1.0 MB`, `97.3 MB` (decimal, as people read log sizes). */
+/** `97.3 MB`, `12.0 kB` (decimal, as people read log sizes). */
 export function formatMB(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
+  return bytes >= 1e5 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
 }
