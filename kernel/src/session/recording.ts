@@ -56,9 +56,9 @@ import {
   type ValueHeader,
 } from "../store";
 import { isLazy, type Lazy } from "../client/lazy";
+import { LogBuffer, logLimit } from "./log-buffer";
+import { formatMB } from "./output-capture";
 
-/** Captured text per stream is capped; the record says when it was cut. */
-const LOG_CAP = 8 << 20;
 const MAX_CAPTURES = 8;
 
 /** The part of the kernel's io the recorder listens to. */
@@ -68,6 +68,8 @@ export interface ObservableIo {
 }
 
 export interface CellRun {
+  /** The execution id to record under (the kernel names it in notes before recording). */
+  id?: string;
   msg: JupyterMessage;
   code: string;
   executionCount: number | null;
@@ -85,10 +87,9 @@ export interface RecorderOptions {
 }
 
 interface Capture {
-  stdout: string;
-  stderr: string;
+  stdout: LogBuffer;
+  stderr: LogBuffer;
   display: unknown[];
-  cut: boolean;
 }
 
 type Role = "out" | "read";
@@ -152,10 +153,7 @@ export class Recorder {
     const publish = io.publish.bind(io);
     io.stream = (parent, name, text) => {
       const c = this.captureFor(parent);
-      if (c) {
-        if (c[name].length + text.length <= LOG_CAP) c[name] += text;
-        else c.cut = true;
-      }
+      if (c) c[name].append(text);
       stream(parent, name, text);
     };
     io.publish = (msgType, content, parent, metadata) => {
@@ -178,7 +176,8 @@ export class Recorder {
     if (!this.enabled || parent.msg_type !== "execute_request" || !parent.msg_id) return null;
     let c = this.captures.get(parent.msg_id);
     if (!c) {
-      c = { stdout: "", stderr: "", display: [], cut: false };
+      const limit = logLimit(this.options.env);
+      c = { stdout: new LogBuffer(limit), stderr: new LogBuffer(limit), display: [] };
       this.captures.set(parent.msg_id, c);
       // Late output of long-finished cells must not accumulate.
       if (this.captures.size > MAX_CAPTURES) this.captures.delete(this.captures.keys().next().value as string);
@@ -378,7 +377,7 @@ export class Recorder {
     const cellId = typeof msgMeta.cellId === "string" ? msgMeta.cellId : typeof msgMeta.cell_id === "string" ? msgMeta.cell_id : null;
     const step = kind === "step" ? stepOf(code, meta) : meta?.step ? { name: meta.step.name, options: meta.step.options } : null;
     return {
-      id: newExecutionId(started),
+      id: run.id ?? newExecutionId(started),
       cell: cellId ?? `headless-${run.executionCount ?? 0}`,
       code,
       executionCount: run.executionCount,
@@ -438,8 +437,8 @@ export class Recorder {
       if (role === "read" && (await this.unchanged(ds, p))) continue;
       prepared.push(p);
     }
-    const capture = logs ? { ...logs, cut: false } : this.captures.get(msg.header.msg_id);
-    const stderr = (capture?.stderr ?? "") + (capture?.cut ? "\n[nbscale: output beyond 8 MB per stream was not recorded]\n" : "");
+    const captured = this.captures.get(msg.header.msg_id);
+    const capture = logs ?? (captured ? logChunks(captured) : undefined);
     const rec = await ds.recordExecution({
       id: s.id,
       notebook: this.notebook,
@@ -452,7 +451,7 @@ export class Recorder {
       preparedOutputs: prepared,
       outputTypes: Object.fromEntries(prepared.filter((p) => s.types[p.name]).map((p) => [p.name, s.types[p.name]])),
       stdout: capture?.stdout ?? "",
-      stderr,
+      stderr: capture?.stderr ?? "",
       display: capture?.display ?? [],
       status: s.status,
       error: s.error,
@@ -499,6 +498,13 @@ export class Recorder {
     }
     return out;
   }
+}
+
+/** A capture as the record stores it; a log cut at its limit ends with a note saying how much is missing. */
+function logChunks(c: Capture): { stdout: Buffer[]; stderr: Buffer[]; display: unknown[] } {
+  const cut = (b: LogBuffer) =>
+    b.dropped > 0 ? [...b.chunks(), Buffer.from(`\n[nbscale: the last ${formatMB(b.dropped)} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`)] : b.chunks();
+  return { stdout: cut(c.stdout), stderr: cut(c.stderr), display: c.display };
 }
 
 /** A lazy handle is recorded as the blob it names (already stored by the worker), not as the handle. */

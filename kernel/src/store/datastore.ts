@@ -52,8 +52,9 @@ export interface ExecutionInput {
   serializedOutputs?: Record<string, Serialized>;
   /** TypeScript type text of outputs, for `%restore` to rebind with its type. */
   outputTypes?: Record<string, string>;
-  stdout?: string;
-  stderr?: string;
+  /** Text, or UTF-8 chunks (a long log need not become one string). */
+  stdout?: string | readonly Uint8Array[];
+  stderr?: string | readonly Uint8Array[];
   /** Jupyter display_data / execute_result outputs. */
   display?: unknown[];
   status: ExecutionStatus;
