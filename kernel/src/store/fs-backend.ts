@@ -20,6 +20,8 @@ import { ContentChangedError } from "./errors";
 
 /** Large chunks are written in slices so hashing overlaps the thread-pool write; slices are manifest chunks. */
 const SLICE = CHUNK_SIZE;
+/** Written bytes after which a background flush starts (large objects only). */
+const FLUSH_EVERY = 32 << 20;
 const TMP_DIR = "tmp";
 const TMP_RE = /^nbs-(\d+)-([0-9a-f]{12})-(.+)\.tmp$/;
 /** Published objects are read-only: they are immutable by contract. */
@@ -225,6 +227,10 @@ export class FsBackend implements StorageBackend {
   ): Promise<{ size: number; sha256: string | null }> {
     let size = 0;
     const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, OBJECT_MODE);
+    // Flushing starts while later slices are still being hashed and copied,
+    // so the disk works during the CPU-bound part instead of after it.
+    let flushing: Promise<void> | null = null;
+    let unflushed = 0;
     try {
       const hash = hashIt ? createHash("sha256") : null;
       for await (const chunk of chunks) {
@@ -241,11 +247,19 @@ export class FsBackend implements StorageBackend {
           await tapped;
           size += slice.byteLength;
           off = end;
+          unflushed += slice.byteLength;
+          if (unflushed >= FLUSH_EVERY && !flushing) {
+            unflushed = 0;
+            flushing = fh.datasync().finally(() => (flushing = null));
+            flushing.catch(() => undefined); // the final sync reports a failing disk
+          }
         }
       }
+      await flushing?.catch(() => undefined);
       await fh.sync();
       return { size, sha256: hash ? hash.digest("hex") : null };
     } finally {
+      await flushing?.catch(() => undefined);
       await fh.close();
     }
   }
