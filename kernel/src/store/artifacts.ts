@@ -10,7 +10,7 @@
  * killed mid-recording leaves nothing visible (fsck lists the leftover).
  */
 import { StorageBackend } from "./backend";
-import { BlobStore } from "./blobs";
+import { BlobStore, ReadOptions } from "./blobs";
 import { closeNames, InvalidSpecError, NoSuchVersionError, NotInNotebookError, UnknownVariableError } from "./errors";
 import { Decoded, deserialize, DeserializeOptions, ValueKind } from "./serialize";
 import { currentPath, inNotebook, type NotebookFilter } from "./notebooks";
@@ -253,7 +253,7 @@ export class ArtifactStore {
   }
 
   /** Reads and verifies the value of a version. */
-  async load(rec: VersionRecord, options?: DeserializeOptions): Promise<Decoded> {
-    return this.blobs.readWith(rec.sha256, `${rec.name}@${rec.version}`, (r) => deserialize(r, options));
+  async load(rec: VersionRecord, options: DeserializeOptions & ReadOptions = {}): Promise<Decoded> {
+    return this.blobs.readWith(rec.sha256, `${rec.name}@${rec.version}`, (r) => deserialize(r, options), options);
   }
 }

@@ -68,6 +68,12 @@ export interface ExecutionInput {
   environment?: ExecutionRecord["environment"];
 }
 
+export type LoadOptions = VersionFilter &
+  DeserializeOptions & {
+    /** Work for this thread while the version's bytes are read and verified (see ReadOptions). */
+    whileReading?: (record: VersionRecord) => void;
+  };
+
 export interface LoadedArtifact {
   record: VersionRecord;
   decoded: Decoded;
@@ -248,16 +254,17 @@ export class Datastore {
   }
 
   /** Resolves and reads (verifying the hash) a version. */
-  async load(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<LoadedArtifact> {
+  async load(spec: string, options: LoadOptions = {}): Promise<LoadedArtifact> {
     const record = await this.resolve(spec, options.notebook !== undefined ? { notebook: options.notebook } : {});
-    return { record, decoded: await this.artifacts.load(record, options) };
+    const { whileReading, ...rest } = options;
+    return { record, decoded: await this.artifacts.load(record, { ...rest, ...(whileReading ? { whileReading: () => whileReading(record) } : {}) }) };
   }
 
   /**
    * The live value of a version (what `%restore` binds). Functions/classes
    * come back as their source text (`kind: "source"`); stubs can't be restored.
    */
-  async restore(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
+  async restore(spec: string, options: LoadOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
     const { record, decoded } = await this.load(spec, options);
     switch (decoded.kind) {
       case "v8":

@@ -185,6 +185,7 @@ export class S3Backend implements StorageBackend {
     const second = first.done ? { done: true as const, value: undefined } : await iterator.next();
     if (second.done) {
       hash.update(firstPart);
+      await options.tap?.(firstPart);
       this.checkHash(key, hash, options);
       return this.putSmall(Key, firstPart);
     }
@@ -200,6 +201,7 @@ export class S3Backend implements StorageBackend {
       let n = 0;
       for (let part = firstPart, next: IteratorResult<Buffer> = second; ; ) {
         hash.update(part);
+        await options.tap?.(part);
         size += part.length;
         const r = await this.send(
           new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }),
