@@ -71,6 +71,8 @@ interface TaskCommon {
   worker: { id: string; pid: number };
   /** Highest RSS seen while the step ran, bytes. */
   peakRss: number;
+  /** Attempts the backend itself made (AWS Batch's retryStrategy); absent: one. */
+  attempts?: number;
 }
 
 export type TaskResult = TaskCommon &
