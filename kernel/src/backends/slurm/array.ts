@@ -70,7 +70,7 @@ export function arrayIndices(spec: string): number[] {
 }
 
 /** One `scontrol show job <array>` shared by every element's watcher, at most every `minMs`. */
-class ArrayStates {
+export class ArrayStates {
   private last = 0;
   private inflight: Promise<Map<number, JobInfo> | null> | null = null;
   private cached: Map<number, JobInfo> | null = null;
@@ -100,7 +100,7 @@ class ArrayStates {
 }
 
 /** The launcher each element's watcher sees: status from the shared poll, cancel = scancel of the whole array. */
-class ElementLauncher implements Launcher<number, SlurmStatus> {
+export class ElementLauncher implements Launcher<number, SlurmStatus> {
   private cancelling: Promise<void> | null = null;
 
   constructor(
