@@ -2,16 +2,20 @@
  * `--on batch`: one step as one AWS Batch job.
  *
  *   1. refuse a bad setup before anything is uploaded (settings, region,
- *      credentials, bucket, queue, what the queue can ever run);
- *   2. register the job definition (once per content) and upload the task —
+ *      credentials, bucket, queue, what the queue can ever run, Lazy inputs
+ *      the job can't read);
+ *   2. register the job definition (once per content), settle where the
+ *      container gets nbscale (worker-package.ts) and upload the task —
  *      program and inputs, content-addressed — through the remote transport;
- *   3. submit, then follow the job's state in the cell while the transport
- *      streams the worker's output from the event log it appends;
+ *   3. submit, then follow the job's state in the cell (view.ts) while the
+ *      transport streams the worker's output from the event log it appends,
+ *      following a retried attempt's own log (--retries is Batch's);
  *   4. the worker's result in the datastore is what counts: the job's
  *      terminal state only matters when no result came (FAILED → its
  *      reasons, memory advice, last log lines).
  *
  * Interrupting the cell terminates the job (TerminateJob) and says so.
+ * `--foreach` goes through the same preparation to one array job (array.ts).
  */
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
