@@ -8,6 +8,7 @@ worker picks its own item's task.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from conftest import KernelSession
@@ -79,3 +80,29 @@ def test_a_one_item_foreach_is_a_plain_job(env: dict[str, str], recorder: Record
     sub = recorder.batch("submitjob")[0]
     assert "arrayProperties" not in sub and "NBSCALE_TASK_ARRAY" not in env_of(sub), sub
     assert env_of(sub)["NBSCALE_TASK"].endswith("-0")
+
+
+def test_interrupting_a_batch_foreach_terminates_the_array_job_once(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    timed_batch(moto, 5)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        msg_id = k.kc.execute("%%step many --on batch --foreach [1,2,3]\nconst z = item;")
+        deadline = time.monotonic() + 30
+        while not recorder.batch("describejobs") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        k.km.interrupt_kernel()
+        reply = k.shell_reply(msg_id, timeout=60)
+        msgs = k.collect(msg_id, timeout=60)
+        assert reply["content"]["status"] == "error"
+        assert k.run("1 + 1")[0]["content"]["status"] == "ok", "the kernel is fine afterwards"
+    finally:
+        k.close()
+    assert statuses(msgs), [(m["msg_type"], str(m["content"])[:200]) for m in msgs]
+    parent = statuses(msgs)[-1]["jobId"]
+    terms = recorder.batch("terminatejob")
+    assert [t["jobId"] for t in terms] == [parent], "one TerminateJob, of the array job (it ends every child)"
+    assert f"AWS Batch array job {parent} was terminated (TerminateJob sent)" in "".join(
+        m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
+    )
+    assert statuses(msgs)[-1]["state"] == "cancelled", statuses(msgs)[-1]
