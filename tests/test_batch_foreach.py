@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import KernelSession
 from moto_server import MotoServer
-from test_batch import Recorder, aws, env, env_of, error_of, moto, recorder, registry, run_with_container, statuses, timed_batch, value_of  # noqa: F401
+from test_batch import Recorder, aws, env, env_of, error_of, moto, recorder, registry, run, run_with_container, statuses, stderr, timed_batch, value_of  # noqa: F401
 
 
 FOREACH = (
@@ -106,3 +108,22 @@ def test_interrupting_a_batch_foreach_terminates_the_array_job_once(env: dict[st
         m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
     )
     assert statuses(msgs)[-1]["state"] == "cancelled", statuses(msgs)[-1]
+
+
+def test_children_that_die_without_a_result_are_named_and_a_long_runnable_gets_the_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stand-in: moto's children wait in each state, then FAIL at RUNNING (no Docker) without a worker."""
+    monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "1s")
+    monkeypatch.setenv("NBSCALE_BATCH_POLL", "1s")
+    timed_batch(moto, 2)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        reply, msgs = run(k, "%%step lost --on batch --foreach [1,2] --cpu 2\nconst z = item;", timeout=120)
+    finally:
+        k.close()
+    err = stderr(msgs)
+    assert err.count("is still RUNNABLE") == 1 and "(it asks for 2 vCPU)" in err, err
+    e = error_of(msgs)
+    assert e["ename"] == "ForeachItemsFailed" and "indices 0, 1" in e["evalue"], e["evalue"]
+    parent = statuses(msgs)[-1]["jobId"]
+    for i in (0, 1):
+        assert f"BatchJobFailed: step `lost[{i}]`: AWS Batch job {parent}:{i} FAILED" in e["text"], e["text"]

@@ -25,6 +25,7 @@ import type { BatchStatus } from "./launcher";
 import { lastLogLines } from "./logs";
 import type { BatchSettings } from "./settings";
 import { jobAttempts, submitJobInput } from "./submit";
+import { runnableHint } from "./view";
 import { FINAL_STATES } from "./watch";
 
 type Inputs = Pick<EncodedValues, "specs" | "frames">;
@@ -89,6 +90,8 @@ class ChildStates {
   constructor(
     private readonly client: BatchClient,
     private readonly ids: string[],
+    /** After every round: the children as DescribeJobs told. */
+    private readonly onPoll: (jobs: Map<string, JobDetail>) => void,
     private readonly minMs = 1000,
   ) {}
 
@@ -103,6 +106,7 @@ class ChildStates {
           for (const j of r.jobs ?? []) if (j.jobId) m.set(j.jobId, j);
         }
         this.last = Date.now();
+        this.onPoll(m);
         return (this.cached = m);
       } finally {
         this.inflight = null;
@@ -164,13 +168,27 @@ export async function runBatchArray(p: Prepared, req: BatchArrayRequest): Promis
   const parent = (await p.client.send(new SubmitJobCommand(input))).jobId!;
   req.onSubmitted?.(parent);
   const ids = Array.from({ length: n }, (_, i) => childJobId(parent, i, n));
+  // The same hint as a single job's, once, when some child waits RUNNABLE too long.
+  const runnableSince = new Map<string, number>();
+  let hinted = false;
+  const watchQueue = (jobs: Map<string, JobDetail>) => {
+    const now = Date.now();
+    for (const [id, j] of jobs) {
+      if (j.status !== "RUNNABLE") runnableSince.delete(id);
+      else if (!runnableSince.has(id)) runnableSince.set(id, now);
+    }
+    if (!hinted && [...runnableSince.values()].some((t) => now - t >= p.settings.runnableHintMs)) {
+      hinted = true;
+      req.onEvent({ type: "stream", name: "stderr", text: runnableHint(parent, p.settings.queue, req) });
+    }
+  };
 
   const watched = await watchElements<BatchStatus>({
     backend: p.backend,
     base,
     task,
     n,
-    launcher: new ChildLauncher(p.client, parent, n, new ChildStates(p.client, ids)),
+    launcher: new ChildLauncher(p.client, parent, n, new ChildStates(p.client, ids, watchQueue)),
     signal: req.signal,
     onEvent: req.onItemEvent,
     onCounts: req.onCounts,

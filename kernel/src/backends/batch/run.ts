@@ -44,7 +44,7 @@ import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prep
 import { jobAttempts, submitJobInput } from "./submit";
 import { packageChoice, resolveWorkerPackage, type WorkerPackage } from "./worker-package";
 import { packageDir } from "../slurm/run";
-import { JobView } from "./view";
+import { JobView, runnableHint } from "./view";
 
 export { BatchStepError } from "./errors";
 
@@ -310,13 +310,4 @@ function isAwsError(e: unknown): boolean {
 
 function interrupted(jobId: string): TaskResult {
   return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: jobId, pid: 0 }, peakRss: 0 };
-}
-
-function runnableHint(jobId: string, queue: string, s: Pick<BatchStep, "cpu" | "memory" | "gpu">): string {
-  const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`].filter(Boolean).join(", ");
-  return (
-    `hint: AWS Batch job ${jobId} is still RUNNABLE: no compute environment of queue \`${queue}\` has started an instance for it yet` +
-    `${asked ? ` (it asks for ${asked})` : ""}. Common causes: the environment's maxvCpus is reached by other jobs, its instance types are smaller than the request, ` +
-    "or spot capacity is short. `aws batch describe-compute-environments` shows the limits; interrupt the cell to terminate the job.\n"
-  );
 }
