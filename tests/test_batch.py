@@ -410,15 +410,21 @@ def test_image_and_queue_from_the_step_line(env: dict[str, str], recorder: Recor
     assert "not on the npm registry" not in stderr(msgs), "an image of one's own is not checked against npm"
 
 
-def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run_through_moto_states(moto: MotoServer, cwd: Path, monkeypatch: pytest.MonkeyPatch, code: str, state_seconds: int) -> list[dict[str, Any]]:
+    """Runs `code` in a fresh kernel with no container stand-in: moto's jobs spend `state_seconds` in each
+    state, then FAIL at RUNNING (no Docker). Polled every second, with the RUNNABLE hint after 1 s."""
     monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "1s")
     monkeypatch.setenv("NBSCALE_BATCH_POLL", "1s")
-    timed_batch(moto, 3)
-    k = KernelSession(cwd=str(tmp_path))
+    timed_batch(moto, state_seconds)
+    k = KernelSession(cwd=str(cwd))
     try:
-        reply, msgs = run(k, "%%step slow --on batch --cpu 2\nconst x = 1;", timeout=90)
+        return run(k, code, timeout=120)[1]
     finally:
         k.close()
+
+
+def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    msgs = run_through_moto_states(moto, tmp_path, monkeypatch, "%%step slow --on batch --cpu 2\nconst x = 1;", state_seconds=3)
     lines = job_lines(msgs)
     # One output (the step status), updated in place as the job moves.
     kinds = [s["_msg"] for s in statuses(msgs)]
@@ -445,11 +451,12 @@ def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: di
     assert len(recorder.batch("describejobs")) >= 4
 
 
-def test_interrupt_terminates_the_job_and_says_so(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
-    timed_batch(moto, 5)
-    k = KernelSession(cwd=str(tmp_path))
+def interrupt_while_polled(recorder: Recorder, cwd: Path, code: str) -> list[dict[str, Any]]:
+    """Runs `code`, interrupts the kernel once the job is being polled, and returns the cell's messages;
+    the interrupted cell must fail and the kernel must still run code afterwards."""
+    k = KernelSession(cwd=str(cwd))
     try:
-        msg_id = k.kc.execute("%%step stop_me --on batch\nconst x = 1;")
+        msg_id = k.kc.execute(code)
         deadline = time.monotonic() + 30
         while not recorder.batch("describejobs") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -458,11 +465,15 @@ def test_interrupt_terminates_the_job_and_says_so(env: dict[str, str], recorder:
         reply = k.shell_reply(msg_id, timeout=60)
         msgs = k.collect(msg_id, timeout=60)
         assert reply["content"]["status"] == "error"
-        # The kernel is fine afterwards.
-        r2, _ = k.run("1 + 1")
-        assert r2["content"]["status"] == "ok"
+        assert k.run("1 + 1")[0]["content"]["status"] == "ok", "the kernel is fine afterwards"
     finally:
         k.close()
+    return msgs
+
+
+def test_interrupt_terminates_the_job_and_says_so(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
+    timed_batch(moto, 5)
+    msgs = interrupt_while_polled(recorder, tmp_path, "%%step stop_me --on batch\nconst x = 1;")
     assert error_of(msgs)["ename"] == "KeyboardInterrupt"
     job = env_of(recorder.batch("submitjob")[0])
     terms = recorder.batch("terminatejob")

@@ -8,14 +8,13 @@ worker picks its own item's task.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import KernelSession
 from moto_server import MotoServer
-from test_batch import Recorder, aws, env, env_of, error_of, moto, recorder, registry, run, run_with_container, statuses, stderr, timed_batch, value_of  # noqa: F401
+from test_batch import Recorder, aws, env, env_of, error_of, interrupt_while_polled, moto, recorder, registry, run_through_moto_states, run_with_container, statuses, stderr, timed_batch, value_of  # noqa: F401
 
 
 FOREACH = (
@@ -86,20 +85,7 @@ def test_a_one_item_foreach_is_a_plain_job(env: dict[str, str], recorder: Record
 
 def test_interrupting_a_batch_foreach_terminates_the_array_job_once(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     timed_batch(moto, 5)
-    k = KernelSession(cwd=str(tmp_path))
-    try:
-        msg_id = k.kc.execute("%%step many --on batch --foreach [1,2,3]\nconst z = item;")
-        deadline = time.monotonic() + 30
-        while not recorder.batch("describejobs") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        k.km.interrupt_kernel()
-        reply = k.shell_reply(msg_id, timeout=60)
-        msgs = k.collect(msg_id, timeout=60)
-        assert reply["content"]["status"] == "error"
-        assert k.run("1 + 1")[0]["content"]["status"] == "ok", "the kernel is fine afterwards"
-    finally:
-        k.close()
+    msgs = interrupt_while_polled(recorder, tmp_path, "%%step many --on batch --foreach [1,2,3]\nconst z = item;")
     assert statuses(msgs), [(m["msg_type"], str(m["content"])[:200]) for m in msgs]
     parent = statuses(msgs)[-1]["jobId"]
     terms = recorder.batch("terminatejob")
@@ -112,14 +98,7 @@ def test_interrupting_a_batch_foreach_terminates_the_array_job_once(env: dict[st
 
 def test_children_that_die_without_a_result_are_named_and_a_long_runnable_gets_the_hint(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No stand-in: moto's children wait in each state, then FAIL at RUNNING (no Docker) without a worker."""
-    monkeypatch.setenv("NBSCALE_BATCH_RUNNABLE_HINT", "1s")
-    monkeypatch.setenv("NBSCALE_BATCH_POLL", "1s")
-    timed_batch(moto, 2)
-    k = KernelSession(cwd=str(tmp_path))
-    try:
-        reply, msgs = run(k, "%%step lost --on batch --foreach [1,2] --cpu 2\nconst z = item;", timeout=120)
-    finally:
-        k.close()
+    msgs = run_through_moto_states(moto, tmp_path, monkeypatch, "%%step lost --on batch --foreach [1,2] --cpu 2\nconst z = item;", state_seconds=4)
     err = stderr(msgs)
     assert err.count("is still RUNNABLE") == 1 and "(it asks for 2 vCPU)" in err, err
     e = error_of(msgs)
