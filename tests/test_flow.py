@@ -245,15 +245,6 @@ export default flow("oom", [hog]);
     assert 'memory: "128M"' in r.stderr and "nbscale logs run-" in r.stderr
 
 
-def test_batch_and_slurm_are_refused_by_name(work: Path) -> None:
-    (work / "flow.ts").write_text(FLOW)
-    r = cli("run", "flow.ts", "--on", "batch", cwd=work)
-    assert r.returncode != 0 and "AWS Batch is not available" in r.stderr and "--on local" in r.stderr
-    r = cli("run", "flow.ts", "--on", "slurm", cwd=work)
-    assert r.returncode != 0 and "Slurm is not available" in r.stderr
-    assert not (work / "counter.txt").exists()
-
-
 def test_flow_reproduces_the_notebooks_artifacts_by_hash(work: Path) -> None:
     """The notebook runs headlessly under nbclient on the real kernel (which
     records every execution), then its exported flow runs; both hash their

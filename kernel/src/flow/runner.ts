@@ -25,6 +25,8 @@ import { ProcessLauncher, StepLauncher, TaskOutcome } from "./pool";
 import type { WorkerTask } from "./worker";
 import { canReuse, downstreamOf } from "./plan";
 import type { Progress } from "./progress";
+import { RemoteSetupError, type RemoteTaskOutcome } from "./remote-launcher";
+import { prepareRemoteTargets } from "./remote-targets";
 
 export interface RunOptions {
   flowFile: string;
@@ -52,8 +54,8 @@ export interface RunResult {
   flowPath: string;
 }
 
-/** Targets this build can run steps on. */
-const AVAILABLE: Target[] = ["local", "kernel"];
+/** Targets this build can run steps on; slurm and batch go through remote-targets.ts. */
+const AVAILABLE: Target[] = ["local", "kernel", "slurm", "batch"];
 
 export class RunSetupError extends Error {
   constructor(message: string) {
@@ -98,6 +100,10 @@ async function runWith(options: RunOptions, launcher: StepLauncher): Promise<Run
     }
   }
 
+  // Refusals (no queue, no sbatch, a datastore the jobs can't reach) come before anything is written.
+  const remote = await prepareRemoteTargets(order, targetOf, options.datastore, loaded.path).catch((e: unknown) => {
+    throw e instanceof RemoteSetupError ? new RunSetupError(e.message) : e;
+  });
   const ds = await Datastore.open(options.datastore, { create: true });
   const runs = new RunStore(ds.backend);
   const runId = newRunId();
@@ -128,6 +134,7 @@ async function runWith(options: RunOptions, launcher: StepLauncher): Promise<Run
     jsPath,
     slots: new Semaphore(maxWorkers),
     launcher,
+    remote: remote.launchers(ds, (name) => order.find((s) => s.name === name)!.settings, launcher),
     results: new Map(),
     needed: neededOutputs(order),
     force: options.resume ? downstreamOf(order.map((s) => ({ name: s.name, needs: depsOf(s) })), options.resume.force) : new Set(),
@@ -136,7 +143,10 @@ async function runWith(options: RunOptions, launcher: StepLauncher): Promise<Run
     saving: [],
   };
   options.progress.begin(runId, loaded.path, order.length);
-  const onSigint = (): void => ctx.launcher.stopAll();
+  const onSigint = (): void => {
+    ctx.launcher.stopAll();
+    for (const l of ctx.remote.values()) l.stopAll();
+  };
   process.once("SIGINT", onSigint);
   try {
     const done = new Map<string, Promise<StepRecord>>();
@@ -181,6 +191,8 @@ interface Ctx {
   jsPath: string;
   slots: Semaphore;
   launcher: StepLauncher;
+  /** Slurm and Batch steps' launchers; every other target runs on `launcher`. */
+  remote: Map<Target, StepLauncher>;
   results: Map<string, StepRecord>;
   needed: Map<string, Set<string>>;
   force: Set<string>;
@@ -351,10 +363,13 @@ interface Attempt {
 type Launch = { memoryBytes: number | null; timeoutMs: number | null; env: Record<string, string> };
 
 async function runOne(ctx: Ctx, label: string, task: WorkerTask, launch: Launch): Promise<Attempt> {
-  const release = await ctx.slots.acquire();
+  const remote = ctx.remote.get(task.target as Target);
+  // A Slurm or Batch job uses no worker process here: the scheduler (and foreach `parallel`) bounds those.
+  const release = remote ? () => undefined : await ctx.slots.acquire();
   let outcome: TaskOutcome;
   try {
-    outcome = await ctx.launcher.run(task, { ...launch, onOutput: (t) => ctx.options.progress.output(label, t) });
+    const launcher = remote ?? ctx.launcher;
+    outcome = await launcher.run(task, { ...launch, onOutput: (t) => ctx.options.progress.output(label, t) });
   } finally {
     release();
   }
@@ -362,7 +377,7 @@ async function runOne(ctx: Ctx, label: string, task: WorkerTask, launch: Launch)
   if (outcome.reply?.type === "done") {
     return { ...empty, error: null, artifacts: outcome.reply.artifacts, versions: outcome.reply.versions, execution: outcome.reply.execution };
   }
-  return { ...empty, error: describeFailure(task.step, outcome, launch) };
+  return { ...empty, error: (outcome as RemoteTaskOutcome).failure ?? describeFailure(task.step, outcome, launch) };
 }
 
 export function describeFailure(step: string, outcome: TaskOutcome, launch: Launch): StepError {

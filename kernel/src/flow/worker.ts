@@ -104,6 +104,11 @@ function captureOutput(): void {
 const datastores = new Map<string, Promise<Datastore>>();
 const compiledFlows = new Map<string, string>();
 
+/**
+ * Runs one flow task. In the warm worker (`serve`) output is already being
+ * captured; in a remote job (flow/remote-worker.ts) it is captured here for
+ * the execution record while still going to the job's own stdout/stderr.
+ */
 export async function runTask(task: WorkerTask): Promise<WorkerReply> {
   captureOutput();
   const own = captured === null;

@@ -20,7 +20,8 @@ import {
   OutputRef,
 } from "./executions";
 import { backendFor } from "./backends";
-import { DatastoreLocation, describeLocation } from "./location";
+import { NotebookRenames, type NotebookFilter } from "./notebooks";
+import { DatastoreLocation, describeLocation, resolveDatastore } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
 
 const MARKER_KEY = "nbscale-store.json";
@@ -31,6 +32,8 @@ export interface ExecutionInput {
   id?: string;
   /** Notebook path (absolute, or as the frontend names it); null for scripts. */
   notebook: string | null;
+  /** The notebook's lineage across renames (see notebooks.ts); defaults to `notebook`. */
+  lineage?: NotebookFilter;
   cell: string;
   executionCount?: number | null;
   code: string;
@@ -49,8 +52,9 @@ export interface ExecutionInput {
   serializedOutputs?: Record<string, Serialized>;
   /** TypeScript type text of outputs, for `%restore` to rebind with its type. */
   outputTypes?: Record<string, string>;
-  stdout?: string;
-  stderr?: string;
+  /** Text, or UTF-8 chunks (a long log need not become one string). */
+  stdout?: string | readonly Uint8Array[];
+  stderr?: string | readonly Uint8Array[];
   /** Jupyter display_data / execute_result outputs. */
   display?: unknown[];
   status: ExecutionStatus;
@@ -63,6 +67,12 @@ export interface ExecutionInput {
   /** Defaults to this process's Node, nbscale, and the notebook folder's lockfile. */
   environment?: ExecutionRecord["environment"];
 }
+
+export type LoadOptions = VersionFilter &
+  DeserializeOptions & {
+    /** Work for this thread while the version's bytes are read and verified (see ReadOptions). */
+    whileReading?: (record: VersionRecord) => void;
+  };
 
 export interface LoadedArtifact {
   record: VersionRecord;
@@ -78,6 +88,7 @@ export class Datastore {
   readonly blobs: BlobStore;
   readonly artifacts: ArtifactStore;
   readonly executions: ExecutionStore;
+  readonly notebooks: NotebookRenames;
 
   private constructor(
     readonly backend: StorageBackend,
@@ -85,11 +96,14 @@ export class Datastore {
   ) {
     this.blobs = new BlobStore(backend);
     this.executions = new ExecutionStore(backend, this.blobs);
+    this.notebooks = new NotebookRenames(backend);
     this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id));
   }
 
   static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
-    const loc: DatastoreLocation = typeof where === "string" ? { kind: "fs", path: where, source: "flag" } : where;
+    // A string is a location as a worker is given it: a directory, or s3://bucket/prefix (a remote flow step's datastore).
+    const loc: DatastoreLocation =
+      typeof where !== "string" ? where : /^s3:\/\//i.test(where) ? resolveDatastore({ flag: where, env: {}, cwd: "/" }) : { kind: "fs", path: where, source: "flag" };
     return Datastore.openBackend(backendFor(loc), options, loc);
   }
 
@@ -149,6 +163,7 @@ export class Datastore {
         ...(s.header.class ? { class: s.header.class } : {}),
         ...(tsType ? { ts_type: tsType } : {}),
         notebook: input.notebook,
+        ...(input.lineage ? { lineage: input.lineage } : {}),
         cell: input.cell,
         execution: id,
       });
@@ -158,11 +173,11 @@ export class Datastore {
         // The hash can't change during the write, so the version record (not
         // visible before the commit below) is written alongside the blob:
         // one round of file and directory fsyncs instead of two.
-        const [stored, versioned] = await Promise.all([this.storeOutput(p, input.notebook, early), this.artifacts.record(p.name, version(early.sha256, early.size, p.s))]);
+        const [stored, versioned] = await Promise.all([this.storeOutput(p, input.lineage ?? input.notebook, early), this.artifacts.record(p.name, version(early.sha256, early.size, p.s))]);
         if (stored.sha256 !== early.sha256) throw new StoreError(`\`${p.name}\`: its bytes changed while being stored`);
         recorded = versioned;
       } else {
-        const { sha256, size, s } = await this.storeOutput(p, input.notebook);
+        const { sha256, size, s } = await this.storeOutput(p, input.lineage ?? input.notebook);
         recorded = await this.artifacts.record(p.name, version(sha256, size, s));
       }
       const { record, created } = recorded;
@@ -222,7 +237,7 @@ export class Datastore {
    */
   private async storeOutput(
     p: PreparedOutput,
-    notebook: string | null,
+    notebook: NotebookFilter | null,
     hashed?: { sha256: string; size: number },
   ): Promise<{ sha256: string; size: number; s: Serialized }> {
     let s = p.s;
@@ -264,16 +279,17 @@ export class Datastore {
   }
 
   /** Resolves and reads (verifying the hash) a version. */
-  async load(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<LoadedArtifact> {
+  async load(spec: string, options: LoadOptions = {}): Promise<LoadedArtifact> {
     const record = await this.resolve(spec, options.notebook !== undefined ? { notebook: options.notebook } : {});
-    return { record, decoded: await this.artifacts.load(record, options) };
+    const { whileReading, ...rest } = options;
+    return { record, decoded: await this.artifacts.load(record, { ...rest, ...(whileReading ? { whileReading: () => whileReading(record) } : {}) }) };
   }
 
   /**
    * The live value of a version (what `%restore` binds). Functions/classes
    * come back as their source text (`kind: "source"`); stubs can't be restored.
    */
-  async restore(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
+  async restore(spec: string, options: LoadOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
     const { record, decoded } = await this.load(spec, options);
     switch (decoded.kind) {
       case "v8":

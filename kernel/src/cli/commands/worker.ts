@@ -14,7 +14,8 @@ Options:
   --task DATASTORE TASK_ID
                       run one task from the datastore (a directory or
                       s3://bucket/prefix) and exit: how Slurm and Batch jobs
-                      run a step (0: it succeeded, 1: it threw, 2: no task)
+                      run a notebook step or a flow step (0: it succeeded,
+                      1: it threw, 2: no task)
 `;
 
 const worker: CliCommand = {
@@ -24,8 +25,13 @@ const worker: CliCommand = {
   run: async (argv, io) => {
     if (argv[0] === "--task") {
       if (argv.length !== 3) throw new UsageError(`--task takes a datastore and a task id\n\n${usage}`);
-      const { runRemoteWorker } = await import("../../worker/remote-main");
-      const code = await runRemoteWorker({ datastore: argv[1], task: argv[2], cwd: io.cwd });
+      // A flow step (`nbscale run … --on slurm|batch`) or a notebook cell: task.json says which.
+      const { runFlowTaskIfAny } = await import("../../flow/remote-worker");
+      let code = await runFlowTaskIfAny({ datastore: argv[1], task: argv[2], cwd: io.cwd });
+      if (code === null) {
+        const { runRemoteWorker } = await import("../../worker/remote-main");
+        code = await runRemoteWorker({ datastore: argv[1], task: argv[2], cwd: io.cwd });
+      }
       // Whatever the step left running (timers, sockets) must not keep the job alive.
       process.exit(code);
     }

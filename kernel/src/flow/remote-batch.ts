@@ -1,0 +1,166 @@
+/**
+ * Flow steps on AWS Batch: one step (or foreach item) = one SubmitJob to the
+ * step's queue (`queue:` in the flow, else NBSCALE_BATCH_QUEUE) with its
+ * memory/cpu/gpu as `containerOverrides.resourceRequirements`, its timeout,
+ * and its env, on the job definition the kernel uses (registered once per
+ * image and nbscale version; no Dockerfile). The run's datastore must be in
+ * S3: the job reads the flow module, the task and the inputs from it and
+ * records the execution there.
+ *
+ * Preflight refuses, before anything is uploaded, exactly what the kernel
+ * refuses for `%%step --on batch` (backends/batch/preflight.ts, capacity.ts):
+ * no queue, a local datastore, no region or credentials, a missing bucket, a
+ * queue that can never run the step's resources.
+ *
+ * Retries are the runner's (each attempt is a fresh job on a fresh task), not
+ * Batch's retryStrategy: a retried Batch job would find its task started.
+ */
+import { BatchClient } from "@aws-sdk/client-batch";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { depsManifestKey, sha256Hex } from "../backends/batch/bootstrap";
+import { checkQueue } from "../backends/batch/capacity";
+import { failureFacts, jobFailedError } from "../backends/batch/failure";
+import { JobDefinitions } from "../backends/batch/jobdef";
+import { BatchLauncher, type BatchStatus } from "../backends/batch/launcher";
+import { lastLogLines } from "../backends/batch/logs";
+import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "../backends/batch/preflight";
+import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "../backends/batch/settings";
+import { submitJobInput } from "../backends/batch/submit";
+import type { SubmittedTask } from "../backends/remote/kernel-side";
+import type { StorageBackend } from "../store/backend";
+import { backendFor } from "../store/backends";
+import type { DatastoreLocation } from "../store/location";
+import { parseSize } from "../magics/units";
+import { VERSION } from "../version";
+import type { StepDef } from "./api";
+import { RemoteSetupError, stepErrorOf, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+
+/** Settings the job sees as `nbscale run` does: a custom endpoint (LocalStack, moto) and the region. */
+const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
+const RESULT_GRACE_MS = 5_000;
+
+const key = (s: { queue?: string; image?: string }): string => `${s.queue ?? ""}\u0000${s.image ?? ""}`;
+
+export class BatchTarget implements RemoteTarget {
+  readonly name = "batch";
+  readonly nodeDatastore: string;
+  private readonly defs: JobDefinitions;
+  private depsLock: Promise<string | undefined> | null = null;
+  private warned = false;
+
+  private constructor(
+    private readonly client: BatchClient,
+    private readonly bySettings: Map<string, BatchSettings>,
+    private readonly flowDir: string,
+    private readonly backend: StorageBackend,
+  ) {
+    this.defs = new JobDefinitions(client);
+    this.nodeDatastore = [...bySettings.values()][0].datastore.path;
+  }
+
+  static async preflight(steps: readonly StepDef[], datastore: DatastoreLocation, flowDir: string): Promise<BatchTarget> {
+    const bySettings = new Map<string, BatchSettings>();
+    let client: BatchClient | null = null;
+    const checked = new Set<string>();
+    for (const s of steps) {
+      try {
+        const settings = resolveBatchSettings({ queue: s.settings.queue, image: s.settings.image, env: process.env, datastore });
+        bySettings.set(key(s.settings), settings);
+        if (!client) {
+          client = new BatchClient({});
+          await checkRegionAndCredentials(client);
+          await checkBucket(settings.datastore.bucket, settings.datastore.path);
+        }
+        const memory = s.settings.memory !== undefined ? parseSize(s.settings.memory) : undefined;
+        const ask = { memory, cpu: s.settings.cpu, gpu: s.settings.gpu };
+        const once = JSON.stringify([settings.queue, ask]);
+        if (!checked.has(once)) {
+          checked.add(once);
+          await checkQueue(client, settings.queue, settings.queueFrom, ask);
+        }
+      } catch (e) {
+        if (e instanceof BatchConfigError) {
+          throw new RemoteSetupError(`step ${s.name} was not sent to AWS Batch: ${e.message} (setting: ${e.setting}; nothing was uploaded or submitted). Or run it here with \`--on local\`.`);
+        }
+        throw e;
+      }
+    }
+    return new BatchTarget(client!, bySettings, flowDir, backendFor(datastore));
+  }
+
+  async submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<string, BatchStatus>> {
+    const settings = this.bySettings.get(key(r.settings))!;
+    const jobDefinition = await this.defs.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
+    this.depsLock ??= this.uploadDeps();
+    const depsLock = await this.depsLock;
+    const passthrough: Record<string, string> = {};
+    for (const k of PASSTHROUGH) if (process.env[k]) passthrough[k] = process.env[k]!;
+    const launcher = new BatchLauncher(
+      this.client,
+      (t) =>
+        submitJobInput({
+          step: t.step,
+          queue: settings.queue,
+          jobDefinition,
+          datastore: settings.datastore.path,
+          task: t.id,
+          memory: r.memory,
+          cpu: r.cpu,
+          gpu: r.gpu,
+          timeoutMs: r.timeoutMs,
+          env: r.env,
+          depsLock,
+          passthrough,
+        }),
+      () => undefined,
+    );
+    const jobId = await launcher.submit(task);
+    // As the kernel warns a cell: not refused, the registry may be a private mirror the compute environment sees and we don't.
+    const unpublished = settings.imageIsDefault && !this.warned && (await nbscalePublished(VERSION, process.env)) === false;
+    if (unpublished) this.warned = true;
+    return {
+      launcher,
+      job: jobId,
+      ...(unpublished
+        ? {
+            notice:
+              `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
+              "set `image:` on the step or NBSCALE_BATCH_IMAGE to an image that has it installed (docs/batch.md shows how)\n",
+          }
+        : {}),
+      label: `AWS Batch job ${jobId} (${settings.queue})`,
+      statusMs: 1000,
+      maxStatusMs: settings.maxPollMs,
+      endGraceMs: RESULT_GRACE_MS,
+      ended: async (status) => {
+        const job = status.job;
+        if (job?.status === "SUCCEEDED") {
+          return {
+            kind: "error",
+            message:
+              `AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id}); ` +
+              "did the image run something other than the job definition's command? check `image:` and the job's log",
+          };
+        }
+        const facts = failureFacts(job ?? {});
+        const logTail = await lastLogLines(facts.logStream).catch(() => []);
+        const cell = jobFailedError(facts, { step: task.step, jobId, memory: r.memory, timeoutMs: r.timeoutMs, logTail });
+        const err = stepErrorOf(task.step, cell, undefined);
+        return facts.logStream ? { ...err, message: `${err.message} [job log: CloudWatch Logs /aws/batch/job ${facts.logStream}]` } : err;
+      },
+    };
+  }
+
+  /** The flow folder's package.json + package-lock.json under the lockfile's hash, as the kernel uploads a notebook's. */
+  private async uploadDeps(): Promise<string | undefined> {
+    const lockPath = join(this.flowDir, "package-lock.json");
+    const pkgPath = join(this.flowDir, "package.json");
+    if (!existsSync(lockPath) || !existsSync(pkgPath)) return undefined;
+    const lock = readFileSync(lockPath);
+    const sha = sha256Hex(lock);
+    await this.backend.putIfAbsent(depsManifestKey(sha, "package-lock.json"), [lock]);
+    await this.backend.putIfAbsent(depsManifestKey(sha, "package.json"), [readFileSync(pkgPath)]);
+    return sha;
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * The `StepLauncher` of flow steps that run as scheduler jobs (Slurm, AWS
+ * Batch). Per task: the compiled flow module goes to the datastore as a blob
+ * (once per run), task.json next to it, the target submits a job that runs
+ * `nbscale worker --task DATASTORE TASK`, and the remote transport's watcher
+ * (backends/remote/kernel-side.ts) streams the worker's output into the
+ * run's progress and log while it polls the scheduler. The worker's
+ * result.json carries the flow worker's reply, so the runner can't tell a
+ * remote step from a local one — except when the job ended without a result:
+ * then the target explains the scheduler's ending (out of memory, time
+ * limit, FAILED reasons, log location) as the step's error.
+ */
+import { readFileSync } from "node:fs";
+import type { LaunchStatus, Launcher, SubmittedTask } from "../backends/remote/kernel-side";
+import { watchTask } from "../backends/remote/kernel-side";
+import { FORMAT, newTaskId, taskKey, type RemoteStarted } from "../backends/remote/protocol";
+import type { CellError } from "../session/errors";
+import type { Datastore } from "../store";
+import type { StepError } from "../store/runs";
+import type { StepSettings } from "./api";
+import type { LaunchOptions, StepLauncher, TaskOutcome } from "./pool";
+import type { FlowRemoteResult, FlowRemoteTask } from "./remote-task";
+import type { WorkerTask } from "./worker";
+
+/** A TaskOutcome that may already know what to tell the user (the runner prefers it to its own guess). */
+export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError };
+
+/** A refusal before anything was submitted: names the setting and how to fix it. */
+export class RemoteSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RemoteSetupError";
+  }
+}
+
+/** A submission the scheduler refused: the step fails with this error, the run goes on. */
+export class SubmitRefused extends Error {
+  constructor(readonly error: StepError) {
+    super(error.message);
+    this.name = "SubmitRefused";
+  }
+}
+
+export interface JobFacts {
+  started: RemoteStarted | null;
+  peakRss: number;
+}
+
+/** One submitted job, as the watcher and the failure report need it. */
+export interface RemoteJob<J, S extends LaunchStatus> {
+  launcher: Launcher<J, S>;
+  job: J;
+  /** `Slurm job 12`, `AWS Batch job 1a2b…` */
+  label: string;
+  /** Said once in the step's log when it was submitted (e.g. a warning about the image). */
+  notice?: string;
+  /** Why the job ended without a result, in the user's terms. */
+  ended(status: S, facts: JobFacts): Promise<StepError>;
+  statusMs?: number;
+  maxStatusMs?: number;
+  endGraceMs?: number;
+}
+
+export interface StepResources {
+  settings: StepSettings;
+  memory?: number;
+  cpu?: number;
+  gpu?: number;
+  timeoutMs?: number;
+  env: Record<string, string>;
+}
+
+/** Where flow steps go: Slurm or AWS Batch. */
+export interface RemoteTarget {
+  readonly name: "slurm" | "batch";
+  /** The datastore the jobs see (its kernel-side view is the run's datastore). */
+  readonly nodeDatastore: string;
+  submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>>;
+  /**
+   * All `n` items of a foreach step as one array job (task `<task.id>-<i>`
+   * for element i); one RemoteJob per element. Targets without arrays leave
+   * it out and each item is its own job.
+   */
+  submitArray?(task: SubmittedTask, n: number, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>[]>;
+}
+
+export class RemoteFlowLauncher implements StepLauncher {
+  private readonly modules = new Map<string, Promise<string>>();
+  private readonly running = new Set<AbortController>();
+  /** After Ctrl-C nothing new is submitted: not a retry, not a step whose turn comes later. */
+  private stopped = false;
+  /** Per step (and item): what the interrupt did to its job, so a retry the runner still asks for reports that. */
+  private readonly interrupted = new Map<string, string>();
+  /** foreach steps whose items run as one array job: the item count from the last count. */
+  private readonly counts = new Map<string, number>();
+  private readonly arrays = new Map<string, Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }>>();
+
+  constructor(
+    private readonly target: RemoteTarget,
+    private readonly ds: Datastore,
+    /** The step's settings from the flow file (resources, queue, partition, image). */
+    private readonly settingsOf: (step: string) => StepSettings,
+    /**
+     * Where a foreach step's items are counted: here, as the kernel evaluates
+     * `--foreach EXPR` in the session. A job just to count would cost a queue
+     * wait (minutes on Batch) before the items could even be submitted.
+     */
+    private readonly local: StepLauncher,
+  ) {}
+
+  async run(task: WorkerTask, options: LaunchOptions): Promise<RemoteTaskOutcome> {
+    if (task.item && "count" in task.item) {
+      const counted = await this.local.run(task, options);
+      // A new count starts a new round of items (a retry of the step counts again).
+      this.arrays.delete(task.step);
+      if (counted.reply?.type === "done" && this.target.submitArray) this.counts.set(task.step, counted.reply.count ?? 0);
+      return counted;
+    }
+    const index = task.item && "index" in task.item ? task.item.index : null;
+    const key = index !== null ? `${task.step}[${index}]` : task.step;
+    if (this.stopped) {
+      const message = this.interrupted.get(key) ?? `interrupted before it was submitted to ${this.target.name === "slurm" ? "Slurm" : "AWS Batch"}`;
+      return { ...nothing(""), failure: { kind: "error", message } };
+    }
+    const out = new Output(options);
+    const n = this.counts.get(task.step);
+    if (index !== null && n !== undefined && this.target.submitArray) {
+      let array = this.arrays.get(task.step);
+      if (!array) {
+        array = this.submitArray(task, options, n, out);
+        this.arrays.set(task.step, array);
+      }
+      const a = await array;
+      if ("failure" in a) return { ...nothing(out.log), failure: a.failure };
+      return this.watch(a.elements[index], a.tasks[index], key, out);
+    }
+    const submitted = await this.putTask(task, options, index !== null ? `${task.step}-${index}` : task.step);
+    let job: RemoteJob<unknown, LaunchStatus>;
+    try {
+      job = await this.target.submit(submitted, this.resources(task, options));
+    } catch (e) {
+      if (!(e instanceof SubmitRefused)) throw e;
+      return { ...nothing(out.log), failure: e.error };
+    }
+    if (job.notice) out.say(job.notice);
+    out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
+    return this.watch(job, submitted, key, out);
+  }
+
+  /** Every item of a foreach step as one Slurm job array: task `<base>-<i>` for element i. */
+  private async submitArray(task: WorkerTask, options: LaunchOptions, n: number, out: Output): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }> {
+    const base = newTaskId(task.step);
+    const tasks: SubmittedTask[] = [];
+    for (let i = 0; i < n; i++) tasks.push(await this.putTask({ ...task, item: { index: i } }, options, task.step, `${base}-${i}`));
+    try {
+      const elements = await this.target.submitArray!({ id: base, step: task.step, attempt: 1, memory: options.memoryBytes ?? undefined }, n, this.resources(task, options));
+      out.say(`[nbscale] ${elements[0]?.label.replace(/_\d+$/, "") ?? "Slurm array job"} submitted: ${n} items (tasks ${base}-0…${n - 1})\n`);
+      return { elements, tasks };
+    } catch (e) {
+      if (!(e instanceof SubmitRefused)) throw e;
+      return { failure: e.error };
+    }
+  }
+
+  private resources(task: WorkerTask, options: LaunchOptions): StepResources {
+    const settings = this.settingsOf(task.step);
+    return {
+      settings,
+      memory: options.memoryBytes ?? undefined,
+      cpu: settings.cpu,
+      gpu: settings.gpu,
+      timeoutMs: options.timeoutMs ?? undefined,
+      env: options.env,
+    };
+  }
+
+  /** Writes `tasks/<id>/task.json` for one flow task. */
+  private async putTask(task: WorkerTask, options: LaunchOptions, label: string, id = newTaskId(label)): Promise<SubmittedTask> {
+    const memory = options.memoryBytes ?? undefined;
+    const body: FlowRemoteTask = {
+      format: FORMAT,
+      kind: "flow",
+      task: id,
+      step: task.step,
+      attempt: 1,
+      env: options.env,
+      flow: task,
+      jsSha256: await this.module(task.jsPath),
+      ...(memory !== undefined ? { memory } : {}),
+      flushMs: 200,
+      created: new Date().toISOString(),
+    };
+    if (!(await this.ds.backend.createExclusive(taskKey(id, "task.json"), Buffer.from(JSON.stringify(body))))) {
+      throw new Error(`task ${id} exists already`);
+    }
+    return { id, step: task.step, attempt: 1, memory };
+  }
+
+  /** Tails the job's output into the step's log until its result, its end, or Ctrl-C. */
+  private async watch(job: RemoteJob<unknown, LaunchStatus>, submitted: SubmittedTask, key: string, out: Output): Promise<RemoteTaskOutcome> {
+    const abort = new AbortController();
+    this.running.add(abort);
+    let last = "";
+    try {
+      const outcome = await watchTask({
+        backend: this.ds.backend,
+        task: submitted,
+        launcher: job.launcher,
+        job: job.job,
+        signal: abort.signal,
+        statusMs: job.statusMs,
+        maxStatusMs: job.maxStatusMs,
+        endGraceMs: job.endGraceMs,
+        onEvent: (e) => {
+          if (e.type === "stream") out.say(e.text);
+          else if (e.type === "display" && typeof e.data["text/plain"] === "string") out.say(`${e.data["text/plain"]}\n`);
+        },
+        onStatus: (s) => {
+          if (s.label === last) return;
+          last = s.label;
+          out.say(`[nbscale] ${job.label}: ${s.label}\n`);
+        },
+      });
+      const pid = outcome.started?.pid ?? null;
+      switch (outcome.kind) {
+        case "result": {
+          const r = outcome.result as FlowRemoteResult;
+          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid };
+        }
+        case "cancelled":
+          out.say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
+          this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
+          return { ...nothing(out.log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
+        case "ended": {
+          const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
+          return { ...nothing(out.log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
+        }
+      }
+    } finally {
+      this.running.delete(abort);
+    }
+  }
+
+  stopAll(): void {
+    this.stopped = true;
+    for (const a of this.running) a.abort();
+  }
+
+  /** The compiled flow module as a blob: one upload per run, however many jobs read it. */
+  private module(jsPath: string): Promise<string> {
+    let p = this.modules.get(jsPath);
+    if (!p) {
+      p = this.ds.blobs.put([readFileSync(jsPath)]).then((b) => b.sha256);
+      this.modules.set(jsPath, p);
+    }
+    return p;
+  }
+}
+
+/** A task's log: what the job printed and what happened to it, also passed on live. */
+class Output {
+  log = "";
+  constructor(private readonly options: LaunchOptions) {}
+  say(text: string): void {
+    this.log += text;
+    this.options.onOutput?.(text);
+  }
+}
+
+function nothing(log: string): RemoteTaskOutcome {
+  return { reply: null, log, exitCode: null, signal: null, oom: false, timedOut: false, pid: null };
+}
+
+/** `re-run with \`--memory 2G\`` in a cell message → the same advice for a flow step. */
+export function flowMemoryAdvice(step: string, cellMessage: string): string | undefined {
+  const size = /--memory ([0-9.]+\s*[KMGT]i?B?)/.exec(cellMessage)?.[1]?.replace(/\s+/g, "");
+  if (!size) return undefined;
+  return `give it more memory: memory: "${size}" in step("${step}", { ... }) of the flow file (--memory ${size} on the cell's %%step line), then resume the run`;
+}
+
+/** A cell's error as a flow step's: the cell-only words go, the job's output file is named. */
+export function stepErrorOf(step: string, cell: CellError, outputFile: string | undefined): StepError {
+  const where = outputFile ? ` [job output: ${outputFile}]` : "";
+  const detail = cell.traceback
+    .slice(1)
+    .map((l) => l.replace(/;? ?the kernel and its variables are intact/, "").trim())
+    .filter((l) => l && l !== "()")
+    .join(" ");
+  const message = `${flowWording(cell)}${detail ? ` ${detail}` : ""}${where}`;
+  if (cell.ename === "StepOutOfMemory") return { kind: "oom", message, advice: flowMemoryAdvice(step, cell.evalue) };
+  if (cell.ename === "StepTimeout") return { kind: "timeout", message };
+  return { kind: "error", message };
+}
+
+function flowWording(cell: CellError): string {
+  return cell.evalue.replace(/; re-run with `--memory [^`]+`/, "").replace(/run the cell again/g, "resume the run");
+}

@@ -1,0 +1,144 @@
+/**
+ * Flow steps on Slurm: one step (or foreach item) = one `sbatch` job with the
+ * step's memory, cpu, gpu, timeout and partition, running the worker on the
+ * run's datastore as the nodes see it (NBSCALE_SLURM_DATASTORE, else the same
+ * path: a shared filesystem, or S3). Settings and refusals are the kernel's
+ * (backends/slurm/settings.ts); endings are explained by the same code as a
+ * `%%step --on slurm` cell (backends/slurm/failures.ts), reworded for a flow.
+ */
+import { run, showNodes } from "../backends/slurm/commands";
+import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
+import { taskKey } from "../backends/remote/protocol";
+import { backendFor } from "../store/backends";
+import type { StorageBackend } from "../store/backend";
+import { endedJobError, submitError } from "../backends/slurm/failures";
+import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
+import { packageDir } from "../backends/slurm/run";
+import { SlurmConfigError, slurmSettings, type SlurmSettings } from "../backends/slurm/settings";
+import type { SubmittedTask } from "../backends/remote/kernel-side";
+import type { DatastoreLocation } from "../store/location";
+import type { StepDef } from "./api";
+import { RemoteSetupError, stepErrorOf, SubmitRefused, type JobFacts, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+
+export class SlurmTarget implements RemoteTarget {
+  readonly name = "slurm";
+  readonly nodeDatastore: string;
+  private readonly byPartition = new Map<string, SlurmSettings>();
+  private readonly backend: StorageBackend;
+
+  private constructor(
+    private readonly datastore: DatastoreLocation,
+    private readonly cwd: string,
+    first: SlurmSettings,
+  ) {
+    this.nodeDatastore = first.nodeDatastore;
+    this.backend = backendFor(datastore);
+  }
+
+  /**
+   * Refuses before anything is submitted: a partition or setting that can't
+   * be right, or no Slurm client commands on PATH.
+   */
+  static async preflight(steps: readonly StepDef[], datastore: DatastoreLocation, cwd: string): Promise<SlurmTarget> {
+    const settingsFor = (partition: string | undefined, who: string): SlurmSettings => {
+      try {
+        return slurmSettings({ partition, env: process.env, datastore, cwd, packageDir: packageDir() });
+      } catch (e) {
+        if (e instanceof SlurmConfigError) throw new RemoteSetupError(`${who} can't be sent to Slurm: ${e.message} (setting: ${e.setting}; nothing was submitted)`);
+        throw e;
+      }
+    };
+    const target = new SlurmTarget(datastore, cwd, settingsFor(undefined, `steps ${steps.map((s) => s.name).join(", ")}`));
+    for (const s of steps) target.byPartition.set(s.settings.partition ?? "", settingsFor(s.settings.partition, `step ${s.name}`));
+    try {
+      const r = await run("sbatch", ["--version"], 10_000);
+      if (r.code !== 0) throw new Error(r.stderr.trim() || `exit ${r.code}`);
+    } catch (e) {
+      throw new RemoteSetupError(
+        `steps ${steps.map((s) => s.name).join(", ")} ask for Slurm, but ${(e as Error).message.replace(/the kernel's PATH/, "PATH")}; ` +
+          "run where Slurm's client commands work (a login node), or run them here with `--on local`",
+      );
+    }
+    return target;
+  }
+
+  async submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<SlurmJob, SlurmStatus>> {
+    const settings = this.byPartition.get(r.settings.partition ?? "")!;
+    const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs });
+    let job: SlurmJob;
+    try {
+      job = await launcher.submit(task);
+    } catch (e) {
+      if (!(e instanceof SbatchError)) throw e;
+      const nodes = await showNodes().catch(() => null);
+      const cell = submitError(task.step, e.stderr, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition }, nodes);
+      throw new SubmitRefused(stepErrorOf(task.step, cell, undefined));
+    }
+    return {
+      launcher,
+      job,
+      label: `Slurm job ${job.id}`,
+      ended: async (status, facts) => {
+        const cell = endedJobError({
+          step: task.step,
+          job: job.id,
+          info: status.info,
+          output: readOutputTail(job.outputFile),
+          memory: r.memory,
+          timeoutMs: r.timeoutMs,
+          peakRss: facts.peakRss,
+          node: facts.started?.host,
+          pid: facts.started?.pid,
+        });
+        return stepErrorOf(task.step, cell, job.outputFile);
+      },
+    };
+  }
+
+  /** One `sbatch --array=0-(n-1)[%parallel]`; each element watched through one shared `scontrol` poll (backends/slurm/array.ts). */
+  async submitArray(task: SubmittedTask, n: number, r: StepResources): Promise<RemoteJob<number, SlurmStatus>[]> {
+    const settings = this.byPartition.get(r.settings.partition ?? "")!;
+    const parallel = r.settings.parallel !== undefined && r.settings.parallel < n ? `%${Math.max(1, r.settings.parallel)}` : "";
+    const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs, array: `0-${n - 1}${parallel}` });
+    // The elements' output files (slurm-%A_%a.out) go in tasks/<base>/, and Slurm creates no directories.
+    await this.backend.createExclusive(taskKey(task.id, "array.json"), Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })));
+    let job: SlurmJob;
+    try {
+      job = await launcher.submit(task);
+    } catch (e) {
+      if (!(e instanceof SbatchError)) throw e;
+      const nodes = await showNodes().catch(() => null);
+      throw new SubmitRefused(stepErrorOf(task.step, submitError(task.step, e.stderr, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition }, nodes), undefined));
+    }
+    const elements = new ElementLauncher(new ArrayStates(job.id), launcher);
+    return Array.from({ length: n }, (_, index) => {
+      const id = `${job.id}_${index}`;
+      const outputFile = job.outputFile?.replace(/%a/g, String(index));
+      return {
+        launcher: elements,
+        job: index,
+        label: `Slurm array job ${id}`,
+        ended: async (status: SlurmStatus, facts: JobFacts) =>
+          stepErrorOf(
+            `${task.step}[${index}]`,
+            endedJobError({
+              step: `${task.step}[${index}]`,
+              job: id,
+              info: status.info,
+              output: readOutputTail(outputFile),
+              memory: r.memory,
+              timeoutMs: r.timeoutMs,
+              peakRss: facts.peakRss,
+              node: facts.started?.host,
+              pid: facts.started?.pid,
+            }),
+            outputFile,
+          ),
+      };
+    });
+  }
+
+  describe(): string {
+    return `Slurm (datastore on the nodes: ${this.nodeDatastore}; ${this.datastore.path} here; working directory ${this.cwd})`;
+  }
+}
