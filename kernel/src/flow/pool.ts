@@ -12,8 +12,9 @@
  *
  * - heap limit: a step with `memory` runs on a worker started with that
  *   V8 heap limit; workers are reused only by steps asking for the same one;
- * - timeout, death, Ctrl-C: the worker is killed and not reused (the next
- *   step gets a new one); out of memory is recognised from V8's own message
+ * - timeout, death: the worker is killed and not reused (the next step
+ *   gets a new one); Ctrl-C kills every worker and no step starts after it;
+ *   out of memory is recognised from V8's own message
  *   ("heap out of memory") or a SIGKILL/SIGABRT death (the kernel's OOM
  *   killer, V8's abort);
  * - at most `maxWorkers` processes live at once: an idle worker of another
