@@ -20,6 +20,11 @@ Options:
   --json             last line of stdout: {"run", "status", "steps": {STEP:
                      {"status", "executed", "artifacts": {NAME: SHA256}}}}
   --datastore DIR    datastore directory (default: $NBSCALE_DATASTORE, else ./.nbscale)
+
+Steps run on worker processes started once for the run and reused from step
+to step (each step evaluates the flow afresh). The compiled flow is cached by
+the SHA-256 of its source in $NBSCALE_CACHE_DIR (default $XDG_CACHE_HOME/nbscale,
+else ~/.cache/nbscale), so an unchanged flow is not compiled again.
 `;
 
 const run: CliCommand = {
