@@ -44,7 +44,6 @@ const key = (s: { queue?: string; image?: string }): string => `${s.queue ?? ""}
 
 export class BatchTarget implements RemoteTarget {
   readonly name = "batch";
-  readonly nodeDatastore: string;
   private readonly defs: JobDefinitions;
   private depsLock: Promise<string | undefined> | null = null;
   private warned = false;
@@ -56,7 +55,6 @@ export class BatchTarget implements RemoteTarget {
     private readonly backend: StorageBackend,
   ) {
     this.defs = new JobDefinitions(client);
-    this.nodeDatastore = [...bySettings.values()][0].datastore.path;
   }
 
   static async preflight(steps: readonly StepDef[], datastore: DatastoreLocation, flowDir: string): Promise<BatchTarget> {

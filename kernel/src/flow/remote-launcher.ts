@@ -73,8 +73,6 @@ export interface StepResources {
 /** Where flow steps go: Slurm or AWS Batch. */
 export interface RemoteTarget {
   readonly name: "slurm" | "batch";
-  /** The datastore the jobs see (its kernel-side view is the run's datastore). */
-  readonly nodeDatastore: string;
   submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>>;
   /**
    * All `n` items of a foreach step as one array job (task `<task.id>-<i>`
@@ -124,6 +122,8 @@ export class RemoteFlowLauncher implements StepLauncher {
     }
     const out = new Output(options);
     const n = this.counts.get(task.step);
+    // The first item asked for submits the whole array; each item's call then follows its own element
+    // (the runner's `parallel` only paces how many it waits on at once: Slurm's `%N` paces the elements).
     if (index !== null && n !== undefined && this.target.submitArray) {
       let array = this.arrays.get(task.step);
       if (!array) {
