@@ -3,6 +3,7 @@ import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { aboutPlugin } from './about';
 import { exportPlugin } from './export/plugin';
 import { historyPlugin } from './history/plugin';
+import { notebookPathPlugin } from './notebookpath/plugin';
 import { settingsPlugin } from './settings';
 import { statusPlugin } from './status/plugin';
 import { toolbarPlugin } from './toolbar/plugin';
@@ -22,6 +23,7 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   toolbarPlugin,
   statusPlugin,
   historyPlugin,
+  notebookPathPlugin,
   exportPlugin
 ];
 

@@ -219,8 +219,29 @@ def texts(msgs: list[dict[str, Any]]) -> list[str]:
     return [m["content"]["data"].get("text/plain", "") for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
 
 
+STEP_STATUS = "application/vnd.nbscale.step+json"
+BATCH_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "TERMINATED")
+
+
+def statuses(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The step-status payloads (what the JupyterLab extension renders), in order, each with its text/plain."""
+    return [
+        {**m["content"]["data"][STEP_STATUS], "_text": m["content"]["data"].get("text/plain", ""), "_msg": m["msg_type"]}
+        for m in msgs
+        if m["msg_type"] in ("display_data", "update_display_data") and STEP_STATUS in m["content"]["data"]
+    ]
+
+
 def job_lines(msgs: list[dict[str, Any]]) -> list[str]:
-    return [t for t in texts(msgs) if t.startswith("AWS Batch job ")]
+    """`AWS Batch job ID: SUBMITTED 0.4 s → …` as the step status's text shows the job's states."""
+    out = []
+    for s in statuses(msgs):
+        if not s.get("job"):
+            continue
+        parts = s["_text"].split("\n")[0].split(" · ")
+        states = [p for p in parts if p.split(" ")[0] in BATCH_STATES]
+        out.append(f"AWS Batch job {s['jobId']}: {states[0] if states else ''}")
+    return out
 
 
 def nothing_sent(recorder: Recorder) -> None:
@@ -398,9 +419,19 @@ def test_job_states_are_shown_live_with_time_in_each_and_a_runnable_hint(env: di
     finally:
         k.close()
     lines = job_lines(msgs)
-    # One output, updated in place as the job moves.
-    kinds = [m["msg_type"] for m in msgs if m["msg_type"] in ("display_data", "update_display_data") and m["content"]["data"].get("text/plain", "").startswith("AWS Batch job ")]
+    # One output (the step status), updated in place as the job moves.
+    kinds = [s["_msg"] for s in statuses(msgs)]
     assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}, kinds
+    # What the state means for the step: waiting in the queue is not running, and the run time starts at RUNNING.
+    by_job = {s["job"]["state"]: s for s in statuses(msgs) if s.get("job")}
+    assert by_job["RUNNABLE"]["state"] == "queued" and "startedAt" not in by_job["RUNNABLE"], by_job["RUNNABLE"]
+    assert by_job["SUBMITTED"]["state"] == "queued", by_job["SUBMITTED"]
+    if "STARTING" in by_job:
+        assert by_job["STARTING"]["state"] == "starting"
+    if "RUNNING" in by_job:
+        assert by_job["RUNNING"]["state"] == "running" and "startedAt" in by_job["RUNNING"]
+    assert statuses(msgs)[-1]["state"] == "failed" and statuses(msgs)[-1]["jobId"], statuses(msgs)[-1]
+    assert [j["state"] for j in statuses(msgs)[-1]["job"]["states"]][-1] == "FAILED"
     order = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "FAILED"]
     states = re.findall(r"\b([A-Z]{6,})\b", lines[-1].split(": ", 1)[1])
     assert states == sorted(states, key=order.index) and {"SUBMITTED", "PENDING", "RUNNABLE", "FAILED"} <= set(states), lines[-1]
@@ -495,13 +526,16 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
 # ---------------------------------------------------------------- data plane
 
 
-def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth: int = 1) -> subprocess.CompletedProcess[str]:
+def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth: int = 1, extra_env: dict[str, str] | None = None, image_has_nbscale: bool = True) -> subprocess.CompletedProcess[str]:
     """THE STAND-IN FOR THE CONTAINER: waits for the SubmitJob the kernel sent,
     reads the job definition's command and the job's environment back from
     moto, and runs exactly that command with exactly that environment here.
     What the compute environment would add is added: the job role's
     credentials, AWS_BATCH_JOB_ID, and an image that has nbscale of the
-    kernel's version on PATH (this checkout's bin/nbscale.js)."""
+    kernel's version on PATH (this checkout's bin/nbscale.js) unless
+    `image_has_nbscale` is False (the plain Node image). `extra_env` is what
+    Batch itself sets per array element or attempt (AWS_BATCH_JOB_ATTEMPT,
+    AWS_BATCH_JOB_ARRAY_INDEX)."""
     deadline = time.monotonic() + 60
     while len(recorder.batch("submitjob")) < nth:
         assert time.monotonic() < deadline, "no SubmitJob"
@@ -512,7 +546,7 @@ def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth
     command = jd["containerProperties"]["command"]
     image_bin = home / "image-bin"
     image_bin.mkdir(exist_ok=True)
-    if not (image_bin / "nbscale").exists():
+    if image_has_nbscale and not (image_bin / "nbscale").exists():
         (image_bin / "nbscale").symlink_to(ROOT / "kernel" / "bin" / "nbscale.js")
     container_env = {
         "PATH": f"{image_bin}:{os.environ['PATH']}",
@@ -523,8 +557,31 @@ def run_like_the_container(moto: MotoServer, recorder: Recorder, home: Path, nth
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_BATCH_JOB_ID": "stand-in",
         **env_of(submit),
+        **(extra_env or {}),
     }
     return subprocess.run(command, env=container_env, capture_output=True, text=True, timeout=120)
+
+
+def run_with_container(k: KernelSession, moto: MotoServer, recorder: Recorder, home: Path, code: str, runs: list[dict[str, str]] | None = None, timeout: float = 150, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[subprocess.CompletedProcess[str]]]:
+    """Runs `code` in the kernel while the container stand-in runs the job it submits: once, or once per
+    entry of `runs` (in order), with that entry added to the job's environment as Batch would add it."""
+    home.mkdir(exist_ok=True)
+    procs: list[subprocess.CompletedProcess[str]] = []
+
+    def container() -> None:
+        for extra in runs or [{}]:
+            procs.append(run_like_the_container(moto, recorder, home, extra_env=extra, **kw))
+
+    t = threading.Thread(target=container)
+    t.start()
+    reply, msgs = run(k, code, timeout=timeout)
+    t.join()
+    return reply, msgs, procs
+
+
+def value_of(k: KernelSession, expr: str) -> str:
+    _, out = k.run(expr)
+    return "".join(m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result")
 
 
 def test_data_plane_the_submitted_command_runs_the_step_and_its_outputs_arrive(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
@@ -566,7 +623,8 @@ def test_data_plane_the_submitted_command_runs_the_step_and_its_outputs_arrive(e
     keys = client_keys(env, tmp_path)
     task = env_of(recorder.batch("submitjob")[-1])["NBSCALE_TASK"]
     assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
-    assert "(result received)" in job_lines(msgs)[-1] or "SUCCEEDED" in job_lines(msgs)[-1], job_lines(msgs)
+    final = statuses(msgs)[-1]
+    assert final["state"] == "succeeded" and final["job"]["system"] == "AWS Batch" and final["jobId"], final
 
 
 def test_the_notebook_folders_lockfile_is_installed_once_then_restored_from_the_s3_cache(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
@@ -648,15 +706,9 @@ def test_a_job_that_died_before_writing_shows_its_last_cloudwatch_log_lines(tmp_
 
 def test_an_exception_in_the_job_points_at_the_cells_line(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     timed_batch(moto, 6)
-    home = tmp_path / "container"
-    home.mkdir()
-    procs: list[subprocess.CompletedProcess[str]] = []
     k = KernelSession(cwd=str(tmp_path))
     try:
-        t = threading.Thread(target=lambda: procs.append(run_like_the_container(moto, recorder, home)))
-        t.start()
-        reply, msgs = run(k, "%%step boom --on batch\nconst a = 1;\nif (a > 0) throw new RangeError(\"bad a: \" + a);\nconst b = 2;", timeout=120)
-        t.join()
+        reply, msgs, procs = run_with_container(k, moto, recorder, tmp_path / "container", "%%step boom --on batch\nconst a = 1;\nif (a > 0) throw new RangeError(\"bad a: \" + a);\nconst b = 2;")
         assert reply["content"]["status"] == "error"
         # the session is intact and the failed step defined nothing
         r, out = k.run("typeof b")

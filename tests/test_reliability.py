@@ -3,13 +3,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import KernelSession
+import zmq
+from jupyter_client.manager import start_new_kernel
+
+from conftest import KERNEL_NAME, KernelSession, fails, ok, stderr, value
 
 ROOT = Path(__file__).resolve().parents[1]
 NBSCALE = ["node", str(ROOT / "kernel" / "bin" / "nbscale.js")]
@@ -99,3 +106,294 @@ def test_records_crafted_to_point_outside_the_store_are_refused(tmp_path: Path) 
     assert "not yours" not in got.stdout
     fsck = cli("fsck", cwd=nb)
     assert fsck.returncode != 0, "fsck reports the crafted records"
+
+
+# --- a worker SIGKILLed mid-step ------------------------------------------------
+
+
+def worker_pids(k: KernelSession) -> list[int]:
+    """Pids of the local pool's workers, from `%workers`."""
+    rows = k.stdout(ok(k, "%workers")).splitlines()[2:]
+    return [int(r.split()[1]) for r in rows if len(r.split()) > 1 and r.split()[1].isdigit()]
+
+
+def test_a_worker_sigkilled_mid_step_fails_the_cell_and_the_pool_replaces_it(tmp_path: Path) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        ok(k, "const before = { kept: [1, 2, 3] };")
+        ok(k, "%%step warm\nconst warmed = 1;")
+        pool_before = worker_pids(k)
+        assert pool_before, "the pool has a warm worker"
+        # The step is busy in synchronous code when it dies: nothing in it can answer.
+        msg_id = k.kc.execute(
+            "%%step victim\nconsole.log(`pid ${process.pid}`);\n"
+            "const until = Date.now() + 60_000; let spins = 0; while (Date.now() < until) spins++;\nconst never = spins;"
+        )
+        pid = None
+        while pid is None:
+            msg = k.kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                m = re.search(r"pid (\d+)", msg["content"]["text"])
+                pid = int(m.group(1)) if m else None
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        reply = k.shell_reply(msg_id, timeout=10)
+        failed_after = time.monotonic() - killed_at
+        k.collect(msg_id)
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "WorkerDied", reply["content"]
+        assert str(pid) in reply["content"]["evalue"] and "SIGKILL" in reply["content"]["evalue"]
+        assert failed_after < 5, f"the cell failed {failed_after:.1f} s after the kill"
+        # The kernel and its state stay; the step's name was never bound.
+        assert value(k, "before.kept.length") == "3"
+        assert "never" in fails(k, "never")["evalue"]
+        # The pool replaced the dead worker, and the next step runs on a live one.
+        # The pool keeps NBSCALE_WARM_WORKERS (1) idle workers ready whatever died.
+        deadline = time.monotonic() + 15
+        while (pids := worker_pids(k)) and (pid in pids or not pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pid not in pids and len(pids) >= 1, (pool_before, pids)
+        for p in pids:
+            os.kill(p, 0)  # alive
+        out = k.stdout(ok(k, "%%step after\nconsole.log(process.pid);\nconst fine = before.kept.length * 2;"))
+        assert int(out) != pid
+        assert value(k, "fine") == "6"
+    finally:
+        k.close()
+
+
+# --- a cell that floods 100 MB of output -------------------------------------
+
+FLOOD_LINES = 1_000_000
+# 1e6 lines of 100 bytes: 100 MB. Each line ends with its number, so the log can be checked.
+FLOOD = f"for (let i = 0; i < {FLOOD_LINES}; i++) console.log(String(i).padStart(99, '.'));"
+
+
+def ping_control(k: KernelSession, stop: threading.Event, latencies: list[float]) -> None:
+    """kernel_info on the control channel, again and again: how long the kernel takes to answer."""
+    while not stop.is_set():
+        msg = k.kc.session.msg("kernel_info_request")
+        t0 = time.monotonic()
+        k.kc.control_channel.send(msg)
+        while True:
+            reply = k.kc.control_channel.get_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                break
+        latencies.append(time.monotonic() - t0)
+        stop.wait(0.1)
+
+
+@pytest.mark.parametrize("where", ["kernel", "local"])
+def test_a_100_mb_output_flood_is_bounded_in_the_cell_and_whole_in_nbscale_logs(tmp_path: Path, where: str) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        code = FLOOD if where == "kernel" else f"%%step flood\n{FLOOD}\nconst flooded = true;"
+        if where == "local":
+            ok(k, "%%step warm\nconst warmed = 1;")
+        stop, latencies = threading.Event(), []
+        pinger = threading.Thread(target=ping_control, args=(k, stop, latencies))
+        t0 = time.monotonic()
+        msg_id = k.kc.execute(code)
+        pinger.start()
+        try:
+            reply = k.shell_reply(msg_id, timeout=240)
+            msgs = k.collect(msg_id, timeout=60)
+        finally:
+            stop.set()
+            pinger.join()
+        elapsed = time.monotonic() - t0
+        assert reply["content"]["status"] == "ok", reply["content"]
+        print(f"\n{where}: 100 MB flood took {elapsed:.1f} s; control kernel_info answered {len(latencies)} times, max {max(latencies) * 1000:.0f} ms")
+        assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+
+        shown = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+        shown_bytes = len(shown.encode())
+        assert shown_bytes < 1.1 * 2**20, f"the cell got {shown_bytes} bytes"
+        assert shown.startswith("." * 98 + "0\n")
+        note = re.search(r"output truncated: ([\d.]+) MB more; full log: `nbscale logs (\S+)`", stderr(msgs))
+        assert note, stderr(msgs)[-500:]
+        hidden_mb, execution = float(note.group(1)), note.group(2)
+        assert abs(hidden_mb - (100 - shown.count("\n") * 100 / 1e6)) < 1.5, hidden_mb
+
+        # RSS of the kernel after the flood: the shown part is bounded; the log was held to be recorded.
+        rss_mb = int(value(k, "Math.round(process.memoryUsage.rss() / 1e6)"))
+        print(f"{where}: kernel RSS after the flood {rss_mb} MB")
+
+        logs = subprocess.run([*NBSCALE, "logs", execution], cwd=tmp_path, capture_output=True, timeout=120)
+        assert logs.returncode == 0, logs.stderr[-2000:]
+        lines = logs.stdout.decode().splitlines()
+        assert len(lines) == FLOOD_LINES
+        assert lines[0] == "." * 98 + "0" and lines[-1].endswith(str(FLOOD_LINES - 1)) and len(lines[-1]) == 99
+        assert all(int(lines[i].lstrip(".")) == i for i in range(0, FLOOD_LINES, 9973))
+        hist = subprocess.run([*NBSCALE, "history", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert execution in {e["id"] for e in json.loads(hist.stdout.strip().splitlines()[-1])["executions"]}
+    finally:
+        k.close()
+    assert cli("fsck", cwd=tmp_path).returncode == 0
+
+
+# --- 200 steps in a loop ---------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+ROUNDS = 5
+
+
+def test_200_foreach_items_all_complete_and_kernel_memory_stays_bounded(tmp_path: Path) -> None:
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        kernel_pid = int(value(k, "process.pid"))
+        ok(k, "const items = Array.from({ length: 200 }, (_, i) => ({ i, name: `item-${i}` }));")
+        code = ("%%step many --foreach items --parallel 2\n"
+                "console.log(`item ${item.i}`);\n"
+                "const square = item.i * item.i;\nconst label = item.name.toUpperCase();")
+        rss, times = [], []
+        for round_ in range(ROUNDS):
+            t0 = time.monotonic()
+            msgs = ok(k, code, timeout=600)
+            times.append(time.monotonic() - t0)
+            assert value(k, "square.length") == "200"
+            assert value(k, "square.every((s, i) => s === i * i) && label[199] === 'ITEM-199'") == "true"
+            out = k.stdout(msgs)
+            assert sum(1 for l in out.splitlines() if re.fullmatch(r"\[\d+\] item \d+", l)) == 200
+            rss.append(rss_mb(kernel_pid))
+        print(f"\n200-item foreach: {', '.join(f'{t:.1f} s' for t in times)}; kernel RSS after each round {', '.join(f'{r:.0f} MB' for r in rss)}")
+        # After the first round warmed everything up, more rounds must not keep growing the kernel.
+        assert rss[-1] - rss[0] < 60, rss
+    finally:
+        k.close()
+    hist = cli("history", "--json", cwd=tmp_path)
+    executions = json.loads(hist.stdout.strip().splitlines()[-1])["executions"]
+    # Each round: one execution for the foreach and one per item.
+    assert sum(1 for e in executions if e["status"] == "ok" and "square[199]" in e["outputs"]) == ROUNDS
+    assert cli("fsck", cwd=tmp_path).returncode == 0
+
+
+# --- hostile protocol messages: huge and missing frames ---------------------------
+
+
+class LoggedKernel(KernelSession):
+    """A kernel whose own stderr (its diagnostics log) goes to a file the test reads."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.log_path = cwd / "kernel-stderr.log"
+        self.log_file = self.log_path.open("w")
+        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=str(cwd), stderr=self.log_file)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def signed(k: KernelSession, parts: list[Any]) -> list[bytes]:
+    """Frames after the delimiter, validly signed with the session's key: only their shape is wrong."""
+    body = [json.dumps(p).encode() if not isinstance(p, bytes) else p for p in parts]
+    return [b"<IDS|MSG>", k.kc.session.sign(body), *body]
+
+
+def test_huge_and_missing_frames_are_dropped_and_logged_and_nothing_runs(tmp_path: Path) -> None:
+    k = LoggedKernel(tmp_path)
+    try:
+        pid = int(value(k, "process.pid"))
+        s = k.kc.session
+        execute = s.msg("execute_request", {"code": "(globalThis as any).pwned = true", "silent": False, "store_history": True,
+                                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+        header, parent, metadata, content = (execute["header"], {}, {}, execute["content"])
+        header = json.loads(json.dumps(header, default=str))
+        shell = k.kc.shell_channel.socket
+        # Missing frames, each message correctly signed over the frames it has.
+        shell.send_multipart(signed(k, [header, parent, metadata]))
+        shell.send_multipart(signed(k, [header]))
+        shell.send_multipart([b"<IDS|MSG>", k.kc.session.sign([])])
+        shell.send_multipart([b"<IDS|MSG>"])
+        # Frames that are there but hold the wrong thing.
+        shell.send_multipart(signed(k, [{**header, "msg_type": None}, parent, metadata, content]))
+        shell.send_multipart(signed(k, [[header], parent, metadata, content]))
+        # A huge frame: a validly signed request over the kernel's 256 MiB limit, on its own connection.
+        huge = s.msg("execute_request", {**execute["content"], "code": "(globalThis as any).pwned = true //" + "x" * (257 << 20)})
+        attacker = zmq.Context.instance().socket(zmq.DEALER)
+        attacker.linger = 0
+        attacker.connect(f"tcp://{k.km.ip}:{k.km.shell_port}")
+        try:
+            s.send(attacker, huge)
+            time.sleep(3)
+        finally:
+            attacker.close()
+        del huge
+        # The kernel is the same process, it answers, and nothing of the above ran.
+        assert value(k, "typeof (globalThis as any).pwned") == "'undefined'"
+        assert int(value(k, "process.pid")) == pid and k.km.is_alive()
+        log = k.log()
+        assert log.count("dropped message on shell: expected 5 frames after the delimiter") == 4, log
+        assert log.count("dropped message on shell: header lacks msg_id/msg_type") == 2, log
+        assert "shell: a client connection closed" in log and "256 MiB" in log, log
+    finally:
+        k.close()
+        k.log_file.close()
+
+
+# --- hostile names, values and paths -------------------------------------------
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_hostile_names_values_and_paths_are_refused_or_taken_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = tmp_path / "nb"
+    nb.mkdir()
+    notebook = nb / "demo.ipynb"
+    cells = [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "const xs = [1, 2, 3];", "outputs": [], "execution_count": None}]
+    notebook.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}))
+    notebook_bytes = notebook.read_bytes()
+    (nb / "helpers.ts").write_text("export const mine = 1;\n")
+    (tmp_path / "outside.txt").write_text("not yours")
+    canary = tmp_path / "pwned"
+    monkeypatch.setenv("NBSCALE_NOTEBOOK", str(notebook))
+    before_outside = tree(tmp_path) - {str(p.relative_to(tmp_path)) for p in nb.rglob("*")} - {"nb"}
+    shell_tricks = [f"$(touch {canary})", f"`touch {canary}`", f"x;touch {canary}", f"x|touch {canary}", f"x&&touch {canary}"]
+
+    k = KernelSession(cwd=str(nb))
+    try:
+        ok(k, "const secret = 1;")
+        # Step names: a name, never a path or a command.
+        for name in ["../x", "a/b", "..", "a\x00b", *shell_tricks]:
+            err = fails(k, f'%%step "{name}"\nconsole.log("ran");')
+            assert "step name" in err["evalue"] and "ran" not in k.stdout(err["msgs"]), err["evalue"]
+        # %restore names and versions.
+        for spec in ["../../outside", "secret/../../outside", "se\x00cret", "secret@../1", "secret@1/../2", *(f'"{t}"' for t in shell_tricks)]:
+            err = fails(k, f"%restore {spec}")
+            assert "%restore" in err["evalue"], err["evalue"]
+        # --env values: passed to the step as they are, never through a shell.
+        for trick in shell_tricks:
+            out = k.stdout(ok(k, f"%%step envy --env 'V={trick}'\nconsole.log(JSON.stringify(process.env.V));"))
+            assert json.loads(out) == trick
+        assert "NUL byte" in fails(k, '%%step envy --env "V=a\x00b"\nconsole.log(1);')["evalue"]
+        for key in ["../K", "K/1", "K;x", "1K"]:
+            assert "--env" in fails(k, f'%%step envy --env "{key}=1"\nconsole.log(1);')["evalue"]
+        # %export paths: inside the notebook's folder only, never over the notebook or a file of the user's.
+        for path in ["../outside.ts", str(tmp_path / "abs.ts"), "a\x00b.ts", "sub/../../outside.ts"]:
+            assert "inside the notebook's folder" in fails(k, f'%export "{path}"')["evalue"]
+        assert "is the notebook itself" in fails(k, "%export demo.ipynb")["evalue"]
+        assert "not a flow nbscale exported" in fails(k, "%export helpers.ts")["evalue"]
+        assert "ending in .ts" in fails(k, "%export notes.txt")["evalue"]
+        literal = "x;y $(z) `w`.ts"
+        ok(k, f"%export '{literal}'")
+        assert (nb / literal).read_text().startswith("/**"), "a file of exactly that name, in the notebook's folder"
+        ok(k, f"%export '{literal}'")  # an earlier export may be replaced
+    finally:
+        k.close()
+    # Artifact names on the command line.
+    for spec in ["../../outside", "secret/../../outside", "../outside.txt", "secret@../1", *shell_tricks]:
+        got = cli("artifact", "get", spec, cwd=nb)
+        assert got.returncode != 0 and "not yours" not in got.stdout and "Traceback" not in got.stderr, (spec, got.stderr)
+        assert "    at " not in got.stderr, got.stderr
+    assert not canary.exists(), "nothing ran as shell code"
+    assert notebook.read_bytes() == notebook_bytes and (nb / "helpers.ts").read_text() == "export const mine = 1;\n"
+    after_outside = tree(tmp_path) - {str(p.relative_to(tmp_path)) for p in nb.rglob("*")} - {"nb"}
+    assert after_outside == before_outside, "no file was created outside the notebook's folder"

@@ -9,7 +9,8 @@ import { KernelIo, InputInterrupted } from "./protocol/kernel-io";
 import { PROTOCOL_VERSION, type JsonObject, type JupyterMessage, type MessageHeader } from "./protocol/message";
 import type { RequestChannel } from "./protocol/io-messages";
 import { Executor, type ExecOutcome } from "./session/executor";
-import { captureOutput } from "./session/output-capture";
+import { captureOutput, CellOutputLimit, cellOutputLimit, formatMB } from "./session/output-capture";
+import { newExecutionId } from "./store";
 import { CommManager } from "./session/comms";
 import { InputHistory } from "./session/input-history";
 import { formatValue } from "./session/format";
@@ -26,6 +27,7 @@ import { register as registerRestore } from "./session/magic-handlers/restore";
 import { register as registerExport } from "./session/magic-handlers/export";
 import { registerHistoryComm } from "./session/comm-handlers/history";
 import { register as registerExportComm } from "./session/comm-handlers/export";
+import { register as registerNotebookComm } from "./session/comm-handlers/notebook";
 
 const PRELUDE = "declare function prompt(message?: string, defaultValue?: string): string | null;\n";
 
@@ -84,6 +86,9 @@ export class Kernel {
   /** Parent of output written now: the running cell, or the last one for late output. */
   private parent: JupyterMessage | null = null;
   private kernelLog: (text: string) => void = (t) => void process.stderr.write(t);
+  private readonly outputLimit: CellOutputLimit;
+  /** Stream output that bypasses the cell's output limit (the limit's own note). */
+  private readonly streamUnlimited: KernelIo["stream"];
 
   constructor(options: KernelOptions) {
     const info = readConnectionFile(options.connectionFile);
@@ -111,11 +116,18 @@ export class Kernel {
       };
     });
     this.magics = new CellMagics(() => ({ defaultTarget: defaultTarget() }));
+    // The limit sits under the recorder's tap: the cell shows a bounded part, the record gets all of it.
+    this.outputLimit = new CellOutputLimit(cellOutputLimit(process.env, (t) => this.kernelLog(t)));
+    this.streamUnlimited = this.io.stream.bind(this.io);
+    this.io.stream = (parent, name, text) => {
+      const shown = this.outputLimit.admit(parent.msg_id, text);
+      if (shown) this.streamUnlimited(parent, name, shown);
+    };
     this.recorder = new Recorder({
       cwd: options.cwd,
       env: process.env,
       executor: this.executor,
-      warn: (parent, text) => this.io.stream(parent, "stderr", text),
+      warn: (parent, text) => this.streamUnlimited(parent, "stderr", text),
     });
     this.recorder.observe(this.io);
     registerHistory(this.magics, { recorder: this.recorder });
@@ -123,6 +135,7 @@ export class Kernel {
     registerExport(this.magics, { recorder: this.recorder });
     registerHistoryComm(this.comms, { recorder: this.recorder });
     registerExportComm(this.comms, { recorder: this.recorder });
+    registerNotebookComm(this.comms, { recorder: this.recorder });
     registerStepMagics(this.magics, {
       executor: this.executor,
       cells: this.cells,
@@ -130,7 +143,7 @@ export class Kernel {
       packageDir: PACKAGE_DIR,
       log: (t) => this.kernelLog(t),
       knownVersion: (name) => this.recorder.knownVersion(name),
-      lazyStore: { location: this.recorder.location, notebook: this.recorder.notebook, recorded: this.recorder.enabled },
+      lazyStore: { location: this.recorder.location, lineage: () => this.recorder.lineage(), recorded: this.recorder.enabled },
     });
   }
 
@@ -262,10 +275,12 @@ export class Kernel {
     if (storeHistory) this.history.add(count, code);
     this.parent = msg;
     const started = new Date().toISOString();
+    const executionId = newExecutionId(new Date(started));
 
     const outcome = await this.runCell(code, msg);
+    this.noteHiddenOutput(msg, executionId);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
-    const recorded = this.recorder.record({ msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
+    const recorded = this.recorder.record({ id: executionId, msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
     const payload: JsonObject[] = [];
     if (outcome.ok && outcome.page) payload.push({ source: "page", data: { "text/plain": outcome.page }, start: 0 });
     if (outcome.ok && outcome.hasValue && !silent) {
@@ -293,6 +308,16 @@ export class Kernel {
       { ...meta, status: "ok" },
     );
     await recorded;
+  }
+
+  /** The end of a cell whose output went over its limit says how much was left out and where it is. */
+  private noteHiddenOutput(msg: JupyterMessage, executionId: string): void {
+    const hidden = this.outputLimit.hidden(msg.header.msg_id);
+    if (hidden === 0) return;
+    const where = this.recorder.enabled
+      ? `full log: \`nbscale logs ${executionId}\``
+      : "recording is off (NBSCALE_RECORD=0), so it was not kept";
+    this.streamUnlimited(msg.header, "stderr", `nbscale: output truncated: ${formatMB(hidden)} more; ${where}\n`);
   }
 
   /**

@@ -201,4 +201,28 @@ test.describe('history sidebar', () => {
       page.locator('.jp-SideBar [data-id="nbscale-history"]')
     ).toHaveClass(/lm-mod-current/);
   });
+
+  test('history follows the notebook through a rename', async ({ page }) => {
+    await page.notebook.createNew('before-rename.ipynb', { kernel: 'nbscale' });
+    await run(page, 0, 'let model: string = "v1";');
+    await page.notebook.save();
+    // The rename the file browser does (docmanager → contents service).
+    await page.evaluate(async () => {
+      const app = (window as any).jupyterapp;
+      const from: string = app.shell.currentWidget.context.path;
+      const to = from.replace(/before-rename\.ipynb$/, 'after-rename.ipynb');
+      await app.serviceManager.contents.rename(from, to);
+    });
+    await expect(page.locator('.jp-mod-current[role="tab"]')).toContainText(
+      'after-rename.ipynb'
+    );
+    await run(page, 1, 'model = "v2";');
+    await run(page, 2, '%history');
+    const output = page.locator('.jp-Cell').nth(2).locator('.jp-OutputArea');
+    await expect(output).toContainText('after-rename.ipynb');
+    await expect(output).not.toContainText('before-rename.ipynb');
+    const panel = await openHistory(page);
+    // Both executions, the one from before the rename included.
+    await expect(panel.locator('.jp-nbscale-History-row')).toHaveCount(2);
+  });
 });

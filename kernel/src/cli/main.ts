@@ -1,15 +1,35 @@
 /**
  * `nbscale` command line: finds the sub-command module by name and runs it.
  * Usage errors print the message alone (no stack) and exit 2.
+ *
+ * Only the module of the command being run is loaded: `nbscale run` must not
+ * pay for the TypeScript compiler (export), zeromq (worker) or the AWS SDK,
+ * so `--help` reads the one-line summaries from the table below instead of
+ * loading every command (test/cli/main.test.ts keeps the table in step with
+ * each command's own `summary`).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError, type CliCommand, type CliIO } from "./command";
 import { VERSION } from "../version";
 
-const COMMANDS = ["kernel", "history", "artifact", "show", "fsck", "export", "run", "resume", "runs", "logs", "worker"];
+export const SUMMARIES: Readonly<Record<string, string>> = {
+  kernel: "start the Jupyter kernel, or install its kernelspec",
+  history: "List recorded cell executions (or the versions of one variable)",
+  artifact: "Read a recorded variable version (artifact get NAME[@VERSION]) or list variables",
+  show: "Show one recorded execution in full",
+  fsck: "Check the datastore's integrity; list or clean leftovers",
+  export: "Export a notebook to a flow file",
+  run: "Run an exported flow headlessly",
+  resume: "Resume a failed run, reusing unchanged steps",
+  runs: "List flow runs",
+  logs: "Print the log of one step of a run",
+  worker: "Run steps for a kernel (started by the worker pool)",
+};
 
-function load(name: string): CliCommand | null {
+export const COMMANDS = Object.keys(SUMMARIES);
+
+export function load(name: string): CliCommand | null {
   const file = join(__dirname, "commands", `${name}.js`);
   if (!existsSync(file)) return null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -19,8 +39,7 @@ function load(name: string): CliCommand | null {
 function help(): string {
   const lines = [`nbscale ${VERSION}`, "", "usage: nbscale <command> [options]   (nbscale <command> --help for details)", ""];
   for (const name of COMMANDS) {
-    const c = load(name);
-    if (c) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+    if (existsSync(join(__dirname, "commands", `${name}.js`))) lines.push(`  ${name.padEnd(10)} ${SUMMARIES[name]}`);
   }
   return lines.join("\n") + "\n";
 }

@@ -1,6 +1,6 @@
 /**
- * Loading a flow file: TypeScript → JavaScript (transpile only, like the
- * kernel: no type check stands between the user and a run), evaluation as a
+ * Loading a flow file: TypeScript → JavaScript (compile.ts, or the compile
+ * cache of compile-cache.ts when the source is unchanged), evaluation as a
  * CommonJS module that lives at the flow's own path (so its relative imports
  * and node_modules resolve as the user expects), and a static reading of the
  * source that gives every step its code text and code hash.
@@ -14,10 +14,10 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ts } from "../step/typescript";
-import { analyzeCellDefinitions } from "../step/analysis";
 import { Flow, FlowDefinitionError, StepDef } from "./api";
 import { evaluateFlow, FlowLoadError } from "./evaluate";
+import { cacheDir, cacheKey, readCompiled, writeCompiled } from "./compile-cache";
+import type { CompiledFlow } from "./compile";
 
 export { evaluateFlow, FlowLoadError };
 
@@ -42,34 +42,22 @@ export interface LoadedFlow {
   flow: Flow;
   sharedSha256: string;
   steps: Map<string, StepSource>;
+  /** True when the compiled flow came from the compile cache (compile-cache.ts). */
+  cached: boolean;
+}
+
+export interface LoadOptions {
+  /** Compile cache directory; null turns the cache off. Default: cacheDir(). */
+  cacheDir?: string | null;
 }
 
 const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
-export function transpileFlow(path: string, source: string): string {
-  const out = ts.transpileModule(source, {
-    fileName: path,
-    reportDiagnostics: true,
-    compilerOptions: {
-      module: ts.ModuleKind.CommonJS,
-      target: ts.ScriptTarget.ES2022,
-      esModuleInterop: true,
-      inlineSourceMap: true,
-      inlineSources: true,
-    },
-  });
-  const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
-  if (errors.length > 0) {
-    const lines = errors.slice(0, 5).map((d) => {
-      const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : null;
-      return `  ${path}${at ? `:${at.line + 1}:${at.character + 1}` : ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`;
-    });
-    throw new FlowLoadError(`${path} has syntax errors:\n${lines.join("\n")}`);
-  }
-  return out.outputText;
-}
+/** The compiler module, loaded only when needed (it costs ~0.2 s). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const compiler = (): typeof import("./compile") => require("./compile") as typeof import("./compile");
 
-export function loadFlow(file: string): LoadedFlow {
+export function loadFlow(file: string, options: LoadOptions = {}): LoadedFlow {
   const path = resolve(file);
   let source: string;
   try {
@@ -77,20 +65,26 @@ export function loadFlow(file: string): LoadedFlow {
   } catch (e) {
     throw new FlowLoadError(`cannot read flow file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const js = transpileFlow(path, source);
+  const dir = options.cacheDir === undefined ? cacheDir() : options.cacheDir;
+  const key = dir === null ? null : cacheKey(path, source);
+  let compiled: CompiledFlow | null = dir !== null && key !== null ? readCompiled(dir, key) : null;
+  const cached = compiled !== null;
+  if (!compiled) {
+    compiled = compiler().compileFlow(path, source);
+    if (dir !== null && key !== null) writeCompiled(dir, key, compiled);
+  }
   let flow: Flow;
   try {
-    flow = evaluateFlow(path, js);
+    flow = evaluateFlow(path, compiled.js);
   } catch (e) {
     if (e instanceof FlowLoadError) throw e;
     const why = e instanceof FlowDefinitionError ? e.message : (e as Error)?.stack ?? String(e);
     throw new FlowLoadError(`loading ${file} failed: ${why}`);
   }
-  const { shared, calls } = readSource(path, source);
-  const sharedSha256 = sha256(shared);
+  const sharedSha256 = sha256(compiled.shared);
   const steps = new Map<string, StepSource>();
   for (const def of flow.steps) {
-    const call = calls.get(def.name);
+    const call = Object.hasOwn(compiled.calls, def.name) ? compiled.calls[def.name] : undefined;
     // A step built dynamically (not a literal `step("name", …)` call): fall back to the compiled text.
     const text = call?.text ?? def.body.toString();
     const foreachText = call ? call.foreachText : def.foreach ? def.foreach.toString() : null;
@@ -100,76 +94,11 @@ export function loadFlow(file: string): LoadedFlow {
       bodyText,
       foreachText,
       line: call?.line ?? 0,
-      functionSources: functionSourcesOf(bodyText),
+      functionSources: call?.functionSources ?? compiler().functionSourcesOf(bodyText),
       codeSha256: sha256(JSON.stringify({ shared: sharedSha256, text, foreach: foreachText })),
     });
   }
-  return { path, source, sourceSha256: sha256(source), js, flow, sharedSha256, steps };
-}
-
-interface CallInfo {
-  text: string;
-  bodyText: string;
-  foreachText: string | null;
-  line: number;
-}
-
-/** Finds `step("name", options, fn)` calls and the shared (non-step) top-level code. */
-export function readSource(path: string, source: string): { shared: string; calls: Map<string, CallInfo> } {
-  const sf = ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const stepNames = new Set<string>();
-  const flowNames = new Set<string>();
-  for (const st of sf.statements) {
-    if (!ts.isImportDeclaration(st) || !ts.isStringLiteral(st.moduleSpecifier)) continue;
-    if (st.moduleSpecifier.text !== "nbscale" && st.moduleSpecifier.text !== "nbscale/flow") continue;
-    const b = st.importClause?.namedBindings;
-    if (!b || !ts.isNamedImports(b)) continue;
-    for (const el of b.elements) {
-      const imported = (el.propertyName ?? el.name).text;
-      if (imported === "step") stepNames.add(el.name.text);
-      if (imported === "flow") flowNames.add(el.name.text);
-    }
-  }
-  const calls = new Map<string, CallInfo>();
-  const isCallTo = (n: ts.Node, names: Set<string>): n is ts.CallExpression =>
-    ts.isCallExpression(n) && ts.isIdentifier(n.expression) && names.has(n.expression.text);
-  let containsStepOrFlow = false;
-  const visit = (n: ts.Node): void => {
-    if (isCallTo(n, flowNames)) containsStepOrFlow = true;
-    if (isCallTo(n, stepNames)) {
-      containsStepOrFlow = true;
-      const [nameArg, options] = n.arguments;
-      const fn = n.arguments[n.arguments.length - 1];
-      if (nameArg && ts.isStringLiteralLike(nameArg) && fn && (ts.isArrowFunction(fn) || ts.isFunctionExpression(fn))) {
-        let foreachText: string | null = null;
-        if (options && ts.isObjectLiteralExpression(options)) {
-          for (const p of options.properties) {
-            if (p.name && ts.isIdentifier(p.name) && p.name.text === "foreach") foreachText = p.getText(sf);
-          }
-        }
-        const body = fn.body;
-        const bodyText = ts.isBlock(body) ? source.slice(body.getStart(sf) + 1, body.getEnd() - 1) : body.getText(sf);
-        calls.set(nameArg.text, { text: fn.getText(sf), bodyText, foreachText, line: sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1 });
-      }
-    }
-    ts.forEachChild(n, visit);
-  };
-  const shared: string[] = [];
-  for (const st of sf.statements) {
-    containsStepOrFlow = false;
-    visit(st);
-    if (!containsStepOrFlow) shared.push(st.getText(sf));
-  }
-  return { shared: shared.join("\n"), calls };
-}
-
-/** Functions and classes a body declares, as the kernel records them (TypeScript source). */
-function functionSourcesOf(bodyText: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const d of analyzeCellDefinitions(bodyText).declarations) {
-    if ((d.kind === "function" || d.kind === "class") && d.source) out[d.name] = d.source;
-  }
-  return out;
+  return { path, source, sourceSha256: sha256(source), js: compiled.js, flow, sharedSha256, steps, cached };
 }
 
 /** Steps in an order where every step comes after the steps it reads from. */

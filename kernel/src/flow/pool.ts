@@ -1,16 +1,28 @@
 /**
- * Runs one step task in a fresh `node` child process (the adapter until the
- * shared worker pool of kernel/src/backends/local can take flow steps: only
- * this file would change). A process per task costs ~0.2 s, but gives each
- * step its own heap limit (`memory`), a clean global state, and a kill that
- * can't hurt other steps (`timeout`).
+ * Runs flow step tasks on warm worker processes (worker.ts), kept for the
+ * length of one `nbscale run`: a worker is started while the runner loads
+ * the flow, and each finished step hands its worker to the next one.
  *
- * Out of memory is recognised from V8's own message ("heap out of memory")
- * or a SIGKILL/SIGABRT death (the kernel's OOM killer, V8's abort).
+ * Why not the kernel's pool (backends/local-pool.ts, worker/main.ts): a
+ * worker there talks zeromq from a socket thread; starting one (node, the
+ * thread, zeromq, the handshake) took ~245 ms here against ~120 ms for this
+ * one, and a 10-step `nbscale run` has to finish in about a quarter second to
+ * be 10x cheaper than Metaflow's. So flow steps keep their own worker, on
+ * node's IPC channel, with the same rules as the kernel's pool:
+ *
+ * - heap limit: a step with `memory` runs on a worker started with that
+ *   V8 heap limit; workers are reused only by steps asking for the same one;
+ * - timeout, death, Ctrl-C: the worker is killed and not reused (the next
+ *   step gets a new one); out of memory is recognised from V8's own message
+ *   ("heap out of memory") or a SIGKILL/SIGABRT death (the kernel's OOM
+ *   killer, V8's abort);
+ * - at most `maxWorkers` processes live at once: an idle worker of another
+ *   heap size is stopped to make room.
  */
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { WorkerReply, WorkerTask } from "./worker";
+import type { WorkerOutput, WorkerReply, WorkerRequest, WorkerTask } from "./worker";
 
 export interface LaunchOptions {
   memoryBytes: number | null;
@@ -35,56 +47,153 @@ export interface StepLauncher {
   run(task: WorkerTask, options: LaunchOptions): Promise<TaskOutcome>;
   /** Stops every running task (Ctrl-C). */
   stopAll(): void;
+  /** Stops idle workers too: the run is over. */
+  close?(): void;
+  /** At most this many worker processes alive at once (`--max-workers`). */
+  limit?(maxWorkers: number): void;
 }
 
 const LOG_CAP = 16 << 20;
 
+interface Running {
+  log: string;
+  reply: WorkerReply | null;
+  timedOut: boolean;
+  onOutput?: (text: string) => void;
+  settle(outcome: TaskOutcome): void;
+}
+
+interface FlowWorker {
+  child: ChildProcess;
+  /** --max-old-space-size in MiB; null: V8's default. */
+  heapMiB: number | null;
+  task: Running | null;
+  gone: boolean;
+}
+
+export interface ProcessLauncherOptions {
+  /** Processes alive at once (default: CPU count). */
+  maxWorkers?: number;
+  /** Workers with the default heap to start right away, before any task asks. */
+  warm?: number;
+}
+
+export function heapMiBFor(memoryBytes: number | null): number | null {
+  return memoryBytes === null ? null : Math.max(16, Math.floor(memoryBytes / 2 ** 20));
+}
+
 export class ProcessLauncher implements StepLauncher {
-  private readonly children = new Set<import("node:child_process").ChildProcess>();
+  private readonly workers = new Set<FlowWorker>();
+  private maxWorkers: number;
+  private closed = false;
+
+  constructor(options: ProcessLauncherOptions = {}) {
+    this.maxWorkers = Math.max(1, options.maxWorkers ?? availableParallelism());
+    for (let i = 0; i < Math.min(options.warm ?? 0, this.maxWorkers); i++) this.spawn(null);
+  }
 
   run(task: WorkerTask, options: LaunchOptions): Promise<TaskOutcome> {
-    const execArgv = ["--enable-source-maps"];
-    if (options.memoryBytes !== null) execArgv.push(`--max-old-space-size=${Math.max(16, Math.floor(options.memoryBytes / 2 ** 20))}`);
-    const child = fork(join(__dirname, "worker.js"), [], {
-      execArgv,
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-      env: { ...process.env, ...options.env, NBSCALE_FLOW_STEP: task.step, NBSCALE_RUN: task.run },
-      serialization: "advanced",
-    });
-    this.children.add(child);
-    let log = "";
-    let reply: WorkerReply | null = null;
-    let timedOut = false;
-    const append = (chunk: Buffer): void => {
-      const text = chunk.toString("utf8");
-      if (log.length < LOG_CAP) log += text;
-      options.onOutput?.(text);
-    };
-    child.stdout!.on("data", append);
-    child.stderr!.on("data", append);
-    child.on("message", (m) => (reply = m as WorkerReply));
-    const timer =
-      options.timeoutMs !== null
-        ? setTimeout(() => {
-            timedOut = true;
-            child.kill("SIGKILL");
-          }, options.timeoutMs)
-        : null;
-    child.send(task);
-    return new Promise((resolve) => {
-      child.on("close", (code, signal) => {
-        if (timer) clearTimeout(timer);
-        this.children.delete(child);
-        const oom =
-          !timedOut &&
-          (/heap out of memory|Reached heap limit|Allocation failed - JavaScript heap/i.test(log) ||
-            (reply === null && (signal === "SIGKILL" || signal === "SIGABRT" || code === 134 || code === 137)));
-        resolve({ reply, log, exitCode: code, signal, oom, timedOut, pid: child.pid ?? null });
+    const w = this.acquire(heapMiBFor(options.memoryBytes));
+    const env = { ...options.env, NBSCALE_FLOW_STEP: task.step, NBSCALE_RUN: task.run };
+    return new Promise<TaskOutcome>((resolve) => {
+      const running: Running = {
+        log: "",
+        reply: null,
+        timedOut: false,
+        onOutput: options.onOutput,
+        settle: (outcome) => {
+          if (timer) clearTimeout(timer);
+          resolve(outcome);
+        },
+      };
+      const timer =
+        options.timeoutMs !== null
+          ? setTimeout(() => {
+              running.timedOut = true;
+              this.kill(w);
+            }, options.timeoutMs)
+          : null;
+      w.task = running;
+      w.child.send({ task, env } satisfies WorkerRequest, (e) => {
+        if (e) this.kill(w); // the worker is gone; its exit settles the task
       });
     });
   }
 
   stopAll(): void {
-    for (const c of this.children) c.kill("SIGKILL");
+    for (const w of this.workers) this.kill(w);
+  }
+
+  limit(maxWorkers: number): void {
+    this.maxWorkers = Math.max(1, maxWorkers);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.workers) if (!w.task) this.kill(w);
+  }
+
+  /** An idle worker with the same heap limit, else a new one (making room if needed). */
+  private acquire(heapMiB: number | null): FlowWorker {
+    for (const w of this.workers) if (!w.task && !w.gone && w.heapMiB === heapMiB) return w;
+    const live = [...this.workers].filter((w) => !w.gone);
+    if (live.length >= this.maxWorkers) {
+      const spare = live.find((w) => !w.task);
+      if (spare) this.kill(spare);
+    }
+    return this.spawn(heapMiB);
+  }
+
+  private spawn(heapMiB: number | null): FlowWorker {
+    const execArgv: string[] = [];
+    if (heapMiB !== null) execArgv.push(`--max-old-space-size=${heapMiB}`);
+    const child = fork(join(__dirname, "worker.js"), [], {
+      execArgv,
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+      serialization: "advanced",
+    });
+    const w: FlowWorker = { child, heapMiB, task: null, gone: false };
+    this.workers.add(w);
+    // Output written below JavaScript (V8's out-of-memory report, child processes).
+    const append = (chunk: Buffer): void => {
+      if (w.task) this.append(w.task, chunk.toString("utf8"));
+    };
+    child.stdout!.on("data", append);
+    child.stderr!.on("data", append);
+    child.on("message", (m: WorkerReply | WorkerOutput) => {
+      const t = w.task;
+      if (!t) return;
+      if (m.type === "output") return this.append(t, m.text);
+      t.reply = m;
+      w.task = null;
+      t.settle({ reply: m, log: t.log, exitCode: null, signal: null, oom: false, timedOut: false, pid: child.pid ?? null });
+      if (this.closed) this.kill(w);
+    });
+    child.on("error", () => this.kill(w));
+    // "close", not "exit": the pipes are drained, so V8's last words are in the log.
+    child.on("close", (code, signal) => {
+      w.gone = true;
+      this.workers.delete(w);
+      const t = w.task;
+      if (!t) return;
+      w.task = null;
+      const oom =
+        !t.timedOut &&
+        (/heap out of memory|Reached heap limit|Allocation failed - JavaScript heap/i.test(t.log) ||
+          (t.reply === null && (signal === "SIGKILL" || signal === "SIGABRT" || code === 134 || code === 137)));
+      t.settle({ reply: t.reply, log: t.log, exitCode: code, signal, oom, timedOut: t.timedOut, pid: child.pid ?? null });
+    });
+    return w;
+  }
+
+  private append(t: Running, text: string): void {
+    if (t.log.length < LOG_CAP) t.log += text;
+    t.onOutput?.(text);
+  }
+
+  private kill(w: FlowWorker): void {
+    if (w.gone) return;
+    w.gone = true; // not handed out again, even before its exit arrives
+    w.child.kill("SIGKILL");
   }
 }

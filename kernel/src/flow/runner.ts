@@ -69,6 +69,18 @@ export function defaultMaxWorkers(): number {
 }
 
 export async function runFlow(options: RunOptions): Promise<RunResult> {
+  if (options.launcher) return runWith(options, options.launcher);
+  // Started before the flow is loaded, so a worker boots while the runner compiles.
+  const launcher = new ProcessLauncher({ maxWorkers: options.maxWorkers ?? defaultMaxWorkers(), warm: 1 });
+  try {
+    return await runWith(options, launcher);
+  } finally {
+    launcher.close();
+  }
+}
+
+async function runWith(options: RunOptions, launcher: StepLauncher): Promise<RunResult> {
+  launcher.limit?.(options.maxWorkers ?? defaultMaxWorkers());
   const loaded = loadFlow(options.flowFile);
   const order = topoOrder(loaded.flow.steps);
   const targetOf = (s: StepDef): Target => options.on ?? s.settings.on ?? "local";
@@ -96,20 +108,23 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
   const runs = new RunStore(ds.backend);
   const runId = newRunId();
   const maxWorkers = options.maxWorkers ?? defaultMaxWorkers();
-  await runs.blobs.put([Buffer.from(loaded.source, "utf8")]);
-  await runs.begin({
-    id: runId,
-    flow: { path: loaded.path, name: loaded.flow.name, source_sha256: loaded.sourceSha256 },
-    started: new Date().toISOString(),
-    options: { on: options.on, max_workers: maxWorkers },
-    resumed_from: options.resume?.previous.id ?? null,
-    steps: order.map((s) => ({ name: s.name, needs: depsOf(s) })),
-  });
+  // Recorded while the first steps run: nothing a step does needs the run
+  // record, and step records wait for it (save()), so it still comes first.
+  const begun = runs.blobs.put([Buffer.from(loaded.source, "utf8")]).then(() =>
+    runs.begin({
+      id: runId,
+      flow: { path: loaded.path, name: loaded.flow.name, source_sha256: loaded.sourceSha256 },
+      started: new Date().toISOString(),
+      options: { on: options.on, max_workers: maxWorkers },
+      resumed_from: options.resume?.previous.id ?? null,
+      steps: order.map((s) => ({ name: s.name, needs: depsOf(s) })),
+    }),
+  );
+  begun.catch(() => undefined); // awaited below; this only keeps an early failure from counting as unhandled
   const tmp = mkdtempSync(join(tmpdir(), "nbscale-run-"));
   const jsPath = join(tmp, "flow.js");
   writeFileSync(jsPath, loaded.js);
 
-  const launcher = options.launcher ?? new ProcessLauncher();
   const ctx: Ctx = {
     options,
     loaded,
@@ -124,6 +139,8 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
     needed: neededOutputs(order),
     force: options.resume ? downstreamOf(order.map((s) => ({ name: s.name, needs: depsOf(s) })), options.resume.force) : new Set(),
     targetOf,
+    begun,
+    saving: [],
   };
   options.progress.begin(runId, loaded.path, order.length);
   const onSigint = (): void => {
@@ -146,6 +163,8 @@ export async function runFlow(options: RunOptions): Promise<RunResult> {
       return p;
     };
     const records = await Promise.all(order.map(start));
+    await begun;
+    await Promise.all(ctx.saving);
     const status = records.every((r) => r.status === "succeeded") ? "succeeded" : "failed";
     await runs.finish(runId, status);
     const result: RunResult = {
@@ -178,6 +197,25 @@ interface Ctx {
   needed: Map<string, Set<string>>;
   force: Set<string>;
   targetOf: (s: StepDef) => Target;
+  /** The run record is written. */
+  begun: Promise<unknown>;
+  /** Step records being written (see save()). */
+  saving: Promise<void>[];
+}
+
+/**
+ * Writes a step record (and its log first) without holding up the steps
+ * downstream: they need only its artifacts, which the worker has already
+ * committed. The run's end marker waits for every save, so it still comes
+ * last, and a record never appears before the run record.
+ */
+function save(ctx: Ctx, rec: StepRecord, log?: string): void {
+  const saved = ctx.begun.then(async () => {
+    if (log !== undefined) rec.log = await ctx.runs.putLog(log);
+    await ctx.runs.putStep(rec);
+  });
+  saved.catch(() => undefined); // awaited before the run ends; see runWith
+  ctx.saving.push(saved);
 }
 
 function baseRecord(ctx: Ctx, s: StepDef): StepRecord {
@@ -208,7 +246,7 @@ async function skip(ctx: Ctx, s: StepDef, because: string): Promise<StepRecord> 
     ...baseRecord(ctx, s),
     error: { kind: "upstream", message: `not run: step ${because} did not succeed` },
   };
-  await ctx.runs.putStep(rec);
+  save(ctx, rec);
   ctx.results.set(s.name, rec);
   ctx.options.progress.finished(s.name, rec, 0);
   return rec;
@@ -251,7 +289,7 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
       target: before.target,
       worker: before.worker,
     };
-    await ctx.runs.putStep(reused);
+    save(ctx, reused);
     ctx.results.set(s.name, reused);
     ctx.options.progress.finished(s.name, reused, 0);
     return reused;
@@ -294,21 +332,20 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
       break;
     }
   }
-  rec.log = await ctx.runs.putLog(log);
   rec.finished = new Date().toISOString();
   rec.worker = last ? { host: hostname(), pid: last.pid } : null;
-  if (error) return fail(ctx, s, rec, error, Date.now() - started);
+  if (error) return fail(ctx, s, rec, error, Date.now() - started, log);
   rec.status = "succeeded";
   rec.executed = true;
-  await ctx.runs.putStep(rec);
+  save(ctx, rec, log);
   ctx.results.set(s.name, rec);
   ctx.options.progress.finished(s.name, rec, Date.now() - started);
   return rec;
 }
 
-async function fail(ctx: Ctx, s: StepDef, rec: StepRecord, error: StepError, elapsed = 0): Promise<StepRecord> {
+async function fail(ctx: Ctx, s: StepDef, rec: StepRecord, error: StepError, elapsed = 0, log?: string): Promise<StepRecord> {
   const failed: StepRecord = { ...rec, status: "failed", executed: rec.attempts > 0, error };
-  await ctx.runs.putStep(failed);
+  save(ctx, failed, log);
   ctx.results.set(s.name, failed);
   ctx.options.progress.finished(s.name, failed, elapsed);
   return failed;

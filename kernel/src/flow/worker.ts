@@ -1,19 +1,28 @@
 /**
- * A flow step in a child process: the adapter `nbscale run` uses until the
- * shared worker entrypoint (kernel/src/worker/) can take flow steps; the
- * runner talks to it only through `WorkerTask`/`WorkerReply` (see pool.ts),
- * so swapping it is local to pool.ts.
+ * A flow step worker: the process `nbscale run` keeps warm for a run and
+ * hands step tasks to, one at a time, over the node IPC channel (pool.ts).
+ * The runner talks to it only through `WorkerTask`/`WorkerReply`.
  *
- * The child evaluates the flow module the runner compiled (same code for
- * every step of a run, even if the file is edited meanwhile), reads its
- * inputs from the datastore (verified against their hash), runs the step,
- * and records the execution in the datastore itself: values are serialized
- * where they live, with the serializer the kernel's recorder uses, so equal
- * values give equal SHA-256s in the notebook and in the flow.
+ * For every task the worker evaluates the flow module the runner compiled
+ * afresh (same code for every step of a run, even if the file is edited
+ * meanwhile; a new module scope per step, so steps never share the flow's
+ * top-level variables), reads its inputs from the datastore (verified
+ * against their hash), runs the step, and records the execution in the
+ * datastore itself: values are serialized where they live, with the
+ * serializer the kernel's recorder uses, so equal values give equal SHA-256s
+ * in the notebook and in the flow.
+ *
+ * What the step writes to process.stdout/stderr travels to the runner as
+ * `output` messages on the same channel as the reply, so all of it arrives
+ * before the reply and belongs to the right step.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { Datastore, deserialize, describeType, serializeSourceText, type Serialized, type ArtifactRef } from "../store";
+import { sep } from "node:path";
+// The modules themselves, not ../store: its index also loads fsck, which a worker never needs.
+import { Datastore } from "../store/datastore";
+import { deserialize, describeType, serializeSourceText, type Serialized } from "../store/serialize";
+import type { ArtifactRef } from "../store/artifacts";
 import { evaluateFlow } from "./evaluate";
 import type { StepDef } from "./api";
 
@@ -36,6 +45,19 @@ export interface WorkerTask {
   item?: { index: number } | { count: true };
 }
 
+/** What the runner sends: a task and the environment it runs with. */
+export interface WorkerRequest {
+  task: WorkerTask;
+  env: Record<string, string>;
+}
+
+/** Written while the task runs; always before its reply. */
+export interface WorkerOutput {
+  type: "output";
+  name: "stdout" | "stderr";
+  text: string;
+}
+
 export type WorkerReply =
   | {
       type: "done";
@@ -46,24 +68,72 @@ export type WorkerReply =
     }
   | { type: "failed"; ename: string; message: string; stack: string };
 
-export async function runTask(task: WorkerTask): Promise<WorkerReply> {
-  const started = new Date();
-  const captured = { stdout: "", stderr: "" };
+const OUTPUT_CAP = 8 << 20;
+
+/** The running task's captured output, or null between tasks. */
+let captured: { stdout: string; stderr: string } | null = null;
+
+/** Routes process.stdout/stderr writes to the running task (see the header). */
+function captureOutput(): void {
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
     const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      if (captured[name].length < 8 << 20) captured[name] += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
-      return write(chunk, ...rest);
+      if (!captured) return write(chunk, ...rest);
+      const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+      if (captured[name].length < OUTPUT_CAP) captured[name] += text;
+      process.send!({ type: "output", name, text } satisfies WorkerOutput);
+      const done = rest.find((r) => typeof r === "function") as (() => void) | undefined;
+      if (done) process.nextTick(done);
+      return true;
     }) as typeof stream.write;
   }
-  const ds = await Datastore.open(task.datastore, { create: true });
-  const flow = evaluateFlow(task.flowPath, readFileSync(task.jsPath, "utf8"));
+}
+
+const datastores = new Map<string, Promise<Datastore>>();
+const compiledFlows = new Map<string, string>();
+
+/**
+ * Runs one flow task. In the warm worker (`serve`) output is already being
+ * captured; in a remote job (flow/remote-worker.ts) it is captured here for
+ * the execution record while still going to the job's own stdout/stderr.
+ */
+export async function runTask(task: WorkerTask): Promise<WorkerReply> {
+  if (captured) return runCaptured(task, captured);
+  const own = { stdout: "", stderr: "" };
+  const originals = (["stdout", "stderr"] as const).map((name) => {
+    const stream = process[name];
+    const write = stream.write;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (own[name].length < OUTPUT_CAP) own[name] += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+      return (write as (c: unknown, ...r: unknown[]) => boolean).call(stream, chunk, ...rest);
+    }) as typeof stream.write;
+    return () => (stream.write = write);
+  });
+  try {
+    return await runCaptured(task, own);
+  } finally {
+    for (const undo of originals) undo();
+  }
+}
+
+async function runCaptured(task: WorkerTask, output: { stdout: string; stderr: string }): Promise<WorkerReply> {
+  const started = new Date();
+  let ds = datastores.get(task.datastore);
+  if (!ds) {
+    ds = Datastore.open(task.datastore, { create: true });
+    datastores.set(task.datastore, ds);
+    ds.catch(() => datastores.delete(task.datastore));
+  }
+  let js = compiledFlows.get(task.jsPath);
+  if (js === undefined) compiledFlows.set(task.jsPath, (js = readFileSync(task.jsPath, "utf8")));
+  const flow = evaluateFlow(task.flowPath, js);
+  const store = await ds;
   const def = flow.steps.find((s) => s.name === task.step);
   if (!def) throw new Error(`step ${task.step} is not in the flow any more`);
 
   const values: Record<string, unknown> = {};
-  for (const [param, ref] of Object.entries(task.inputs)) values[param] = await loadInput(ds, param, ref);
+  for (const [param, ref] of Object.entries(task.inputs)) values[param] = await loadInput(store, param, ref);
 
   if (task.item && "count" in task.item) {
     const items = Array.from(def.foreach!(values) as Iterable<unknown>);
@@ -86,7 +156,7 @@ export async function runTask(task: WorkerTask): Promise<WorkerReply> {
     else live[name] = value;
   }
   const cell = task.item && "index" in task.item ? `${task.step}[${task.item.index}]` : task.step;
-  const rec = await ds.recordExecution({
+  const rec = await store.recordExecution({
     notebook: task.flowPath,
     cell,
     code: task.code,
@@ -98,18 +168,19 @@ export async function runTask(task: WorkerTask): Promise<WorkerReply> {
     ),
     outputs: live,
     serializedOutputs: asSource,
-    stdout: captured.stdout,
-    stderr: captured.stderr,
+    stdout: output.stdout,
+    stderr: output.stderr,
     status: "ok",
     started,
     target: task.target,
     worker: { host: hostname(), pid: process.pid, id: `flow:${task.run}` },
+    // The worker's peak so far: a reused worker reports the highest of its steps.
     memory: { requestedBytes: task.memoryBytes, peakBytes: process.resourceUsage().maxRSS * 1024 },
   });
   for (const name of task.needed) {
     const out = rec.outputs[name];
     if (out && out.kind === "stub") {
-      const decoded = await ds.blobs.readWith(out.sha256, name, (r) => deserialize(r)).catch(() => null);
+      const decoded = await store.blobs.readWith(out.sha256, name, (r) => deserialize(r)).catch(() => null);
       const why = decoded && decoded.kind === "stub" ? `: ${decoded.reason}${decoded.path ? ` (at \`${decoded.path}\`)` : ""}` : "";
       throw Object.assign(new Error(`\`${name}\` (${out.type}) can't be stored, so later steps can't read it${why}`), { name: "UnserializableValueError" });
     }
@@ -145,16 +216,51 @@ function checkReturned(def: StepDef, returned: unknown): Record<string, unknown>
   return returned as Record<string, unknown>;
 }
 
-if (require.main === module) {
-  process.once("message", (task: WorkerTask) => {
-    runTask(task).then(
-      (reply) => process.send!(reply, () => process.exit(0)),
-      (e: unknown) => {
-        const err = e instanceof Error ? e : new Error(String(e));
-        process.stderr.write(`${err.stack ?? err.message}\n`);
-        const reply: WorkerReply = { type: "failed", ename: err.name, message: err.message, stack: err.stack ?? "" };
-        process.send!(reply, () => process.exit(1));
-      },
-    );
-  });
+/**
+ * Modules a step loaded from the user's files are dropped after it, so the
+ * next step evaluates them afresh, as the flow file itself is; node_modules
+ * packages and nbscale's own modules stay loaded (that is what keeps a warm
+ * worker cheap, and packages hold no per-step state by design).
+ */
+function forgetUserModules(before: ReadonlySet<string>, packageDir: string): void {
+  for (const key of Object.keys(require.cache)) {
+    if (before.has(key) || key.includes(`${sep}node_modules${sep}`) || key.startsWith(packageDir)) continue;
+    delete require.cache[key];
+  }
 }
+
+async function serve(): Promise<void> {
+  // Stack traces point into the flow's TypeScript. Turned on only now, after
+  // nbscale's own modules are loaded: with --enable-source-maps node would
+  // read the source map of every one of them (~20 ms per worker start).
+  process.setSourceMapsEnabled(true);
+  captureOutput();
+  const packageDir = `${__dirname.slice(0, __dirname.lastIndexOf(`${sep}dist${sep}`))}${sep}`;
+  const baseEnv = { ...process.env };
+  const loaded = new Set(Object.keys(require.cache));
+  let chain = Promise.resolve();
+  const handle = async ({ task, env }: WorkerRequest): Promise<void> => {
+    for (const k of Object.keys(process.env)) if (!(k in baseEnv)) delete process.env[k];
+    Object.assign(process.env, baseEnv, env);
+    captured = { stdout: "", stderr: "" };
+    let reply: WorkerReply;
+    try {
+      reply = await runTask(task);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      process.stderr.write(`${err.stack ?? err.message}\n`);
+      reply = { type: "failed", ename: err.name, message: err.message, stack: err.stack ?? "" };
+    } finally {
+      captured = null;
+      forgetUserModules(loaded, packageDir);
+    }
+    await new Promise<void>((resolve) => process.send!(reply, () => resolve()));
+  };
+  process.on("message", (m: WorkerRequest) => {
+    chain = chain.then(() => handle(m));
+  });
+  // The runner is gone (or done with us): nothing more will come.
+  process.on("disconnect", () => process.exit(0));
+}
+
+if (require.main === module) void serve();

@@ -235,6 +235,8 @@ function applyOption(options: StepOptions, flag: OptionName, raw: string, column
       if (Object.prototype.hasOwnProperty.call(options.env, key)) {
         throw new MagicError(`--env ${key} given twice; keep one`, column);
       }
+      // An environment variable ends at a NUL: the step would silently see a shorter value.
+      if (raw.includes("\0")) throw new MagicError(`--env ${key}: the value holds a NUL byte, which no environment variable can carry`, column);
       options.env[key] = raw.slice(eq + 1);
       return;
     }

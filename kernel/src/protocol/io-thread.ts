@@ -215,6 +215,20 @@ async function receiveForever(sock: zmq.Router, channel: string, handle: (frames
   }
 }
 
+/**
+ * zeromq drops a message over `maxMessageSize` by closing the sender's
+ * connection, and tells no one but the socket monitor why; a closed
+ * connection is therefore logged with the limit, so an oversized message
+ * never vanishes without a trace (clients leaving are logged the same way).
+ */
+async function logDisconnects(sock: zmq.Router, channel: string): Promise<void> {
+  for await (const event of sock.events) {
+    if (event.type === "disconnect") {
+      log(`${channel}: a client connection closed (the client left, or sent a message over ${MAX_MESSAGE_BYTES >> 20} MiB, which is dropped with its connection)`);
+    }
+  }
+}
+
 /** Requests this thread answers itself, because the main thread may be busy. */
 function handleControlHere(msg: JupyterMessage): boolean {
   switch (msg.header.msg_type) {
@@ -327,6 +341,9 @@ async function main(): Promise<void> {
     hb.bind(endpoint(c, "hb")),
   ]);
   post({ kind: "ready" });
+  for (const [sock, channel] of [[shell, "shell"], [control, "control"], [stdin, "stdin"]] as const) {
+    logDisconnects(sock, channel).catch((e) => log(`cannot watch ${channel} connections: ${String(e)}`));
+  }
   await status("starting", {});
   await Promise.all([
     serveRequests(shell, "shell"),

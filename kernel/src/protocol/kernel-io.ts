@@ -33,6 +33,12 @@ export class KernelIo {
   private flushWaiters = new Map<number, () => void>();
   private flushToken = 0;
   private inputWaiter: (() => void) | null = null;
+  /**
+   * The process's own stderr, taken before the kernel routes stderr writes
+   * to the running cell: protocol diagnostics (dropped messages) belong in
+   * the kernel's log, not in whichever cell ran last.
+   */
+  private readonly logErr = process.stderr.write.bind(process.stderr);
 
   constructor(
     private readonly connection: ConnectionInfo,
@@ -66,12 +72,12 @@ export class KernelIo {
             this.inputWaiter?.();
             break;
           case "log":
-            process.stderr.write(`[nbscale] ${m.text}\n`);
+            this.logErr(`[nbscale] ${m.text}\n`);
             break;
         }
       });
       worker.on("error", (e) => {
-        process.stderr.write(`[nbscale] io thread error: ${e.stack ?? e}\n`);
+        this.logErr(`[nbscale] io thread error: ${e.stack ?? e}\n`);
         reject(e);
         process.exit(1);
       });

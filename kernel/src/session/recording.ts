@@ -32,7 +32,7 @@
  * cells are recorded with their error, their inputs and no outputs. Set
  * `NBSCALE_RECORD=0` to turn recording off.
  */
-import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { hostname } from "node:os";
 import type { JupyterMessage, MessageHeader } from "../protocol/message";
 import type { Executor, ExecOutcome } from "./executor";
@@ -50,14 +50,15 @@ import {
   sha256Of,
   type ArtifactRef,
   type DatastoreLocation,
+  type NotebookFilter,
   type ExecutionRecord,
   type PreparedOutput,
   type ValueHeader,
 } from "../store";
 import { isLazy, type Lazy } from "../client/lazy";
+import { LogBuffer, logLimit } from "./log-buffer";
+import { formatMB } from "./output-capture";
 
-/** Captured text per stream is capped; the record says when it was cut. */
-const LOG_CAP = 8 << 20;
 const MAX_CAPTURES = 8;
 
 /** The part of the kernel's io the recorder listens to. */
@@ -67,6 +68,8 @@ export interface ObservableIo {
 }
 
 export interface CellRun {
+  /** The execution id to record under (the kernel names it in notes before recording). */
+  id?: string;
   msg: JupyterMessage;
   code: string;
   executionCount: number | null;
@@ -84,10 +87,9 @@ export interface RecorderOptions {
 }
 
 interface Capture {
-  stdout: string;
-  stderr: string;
+  stdout: LogBuffer;
+  stderr: LogBuffer;
   display: unknown[];
-  cut: boolean;
 }
 
 type Role = "out" | "read";
@@ -122,7 +124,10 @@ export interface KnownVersion extends ArtifactRef {
 }
 
 export class Recorder {
-  readonly notebook: string;
+  private currentNotebook: string;
+  private lineageCache: Promise<NotebookFilter> | null = null;
+  /** The folder `JPY_SESSION_NAME` paths are relative to (null when unknown). */
+  private readonly serverRoot: string | null;
   /** The notebook's folder: the default datastore and package-lock.json are there. */
   readonly notebookDir: string;
   readonly location: DatastoreLocation;
@@ -135,8 +140,9 @@ export class Recorder {
   private declCache: { text: string; types: Map<string, string> } | null = null;
 
   constructor(private readonly options: RecorderOptions) {
-    this.notebook = notebookPath(options.env, options.cwd);
-    this.notebookDir = this.notebook === resolve(options.cwd) ? this.notebook : dirname(this.notebook);
+    this.currentNotebook = notebookPath(options.env, options.cwd);
+    this.notebookDir = this.currentNotebook === resolve(options.cwd) ? this.currentNotebook : dirname(this.currentNotebook);
+    this.serverRoot = serverRootOf(options.env, options.cwd);
     this.location = resolveDatastore({ env: options.env, cwd: options.cwd, notebookDir: this.notebookDir });
     this.enabled = !/^(0|false|off|no)$/i.test(options.env.NBSCALE_RECORD ?? "");
   }
@@ -147,10 +153,7 @@ export class Recorder {
     const publish = io.publish.bind(io);
     io.stream = (parent, name, text) => {
       const c = this.captureFor(parent);
-      if (c) {
-        if (c[name].length + text.length <= LOG_CAP) c[name] += text;
-        else c.cut = true;
-      }
+      if (c) c[name].append(text);
       stream(parent, name, text);
     };
     io.publish = (msgType, content, parent, metadata) => {
@@ -173,12 +176,58 @@ export class Recorder {
     if (!this.enabled || parent.msg_type !== "execute_request" || !parent.msg_id) return null;
     let c = this.captures.get(parent.msg_id);
     if (!c) {
-      c = { stdout: "", stderr: "", display: [], cut: false };
+      const limit = logLimit(this.options.env);
+      c = { stdout: new LogBuffer(limit), stderr: new LogBuffer(limit), display: [] };
       this.captures.set(parent.msg_id, c);
       // Late output of long-finished cells must not accumulate.
       if (this.captures.size > MAX_CAPTURES) this.captures.delete(this.captures.keys().next().value as string);
     }
     return c;
+  }
+
+  /** The notebook's path now (it follows renames the frontend reports). */
+  get notebook(): string {
+    return this.currentNotebook;
+  }
+
+  /**
+   * This notebook across renames: what "recorded by this notebook" means for
+   * `%history`, `%restore NAME`, the history sidebar and version reuse.
+   */
+  lineage(): Promise<NotebookFilter> {
+    if (!this.lineageCache) {
+      const path = this.currentNotebook;
+      this.lineageCache = this.datastore(false).then(
+        (ds) => ds.notebooks.lineage(path),
+        () => path, // no store yet: nothing recorded under any earlier name either
+      );
+      this.lineageCache.catch(() => (this.lineageCache = null));
+    }
+    return this.lineageCache;
+  }
+
+  /**
+   * The frontend says the notebook is now at `serverPath` (relative to the
+   * Jupyter server's root, as JupyterLab names files). Records the rename so
+   * that history follows the notebook, also for later kernels.
+   * Returns the new absolute path; an explicit NBSCALE_NOTEBOOK wins.
+   */
+  async renameTo(serverPath: string): Promise<string> {
+    if (this.options.env.NBSCALE_NOTEBOOK) return this.currentNotebook;
+    const next = resolveServerPath(serverPath, this.serverRoot, this.notebookDir);
+    if (next === this.currentNotebook) return next;
+    const prev = this.currentNotebook;
+    // Queued behind recordings in flight: they belong to the old name.
+    const done = this.pending.then(async () => {
+      this.currentNotebook = next;
+      this.lineageCache = null;
+      if (!this.enabled) return;
+      const ds = await this.datastore(true);
+      await ds.notebooks.record(prev, next);
+    });
+    this.pending = done.catch(() => undefined);
+    await done;
+    return next;
   }
 
   /** The datastore, opened (and created when `create`) on first use. */
@@ -328,7 +377,7 @@ export class Recorder {
     const cellId = typeof msgMeta.cellId === "string" ? msgMeta.cellId : typeof msgMeta.cell_id === "string" ? msgMeta.cell_id : null;
     const step = kind === "step" ? stepOf(code, meta) : meta?.step ? { name: meta.step.name, options: meta.step.options } : null;
     return {
-      id: newExecutionId(started),
+      id: run.id ?? newExecutionId(started),
       cell: cellId ?? `headless-${run.executionCount ?? 0}`,
       code,
       executionCount: run.executionCount,
@@ -388,11 +437,12 @@ export class Recorder {
       if (role === "read" && (await this.unchanged(ds, p))) continue;
       prepared.push(p);
     }
-    const capture = logs ? { ...logs, cut: false } : this.captures.get(msg.header.msg_id);
-    const stderr = (capture?.stderr ?? "") + (capture?.cut ? "\n[nbscale: output beyond 8 MB per stream was not recorded]\n" : "");
+    const captured = this.captures.get(msg.header.msg_id);
+    const capture = logs ?? (captured ? logChunks(captured) : undefined);
     const rec = await ds.recordExecution({
       id: s.id,
       notebook: this.notebook,
+      lineage: await this.lineage(),
       cell: s.cell,
       executionCount: s.executionCount,
       code: s.code,
@@ -401,7 +451,7 @@ export class Recorder {
       preparedOutputs: prepared,
       outputTypes: Object.fromEntries(prepared.filter((p) => s.types[p.name]).map((p) => [p.name, s.types[p.name]])),
       stdout: capture?.stdout ?? "",
-      stderr,
+      stderr: capture?.stderr ?? "",
       display: capture?.display ?? [],
       status: s.status,
       error: s.error,
@@ -424,7 +474,7 @@ export class Recorder {
   private async unchanged(ds: Datastore, p: PreparedOutput): Promise<boolean> {
     let ref: KnownVersion | undefined = this.known.get(p.name);
     if (!ref) {
-      const latest = await ds.artifacts.latestFrom(p.name, this.notebook);
+      const latest = await ds.artifacts.latestFrom(p.name, await this.lineage());
       if (latest) ref = { version: latest.version, sha256: latest.sha256, size: latest.size };
     }
     if (!ref || ref.size !== p.s.size) return false;
@@ -448,6 +498,13 @@ export class Recorder {
     }
     return out;
   }
+}
+
+/** A capture as the record stores it; a log cut at its limit ends with a note saying how much is missing. */
+function logChunks(c: Capture): { stdout: Buffer[]; stderr: Buffer[]; display: unknown[] } {
+  const cut = (b: LogBuffer) =>
+    b.dropped > 0 ? [...b.chunks(), Buffer.from(`\n[nbscale: the last ${formatMB(b.dropped)} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`)] : b.chunks();
+  return { stdout: cut(c.stdout), stderr: cut(c.stderr), display: c.display };
 }
 
 /** A lazy handle is recorded as the blob it names (already stored by the worker), not as the handle. */
@@ -506,6 +563,37 @@ function stepTarget(code: string): string {
     // fall through
   }
   return "local";
+}
+
+/**
+ * The Jupyter server's root folder, derived from the kernel's folder and the
+ * server-relative `JPY_SESSION_NAME` (the kernel starts in the notebook's
+ * folder); null when that can't be known.
+ */
+export function serverRootOf(env: NodeJS.ProcessEnv, cwd: string): string | null {
+  const session = env.JPY_SESSION_NAME;
+  if (!session || isAbsolute(session)) return null;
+  const rel = dirname(session.split("/").join(sep));
+  const here = resolve(cwd);
+  if (rel === ".") return here;
+  return here.endsWith(sep + rel) ? here.slice(0, here.length - rel.length - 1) || sep : null;
+}
+
+/**
+ * Absolute path of a notebook the frontend names relative to the server
+ * root. Without a known root only a rename within the same folder can be
+ * placed (the common case: renaming in the file browser or the title).
+ */
+export function resolveServerPath(serverPath: string, root: string | null, notebookDir: string): string {
+  if (typeof serverPath !== "string" || serverPath.length === 0 || serverPath.length > 4096 || serverPath.includes("\0")) {
+    throw new Error(`not a notebook path: ${JSON.stringify(serverPath)}`);
+  }
+  const parts = serverPath.split("/");
+  if (parts.some((p) => p === "..") || isAbsolute(serverPath)) {
+    throw new Error(`a notebook path relative to the Jupyter server root is expected, got ${JSON.stringify(serverPath)}`);
+  }
+  if (root !== null) return join(root, ...parts);
+  return join(notebookDir, parts[parts.length - 1]);
 }
 
 /** The notebook this kernel serves (see the module comment). */

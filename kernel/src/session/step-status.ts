@@ -38,6 +38,12 @@ export interface StepStatus {
   /** `--retries`. */
   retries?: number;
   foreach?: { done: number; running: number; failed: number; total: number };
+  /**
+   * A scheduler's job (AWS Batch, Slurm): its own state now, and the time
+   * spent in each state so far (the last one still counting while not final).
+   * `state` above is what the state means for the step (RUNNABLE is queued).
+   */
+  job?: { system: string; state: string; states: Array<{ state: string; ms?: number }> };
   error?: {
     kind: "oom" | "exception" | "timeout" | "killed" | "serialization" | "infrastructure" | string;
     message: string;
@@ -72,6 +78,7 @@ export function stepStatusText(s: StepStatus): string {
   if (s.target) parts.push(`on ${s.target}`);
   if (s.worker) parts.push(`worker ${s.worker}`);
   if (s.jobId) parts.push(`job ${s.jobId}`);
+  if (s.job && s.job.states.length > 0) parts.push(s.job.states.map((j) => (j.ms === undefined ? j.state : `${j.state} ${duration(j.ms)}`)).join(" → "));
   if (s.attempt !== undefined && (s.attempt > 1 || (s.retries ?? 0) > 0)) parts.push(`attempt ${s.attempt} of ${Math.max(s.attempt, (s.retries ?? 0) + 1)}`);
   const req = s.memory?.requestedBytes ?? null;
   const peak = s.memory?.peakBytes ?? null;
@@ -128,6 +135,17 @@ export class StepStatusDisplay {
   }
 }
 
+let active: StepStatusDisplay | null = null;
+
+/**
+ * The status output of the step running now, for a backend that knows more
+ * than the dispatcher (a Batch job's queue state, a retry); null outside a
+ * tracked step (a --foreach shows its own progress).
+ */
+export function activeStepStatus(): StepStatusDisplay | null {
+  return active;
+}
+
 /** The part of a parsed `%%step` line the status shows. */
 export interface TrackedStep {
   options: { name?: string | null; on?: string; memory?: number; retries?: number };
@@ -176,11 +194,14 @@ export async function trackStep(
     ...(o.retries ? { attempt: 1, retries: o.retries } : {}),
   });
   let outcome: ExecOutcome;
+  active = status;
   try {
     outcome = await run();
   } catch (e) {
     status.update({ state: "failed", elapsedMs: Date.now() - started, error: { kind: "exception", message: e instanceof Error ? e.message : String(e) } });
     throw e;
+  } finally {
+    active = null;
   }
   const meta = outcome.meta;
   const w = meta?.worker;
@@ -191,6 +212,9 @@ export async function trackStep(
   if (w?.job) patch.jobId = w.job;
   else if (w?.id) patch.worker = w.pid !== undefined && w.id !== "kernel" ? `${w.id} pid ${w.pid}` : w.id;
   if (meta?.attempts !== undefined && (meta.attempts > 1 || o.retries)) patch.attempt = meta.attempts;
+  // A job's time in the queue is not the step's run time: the clock starts when it ran.
+  const ranSince = status.status.job ? Date.parse(status.status.startedAt ?? "") : NaN;
+  if (Number.isFinite(ranSince)) patch.elapsedMs = Math.max(0, Date.now() - ranSince);
   if (outcome.ok) {
     status.update({ ...patch, state: "succeeded" });
   } else if (outcome.error.ename === "KeyboardInterrupt") {

@@ -128,7 +128,8 @@ export class StepRunner {
       throw e;
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
-    const remoteLazy = o.on === "batch" || o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
+    // Batch jobs read Lazy inputs from the S3 datastore themselves (backends/remote/values.ts).
+    const remoteLazy = o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
     if (remoteLazy.length > 0) {
       return fail(
         cellError("LazyInput", `step \`${name}\` was not started: \`${remoteLazy[0]}\` stays in the local datastore, and --on ${o.on} steps can't read lazy values yet`, [
@@ -172,7 +173,10 @@ export class StepRunner {
       if (result.status === "done" || !retryable(result) || attempt === attempts || this.interrupted) break;
       process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
     }
-    meta.attempts = attempt;
+    // A backend that retries by itself (Batch) says how many attempts it made.
+    const made = result?.attempts ?? attempt;
+    const allowed = o.on === "batch" ? 1 + (o.retries ?? 0) : attempts;
+    meta.attempts = made;
     meta.worker =
       o.on === "batch"
         ? { job: result!.worker.id }
@@ -182,8 +186,8 @@ export class StepRunner {
     meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
     const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : o.on === "slurm" ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
-    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), attempt, attempts), meta };
-    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), attempt, attempts), meta };
+    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
+    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), made, allowed), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
     for (const s of r.stubs) {
@@ -251,10 +255,15 @@ export class StepRunner {
         interrupted: () => this.interrupted,
         publish: publishEvent,
         signal: this.slurmAbort.signal,
+        batch: () => this.batchBackend(),
       });
     } finally {
       this.slurmAbort = null;
     }
+  }
+
+  private batchBackend(): BatchBackend {
+    return (this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd }));
   }
 
   private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {
@@ -291,10 +300,9 @@ export class StepRunner {
   }
 
   private async runOnBatch(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
-    this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd });
     this.batchAbort = new AbortController();
     try {
-      return await this.batch.run({
+      return await this.batchBackend().run({
         step: name,
         attempt,
         memory: o.memory,

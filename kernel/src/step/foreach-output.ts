@@ -5,11 +5,16 @@
  * each item's own text is also kept (unprefixed) for its execution record.
  */
 import type { StepEvent } from "../worker/events";
+import { logLimit } from "../session/log-buffer";
+import { formatMB } from "../session/output-capture";
 
 export class ItemOutput {
   stdout = "";
   stderr = "";
   private readonly partial = { stdout: "", stderr: "" };
+  /** An item's record keeps as much as a cell's (NBSCALE_LOG_BYTES); the cell shows what its own limit allows. */
+  private readonly limit = logLimit(process.env);
+  private readonly dropped = { stdout: 0, stderr: 0 };
 
   constructor(
     private readonly index: number,
@@ -18,7 +23,8 @@ export class ItemOutput {
 
   onEvent(e: StepEvent): void {
     if (e.type === "stream") {
-      this[e.name] += e.text;
+      if (this.dropped[e.name] === 0 && this[e.name].length + e.text.length <= this.limit) this[e.name] += e.text;
+      else this.dropped[e.name] += Buffer.byteLength(e.text);
       const text = this.partial[e.name] + e.text;
       const cut = text.lastIndexOf("\n") + 1;
       this.partial[e.name] = text.slice(cut);
@@ -35,6 +41,10 @@ export class ItemOutput {
     for (const name of ["stdout", "stderr"] as const) {
       if (this.partial[name]) this.forward({ type: "stream", name, text: this.prefix(`${this.partial[name]}\n`) });
       this.partial[name] = "";
+      if (this.dropped[name] > 0) {
+        this[name] += `\n[nbscale: the last ${formatMB(this.dropped[name])} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`;
+        this.dropped[name] = 0;
+      }
     }
   }
 

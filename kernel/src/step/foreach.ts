@@ -1,7 +1,8 @@
 /**
  * `%%step NAME --foreach EXPR [--parallel N]`: runs the step body once per
- * element of EXPR on the local worker pool (or, `--on slurm`, as one Slurm
- * job array: backends/slurm/array.ts), at most N at a time, and joins
+ * element of EXPR on the local worker pool (or as one scheduler array job:
+ * `--on slurm`, backends/slurm/array.ts; `--on batch`, backends/batch/array.ts),
+ * at most N at a time, and joins
  * the results in item order: every value the body declares comes back as an
  * array (`score[i]` is item i's `score`), typed `T[]` from the body's own
  * checked type `T`.
@@ -39,6 +40,10 @@ import { ItemOutput } from "./foreach-output";
 import type { StepHost } from "./dispatch";
 import { runSlurmArray } from "../backends/slurm/array";
 import { SlurmStepError } from "../backends/slurm/run";
+import type { BatchBackend } from "../backends/batch/run";
+import { BatchStepError } from "../backends/batch/errors";
+import { MAX_ARRAY } from "../backends/batch/submit";
+import type { ElementOutcome } from "../backends/remote/array";
 
 const ITEM = "__nbscale_item";
 const INDEX = "__nbscale_index";
@@ -56,8 +61,10 @@ export interface ForeachDeps {
   interrupted(): boolean;
   /** Where a worker's events go in the running cell. */
   publish(e: StepEvent): void;
-  /** Aborted on interrupt: `--on slurm` scancels the array job. */
+  /** Aborted on interrupt: `--on slurm` scancels the array job, `--on batch` terminates it. */
   signal?: AbortSignal;
+  /** The kernel's Batch backend (it keeps registered job definitions), for `--on batch`. */
+  batch?(): BatchBackend;
 }
 
 interface ItemRun {
@@ -75,8 +82,8 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   if (o.on === "kernel") {
     return fail(cellError("StepOptionUnsupported", `step \`${name}\`: --foreach fans out over workers; it can't run --on kernel. Use --on local (the default).`));
   }
-  // Local pool or a Slurm job array: never run a Batch foreach quietly on this machine.
-  if (o.on !== "local" && o.on !== "slurm") {
+  // Local pool or a scheduler's array job: never run a remote foreach quietly on this machine.
+  if (o.on !== "local" && o.on !== "slurm" && !(o.on === "batch" && d.batch)) {
     return fail(cellError("StepTargetUnavailable", `step \`${name}\`: --foreach with --on ${o.on} is not available in this build yet; use --on local (the default)`));
   }
 
@@ -132,6 +139,9 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
     }
   }
 
+  if (o.on === "batch" && items.length > MAX_ARRAY) {
+    return fail(cellError("StepResourceError", `step \`${name}\`: \`--foreach ${expr}\` has ${items.length} items; an AWS Batch array job has at most ${MAX_ARRAY}. Split the list over several steps, or batch several items into one`));
+  }
   const itemTypes = declaredTypes(checked.declOutput ?? "", outputs);
   const meta: ExecutionMeta = {
     step: { name, options: { ...o } as unknown as Record<string, unknown> },
@@ -152,20 +162,24 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   const runs: Array<ItemRun | undefined> = new Array(items.length);
   let next = 0;
   let infrastructure: CellError | null = null;
-  if (o.on === "slurm") {
-    // One job array; Slurm enforces --parallel (the `%` of --array), so no lanes here.
+  const array = o.on === "slurm" || o.on === "batch";
+  if (array) {
+    // One array job; the scheduler decides how many run at once, so no lanes here.
     try {
-      if (o.retries) process.stderr.write(`warning: step \`${name}\`: --retries is not applied to Slurm array elements yet; a failed item is reported, not re-run\n`);
-      if (items.length > 0) await runOnSlurmArray(d, pkg, common, perItem, runs, progress);
+      if (o.on === "slurm" && o.retries) process.stderr.write(`warning: step \`${name}\`: --retries is not applied to Slurm array elements yet; a failed item is reported, not re-run\n`);
+      if (o.on === "batch" && o.parallel !== undefined) {
+        process.stderr.write(`warning: step \`${name}\`: --parallel is not applied to AWS Batch arrays; the queue's compute environments (their maxvCpus) decide how many items run at once\n`);
+      }
+      if (items.length > 0) await runOnArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
-      if (!(e instanceof SlurmStepError)) {
+      if (!(e instanceof SlurmStepError) && !(e instanceof BatchStepError)) {
         progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
         throw e;
       }
       infrastructure = e.cellError;
     }
   }
-  const parallel = o.on === "slurm" ? 0 : Math.max(1, Math.min(items.length, o.parallel ?? defaultParallel(host.pool().totalMemory, o.memory)));
+  const parallel = array ? 0 : Math.max(1, Math.min(items.length, o.parallel ?? defaultParallel(host.pool().totalMemory, o.memory)));
   const lane = async () => {
     while (next < items.length && !d.interrupted() && !infrastructure) {
       const index = next++;
@@ -334,11 +348,13 @@ async function itemRun(
 }
 
 /**
- * `--on slurm`: all items as one Slurm job array (backends/slurm/array.ts);
- * fills `runs` in item order. --retries is not applied per element (a retry
- * would be a second array); a Slurm ending without a result is the item's error.
+ * `--on slurm` / `--on batch`: all items as one array job
+ * (backends/slurm/array.ts, backends/batch/array.ts); fills `runs` in item
+ * order. A scheduler's ending without a result is the item's error. On
+ * Slurm --retries is not applied per element (a retry would be a second
+ * array); on Batch it is each child's retryStrategy.
  */
-async function runOnSlurmArray(
+async function runOnArray(
   d: ForeachDeps,
   pkg: StepPackage,
   common: EncodedValues,
@@ -348,29 +364,44 @@ async function runOnSlurmArray(
 ): Promise<void> {
   const o = d.step.options;
   const outs = perItem.map((_, i) => new ItemOutput(i, d.publish));
-  const r = await runSlurmArray({
+  const shared = {
     step: d.name,
     memory: o.memory,
     cpu: o.cpu,
     gpu: o.gpu,
     timeoutMs: o.timeout,
-    partition: o.partition,
-    parallel: o.parallel,
     env: o.env ?? {},
     program: pkg.program,
     common,
     perItem,
-    cwd: d.host.cwd,
     signal: d.signal ?? new AbortController().signal,
-    onEvent: (i, e) => outs[i].onEvent(e),
-    onSubmitted: (job) => progress.setJob(job),
-    onCounts: (c) => progress.set(c),
-  });
-  for (const el of r.elements) {
+    onSubmitted: (job: string) => progress.setJob(job),
+    onCounts: (c: { done: number; running: number; failed: number }) => progress.set(c),
+  };
+  const onItem = (i: number, e: StepEvent) => outs[i].onEvent(e);
+  if (o.on === "slurm") {
+    const r = await runSlurmArray({ ...shared, partition: o.partition, parallel: o.parallel, cwd: d.host.cwd, onEvent: onItem });
+    await collectElements(d, pkg, r.elements, outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`);
+  } else {
+    const r = await d.batch!().runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
+    await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
+  }
+}
+
+/** An array job's elements as the foreach's item runs (their output flushed, their values decoded). */
+async function collectElements(
+  d: ForeachDeps,
+  pkg: StepPackage,
+  elements: ElementOutcome[],
+  outs: ItemOutput[],
+  runs: Array<ItemRun | undefined>,
+  where: (el: ElementOutcome) => string,
+): Promise<void> {
+  const o = d.step.options;
+  for (const el of elements) {
     const out = outs[el.index];
     out.flush();
     const worker = { id: el.job, host: el.host };
-    const where = `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`;
     if ("error" in el) {
       const exec: ItemExecution = {
         index: el.index,
@@ -388,7 +419,7 @@ async function runOnSlurmArray(
       };
       runs[el.index] = { exec, values: null, stubs: [] };
     } else {
-      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: 1, worker, where });
+      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: el.result.attempts ?? 1, worker, where: where(el) });
       run.exec.finished = el.finished;
       runs[el.index] = run;
     }

@@ -18,12 +18,14 @@ import { ts } from "./typescript";
 import { encodeValues, type EncodedValues } from "../worker/codec";
 import type { LazyOutputs, ValueSpec } from "../worker/events";
 import type { DatastoreLocation } from "../store/location";
+import type { NotebookFilter } from "../store/notebooks";
 import type { Executor } from "../session/executor";
 
 /** Where lazy values go, and which notebook records them (for version numbers). */
 export interface LazyStore {
   location: DatastoreLocation;
-  notebook: string;
+  /** The recording notebook across renames (see store/notebooks.ts). */
+  lineage(): Promise<NotebookFilter>;
   /** False with NBSCALE_RECORD=0: no version will be recorded, handles name their sha256. */
   recorded: boolean;
 }
@@ -127,7 +129,7 @@ export async function makeHandles(specs: readonly ValueSpec[], store: LazyStore 
     if (store?.recorded) {
       try {
         const ds = await openStore(store.location, true);
-        const latest = await ds.artifacts.latestFrom(s.name, store.notebook);
+        const latest = await ds.artifacts.latestFrom(s.name, await store.lineage());
         const allocated = await ds.artifacts.allocated(s.name);
         version = latest && latest.sha256 === l.sha256 ? latest.version : (allocated[allocated.length - 1] ?? 0) + 1;
       } catch {

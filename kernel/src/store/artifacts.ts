@@ -10,9 +10,10 @@
  * killed mid-recording leaves nothing visible (fsck lists the leftover).
  */
 import { StorageBackend } from "./backend";
-import { BlobStore } from "./blobs";
+import { BlobStore, ReadOptions } from "./blobs";
 import { closeNames, InvalidSpecError, NoSuchVersionError, NotInNotebookError, UnknownVariableError } from "./errors";
 import { Decoded, deserialize, DeserializeOptions, ValueKind } from "./serialize";
+import { currentPath, inNotebook, type NotebookFilter } from "./notebooks";
 
 export const VARS_PREFIX = "vars/";
 const MAX_ENCODED_NAME = 240;
@@ -48,6 +49,8 @@ export interface NewVersion {
   class?: string;
   ts_type?: string;
   notebook: string | null;
+  /** The notebook's lineage across renames, for "unchanged since its last version" (default: `notebook`). */
+  lineage?: NotebookFilter;
   cell: string | null;
   execution: string | null;
 }
@@ -110,8 +113,13 @@ export function parseVersionKey(key: string): { name: string; version: number } 
 }
 
 export interface VersionFilter {
-  /** Only versions produced by this notebook. */
-  notebook?: string;
+  /** Only versions produced by this notebook (a path, or its lineage across renames). */
+  notebook?: NotebookFilter;
+}
+
+/** Whether `rec` was produced by `scope` (null: by no notebook, e.g. a script). */
+function producedBy(rec: VersionRecord, scope: NotebookFilter | null): boolean {
+  return scope === null ? rec.notebook === null : inNotebook(scope, rec.notebook, rec.created);
 }
 
 export class ArtifactStore {
@@ -165,7 +173,7 @@ export class ArtifactStore {
     for (const v of await this.allocated(name)) {
       const rec = await this.readRecord(name, v);
       if (!rec || !(await this.visible(rec))) continue;
-      if (filter.notebook !== undefined && rec.notebook !== filter.notebook) continue;
+      if (filter.notebook !== undefined && !producedBy(rec, filter.notebook)) continue;
       out.push(rec);
     }
     return out;
@@ -180,26 +188,26 @@ export class ArtifactStore {
     }
     if (version !== null) {
       const rec = allocated.includes(version) ? await this.readRecord(name, version) : null;
-      if (rec && (await this.visible(rec)) && (filter.notebook === undefined || rec.notebook === filter.notebook)) return rec;
+      if (rec && (await this.visible(rec)) && (filter.notebook === undefined || producedBy(rec, filter.notebook))) return rec;
       throw new NoSuchVersionError(name, version, (await this.versions(name, filter)).map((r) => r.version));
     }
     for (let i = allocated.length - 1; i >= 0; i--) {
       const rec = await this.readRecord(name, allocated[i]);
-      if (rec && (await this.visible(rec)) && (filter.notebook === undefined || rec.notebook === filter.notebook)) return rec;
+      if (rec && (await this.visible(rec)) && (filter.notebook === undefined || producedBy(rec, filter.notebook))) return rec;
     }
     if (filter.notebook !== undefined) {
       const others = await this.versions(name);
-      if (others.length > 0) throw new NotInNotebookError(name, filter.notebook, others.map((r) => r.notebook ?? "(no notebook)"));
+      if (others.length > 0) throw new NotInNotebookError(name, currentPath(filter.notebook), others.map((r) => r.notebook ?? "(no notebook)"));
     }
     throw new NoSuchVersionError(name, allocated[allocated.length - 1], []);
   }
 
   /** The newest visible version of `name` recorded by `notebook`, or null. */
-  async latestFrom(name: string, notebook: string | null): Promise<VersionRecord | null> {
+  async latestFrom(name: string, notebook: NotebookFilter | null): Promise<VersionRecord | null> {
     const allocated = await this.allocated(name);
     for (let i = allocated.length - 1; i >= 0; i--) {
       const rec = await this.readRecord(name, allocated[i]);
-      if (rec && rec.notebook === notebook && (await this.visible(rec))) return rec;
+      if (rec && producedBy(rec, notebook) && (await this.visible(rec))) return rec;
     }
     return null;
   }
@@ -214,7 +222,7 @@ export class ArtifactStore {
     const allocated = await this.allocated(name);
     for (let i = allocated.length - 1; i >= 0; i--) {
       const rec = await this.readRecord(name, allocated[i]);
-      if (!rec || rec.notebook !== v.notebook || !(await this.visible(rec))) continue;
+      if (!rec || !producedBy(rec, v.lineage ?? v.notebook) || !(await this.visible(rec))) continue;
       if (rec.sha256 === v.sha256) return { record: rec, created: false };
       break;
     }
@@ -245,7 +253,7 @@ export class ArtifactStore {
   }
 
   /** Reads and verifies the value of a version. */
-  async load(rec: VersionRecord, options?: DeserializeOptions): Promise<Decoded> {
-    return this.blobs.readWith(rec.sha256, `${rec.name}@${rec.version}`, (r) => deserialize(r, options));
+  async load(rec: VersionRecord, options: DeserializeOptions & ReadOptions = {}): Promise<Decoded> {
+    return this.blobs.readWith(rec.sha256, `${rec.name}@${rec.version}`, (r) => deserialize(r, options), options);
   }
 }

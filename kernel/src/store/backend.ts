@@ -26,7 +26,15 @@ export interface PutOptions {
    * callers hash live memory first, and the memory may change meanwhile.
    */
   sha256?: string;
+  /**
+   * Sees every byte of the content, in order, in the same pass that writes
+   * (and hashes) it, so checksums derived from it describe exactly the bytes
+   * stored. A returned promise is awaited before the next bytes are taken.
+   */
+  tap?: WriteTap;
 }
+
+export type WriteTap = (bytes: Uint8Array) => Promise<void> | undefined;
 
 export interface PutResult {
   /** False when the object already existed (nothing was written). */
@@ -54,6 +62,12 @@ export interface ObjectReader {
    * the object ends first. Only one call may be outstanding at a time.
    */
   read(target: Uint8Array): Promise<void>;
+  /**
+   * Optional: fills `target` with the bytes at `position`, independently of
+   * `read`; several calls may be outstanding (local files: libuv runs them
+   * on its thread pool in parallel). Throws when the object ends first.
+   */
+  readAt?(target: Uint8Array, position: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -84,7 +98,7 @@ export interface StorageBackend {
    * rename after the fact (S3 without a copy) leave it out; callers then hash
    * first and use `putIfAbsent`.
    */
-  putByHash?(keyOf: (sha256: string) => string, chunks: ChunkSource): Promise<HashedPutResult>;
+  putByHash?(keyOf: (sha256: string) => string, chunks: ChunkSource, options?: { tap?: WriteTap }): Promise<HashedPutResult>;
   /** Writes small content iff `key` doesn't exist; true when this call created it. */
   createExclusive(key: string, data: Uint8Array): Promise<boolean>;
 

@@ -1,10 +1,22 @@
 import { createHash, Hash } from "node:crypto";
 import { ObjectReader, StorageBackend } from "./backend";
+import {
+  CHUNK_SIZE,
+  ChunkHasher,
+  ChunkManifest,
+  chunkRange,
+  decodeManifest,
+  encodeManifest,
+  MANIFEST_MIN_SIZE,
+  manifestKey,
+} from "./chunk-manifest";
 import { CorruptArtifactError } from "./errors";
 
 const SHA_RE = /^[0-9a-f]{64}$/;
-/** Slice size for pipelined read+hash: the next read runs while this one hashes. */
-const READ_SLICE = 8 << 20;
+/** Slice size for pipelined read+hash: the next read runs while this one hashes. Slices end on chunk boundaries. */
+const READ_SLICE = CHUNK_SIZE;
+/** Positional reads in flight at once when the backend allows them (libuv has 4 threads). */
+const READ_AHEAD = 4;
 
 export const BLOB_PREFIX = "blobs/sha256/";
 
@@ -57,7 +69,10 @@ export class BlobStore {
   async putHashed(chunks: readonly Uint8Array[], sha256: string, size: number): Promise<BlobPut> {
     const key = blobKey(sha256);
     if (await this.backend.stat(key)) return { sha256, size, created: false };
-    const r = await this.backend.putIfAbsent(key, chunks, { sha256 });
+    const chunker = size >= MANIFEST_MIN_SIZE ? new ChunkHasher() : null;
+    const r = await this.backend.putIfAbsent(key, chunks, { sha256, ...(chunker ? { tap: (b: Uint8Array) => chunker.update(b) } : {}) });
+    // The backend verified that what it wrote hashes to `sha256`, in the pass the chunker saw.
+    if (chunker) await this.putManifest(chunker, sha256, size);
     return { sha256, size, created: r.created };
   }
 
@@ -69,8 +84,29 @@ export class BlobStore {
    */
   async putUnhashed(chunks: readonly Uint8Array[]): Promise<BlobPut> {
     if (!this.backend.putByHash) return this.put(chunks);
-    const r = await this.backend.putByHash(blobKey, chunks);
+    const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+    const chunker = total >= MANIFEST_MIN_SIZE ? new ChunkHasher() : null;
+    const r = await this.backend.putByHash(blobKey, chunks, chunker ? { tap: (b) => chunker.update(b) } : {});
+    if (chunker) await this.putManifest(chunker, r.sha256, r.size);
     return { sha256: r.sha256, size: r.size, created: r.created };
+  }
+
+  /**
+   * Publishes the chunk manifest of a blob just written. Only when the chunker
+   * saw every byte of the pass that produced the blob's hash (a write that
+   * found the blob present saw none); an existing manifest is kept.
+   */
+  private async putManifest(chunker: ChunkHasher, sha256: string, size: number): Promise<void> {
+    const digests = await chunker.digests();
+    if (chunker.size !== size) return;
+    const m: ChunkManifest = { blob: sha256, size, chunkSize: chunker.chunkSize, chunks: digests };
+    await this.backend.putIfAbsent(manifestKey(sha256), [encodeManifest(m)]);
+  }
+
+  /** The usable chunk manifest of a blob, or why there is none (null: never written). */
+  async manifest(sha256: string, size: number): Promise<ChunkManifest | { invalid: string } | null> {
+    const bytes = await this.backend.get(manifestKey(sha256));
+    return bytes ? decodeManifest(bytes, sha256, size) : null;
   }
 
   async has(sha256: string): Promise<boolean> {
@@ -89,13 +125,22 @@ export class BlobStore {
   /**
    * Runs `consume` over a verifying reader. `consume` may build a value from
    * the bytes, but the value is only returned after the whole blob was read
-   * and its hash matched; otherwise `CorruptArtifactError` is thrown.
+   * and verified; otherwise `CorruptArtifactError` is thrown. Large blobs
+   * with an intact chunk manifest are verified chunk by chunk on several
+   * threads while they are read; any other blob by its whole SHA-256.
+   * `consume` must not change the bytes it was given before it returns.
    */
-  async readWith<T>(sha256: string, label: string, consume: (r: VerifyingReader) => Promise<T>): Promise<T> {
+  async readWith<T>(sha256: string, label: string, consume: (r: VerifyingReader) => Promise<T>, options: ReadOptions = {}): Promise<T> {
     const inner = await this.backend.openRead(blobKey(sha256));
     if (!inner) throw new CorruptArtifactError(label, sha256, "is missing from the datastore");
-    const reader = new VerifyingReader(inner, sha256, label);
     try {
+      let manifest: ChunkManifest | null = null;
+      if (inner.size >= MANIFEST_MIN_SIZE) {
+        // A damaged or foreign manifest is not an error here: the whole-blob hash still decides.
+        const m = await this.manifest(sha256, inner.size);
+        if (m && !("invalid" in m)) manifest = m;
+      }
+      const reader = new VerifyingReader(inner, sha256, label, manifest, options.whileReading);
       let result: T;
       try {
         result = await consume(reader);
@@ -103,39 +148,77 @@ export class BlobStore {
         if (e instanceof CorruptArtifactError) throw e;
         // A parse failure on bytes that don't hash right is corruption, not a bug.
         await reader.drain();
-        reader.finish();
+        await reader.finish();
         throw e;
       }
       await reader.drain();
-      reader.finish();
+      await reader.finish();
       return result;
     } finally {
       await inner.close();
     }
   }
 
-  /** Re-hashes a stored blob (fsck). Returns null when it is intact. */
-  async check(sha256: string): Promise<string | null> {
+  /**
+   * Re-hashes a stored blob (fsck): its whole SHA-256 always, and its chunk
+   * manifest when it has one. `blob` is null when the bytes are intact;
+   * `manifest` says what is wrong with a manifest that exists.
+   */
+  async check(sha256: string): Promise<{ blob: string | null; manifest: { detail: string; refusesReads: boolean } | null }> {
+    const inner = await this.backend.openRead(blobKey(sha256));
+    if (!inner) return { blob: "is missing from the datastore", manifest: null };
+    const m = await this.manifest(sha256, inner.size);
+    const whole = new VerifyingReader(inner, sha256, `blob ${sha256.slice(0, 12)}`, null);
+    const chunker = m && !("invalid" in m) ? new ChunkHasher(m.chunkSize) : null;
+    if (chunker) whole.observe((b) => chunker.update(b));
     try {
-      await this.readWith(sha256, `blob ${sha256.slice(0, 12)}`, async () => undefined);
-      return null;
+      await whole.drain();
+      await whole.finish();
     } catch (e) {
-      if (e instanceof CorruptArtifactError) return e.detail;
+      if (e instanceof CorruptArtifactError) return { blob: e.detail, manifest: null };
       throw e;
+    } finally {
+      await inner.close();
     }
+    if (!m) return { blob: null, manifest: null };
+    if ("invalid" in m) return { blob: null, manifest: { detail: m.invalid, refusesReads: false } };
+    const got = await (chunker as ChunkHasher).digests();
+    const bad = got.findIndex((d, i) => d !== m.chunks[i]);
+    return { blob: null, manifest: bad < 0 ? null : { detail: `disagrees with the blob's ${chunkRange(bad, m)}`, refusesReads: true } };
   }
 }
 
-/** Reads sequentially while hashing; `finish()` checks the total. */
+export interface ReadOptions {
+  /**
+   * Work for this thread while the blob's bytes are read and verified
+   * elsewhere (e.g. type-checking the binding a restore will make). Called
+   * once, when the bulk of the reads is in flight, or at the end.
+   */
+  whileReading?: () => void;
+}
+
+/**
+ * Reads sequentially while verifying; `finish()` checks what was read.
+ * Whole mode hashes every byte on this thread, one slice behind the read.
+ * Chunk mode (a manifest) hands whole chunks to the thread pool as they
+ * arrive and compares each with the manifest at the end.
+ */
 export class VerifyingReader {
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash: Hash | null;
+  private readonly chunker: ChunkHasher | null;
+  private observer: ((b: Uint8Array) => Promise<void> | undefined) | null = null;
   private consumed = 0;
 
   constructor(
     private readonly inner: ObjectReader,
     readonly sha256: string,
     readonly label: string,
-  ) {}
+    private readonly manifest: ChunkManifest | null = null,
+    private whileReading?: () => void,
+  ) {
+    this.hash = manifest ? null : createHash("sha256");
+    this.chunker = manifest ? new ChunkHasher(manifest.chunkSize) : null;
+  }
 
   get size(): number {
     return this.inner.size;
@@ -145,38 +228,89 @@ export class VerifyingReader {
     return this.inner.size - this.consumed;
   }
 
-  /** Fills `target` with the next bytes (hashing them). */
+  /** Also feeds every byte read to `fn` (fsck computes chunk hashes alongside the whole hash). */
+  observe(fn: (b: Uint8Array) => Promise<void> | undefined): void {
+    this.observer = fn;
+  }
+
+  /** Fills `target` with the next bytes (verifying them). */
   async read(target: Uint8Array): Promise<void> {
     if (target.byteLength > this.remaining) {
       throw new CorruptArtifactError(this.label, this.sha256, `is truncated (${this.inner.size} bytes stored)`);
     }
-    const slices: Uint8Array[] = [];
-    for (let off = 0; off < target.byteLength; off += READ_SLICE) {
-      slices.push(target.subarray(off, Math.min(off + READ_SLICE, target.byteLength)));
+    const slices: Array<{ bytes: Uint8Array; at: number }> = [];
+    for (let off = 0; off < target.byteLength; ) {
+      const at = this.consumed + off;
+      const end = Math.min(target.byteLength, off + READ_SLICE - (at % READ_SLICE));
+      slices.push({ bytes: target.subarray(off, end), at });
+      off = end;
     }
-    let pending = slices.length > 0 ? this.inner.read(slices[0]) : null;
-    for (let i = 0; i < slices.length; i++) {
-      await pending;
-      // Start the next read before hashing this slice so both run at once.
-      pending = i + 1 < slices.length ? this.inner.read(slices[i + 1]) : null;
-      this.hash.update(slices[i]);
+    const readAt = this.inner.readAt?.bind(this.inner);
+    const depth = readAt ? READ_AHEAD : 1;
+    const pending: Array<Promise<void>> = [];
+    let issued = 0;
+    const issue = () => {
+      const s = slices[issued++];
+      const p = readAt ? readAt(s.bytes, s.at) : this.inner.read(s.bytes);
+      p.catch(() => undefined); // awaited below, in order; a later one may fail first
+      pending.push(p);
+    };
+    try {
+      while (issued < slices.length && issued < depth) issue();
+      if (slices.length > depth) this.runWhileReading();
+      for (let i = 0; i < slices.length; i++) {
+        await pending[i];
+        // Start the next read before verifying this slice so both run at once.
+        if (issued < slices.length) issue();
+        const b = slices[i].bytes;
+        const tapped = this.observer?.(b);
+        let queued: Promise<void> | undefined;
+        if (this.chunker) queued = this.chunker.update(b);
+        else this.hash?.update(b);
+        await tapped;
+        await queued;
+      }
+    } catch (e) {
+      // No read may still be writing into memory the caller gets back.
+      await Promise.allSettled(pending);
+      throw e;
     }
     this.consumed += target.byteLength;
   }
 
-  /** Hashes whatever was not consumed (trailing garbage must fail the hash too). */
+  private runWhileReading(): void {
+    const fn = this.whileReading;
+    this.whileReading = undefined;
+    fn?.();
+  }
+
+  /** Verifies whatever was not consumed (trailing garbage must fail the check too). */
   async drain(): Promise<void> {
-    const buf = Buffer.allocUnsafe(Math.min(this.remaining, READ_SLICE));
+    if (this.remaining === 0) return;
+    // Reused across reads: chunks hashed on other threads are copied when handed over.
+    const buf = Buffer.allocUnsafe(Math.min(this.remaining, READ_SLICE * READ_AHEAD));
     while (this.remaining > 0) {
       const n = Math.min(this.remaining, buf.byteLength);
       await this.read(buf.subarray(0, n));
     }
   }
 
-  finish(): void {
-    const actual = this.hash.digest("hex");
-    if (actual !== this.sha256) {
-      throw new CorruptArtifactError(this.label, this.sha256, `hashes to sha256:${actual}`);
+  async finish(): Promise<void> {
+    this.runWhileReading();
+    if (this.hash) {
+      const actual = this.hash.digest("hex");
+      if (actual !== this.sha256) throw new CorruptArtifactError(this.label, this.sha256, `hashes to sha256:${actual}`);
+      return;
+    }
+    const m = this.manifest as ChunkManifest;
+    const got = await (this.chunker as ChunkHasher).digests();
+    const bad = got.length !== m.chunks.length ? Math.min(got.length, m.chunks.length) : got.findIndex((d, i) => d !== m.chunks[i]);
+    if (bad >= 0) {
+      throw new CorruptArtifactError(
+        this.label,
+        this.sha256,
+        `does not match its chunk manifest: ${chunkRange(bad, m)} hash to sha256:${got[bad]}, the manifest written with the blob says sha256:${m.chunks[bad]}`,
+      );
     }
   }
 }

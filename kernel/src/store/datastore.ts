@@ -20,6 +20,7 @@ import {
   OutputRef,
 } from "./executions";
 import { backendFor } from "./backends";
+import { NotebookRenames, type NotebookFilter } from "./notebooks";
 import { DatastoreLocation, describeLocation, resolveDatastore } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
 
@@ -31,6 +32,8 @@ export interface ExecutionInput {
   id?: string;
   /** Notebook path (absolute, or as the frontend names it); null for scripts. */
   notebook: string | null;
+  /** The notebook's lineage across renames (see notebooks.ts); defaults to `notebook`. */
+  lineage?: NotebookFilter;
   cell: string;
   executionCount?: number | null;
   code: string;
@@ -49,8 +52,9 @@ export interface ExecutionInput {
   serializedOutputs?: Record<string, Serialized>;
   /** TypeScript type text of outputs, for `%restore` to rebind with its type. */
   outputTypes?: Record<string, string>;
-  stdout?: string;
-  stderr?: string;
+  /** Text, or UTF-8 chunks (a long log need not become one string). */
+  stdout?: string | readonly Uint8Array[];
+  stderr?: string | readonly Uint8Array[];
   /** Jupyter display_data / execute_result outputs. */
   display?: unknown[];
   status: ExecutionStatus;
@@ -63,6 +67,12 @@ export interface ExecutionInput {
   /** Defaults to this process's Node, nbscale, and the notebook folder's lockfile. */
   environment?: ExecutionRecord["environment"];
 }
+
+export type LoadOptions = VersionFilter &
+  DeserializeOptions & {
+    /** Work for this thread while the version's bytes are read and verified (see ReadOptions). */
+    whileReading?: (record: VersionRecord) => void;
+  };
 
 export interface LoadedArtifact {
   record: VersionRecord;
@@ -78,6 +88,7 @@ export class Datastore {
   readonly blobs: BlobStore;
   readonly artifacts: ArtifactStore;
   readonly executions: ExecutionStore;
+  readonly notebooks: NotebookRenames;
 
   private constructor(
     readonly backend: StorageBackend,
@@ -85,6 +96,7 @@ export class Datastore {
   ) {
     this.blobs = new BlobStore(backend);
     this.executions = new ExecutionStore(backend, this.blobs);
+    this.notebooks = new NotebookRenames(backend);
     this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id));
   }
 
@@ -135,7 +147,7 @@ export class Datastore {
 
     const outputs: Record<string, OutputRef> = {};
     for (const p of prepared) {
-      const { sha256, size, s } = await this.storeOutput(p, input.notebook);
+      const { sha256, size, s } = await this.storeOutput(p, input.lineage ?? input.notebook);
       const tsType = input.outputTypes?.[p.name];
       const { record, created } = await this.artifacts.record(p.name, {
         sha256,
@@ -145,6 +157,7 @@ export class Datastore {
         ...(s.header.class ? { class: s.header.class } : {}),
         ...(tsType ? { ts_type: tsType } : {}),
         notebook: input.notebook,
+        ...(input.lineage ? { lineage: input.lineage } : {}),
         cell: input.cell,
         execution: id,
       });
@@ -201,7 +214,7 @@ export class Datastore {
    * same notebook has the same size (likely unchanged) or the value is small
    * is it hashed first, so an unchanged value costs a hash and no write.
    */
-  private async storeOutput(p: PreparedOutput, notebook: string | null): Promise<{ sha256: string; size: number; s: Serialized }> {
+  private async storeOutput(p: PreparedOutput, notebook: NotebookFilter | null): Promise<{ sha256: string; size: number; s: Serialized }> {
     let s = p.s;
     if (p.stored) {
       if (!(await this.blobs.has(p.stored.sha256))) throw new StoreError(`\`${p.name}\`: its value (sha256:${p.stored.sha256.slice(0, 12)}) is missing from the datastore`);
@@ -241,16 +254,17 @@ export class Datastore {
   }
 
   /** Resolves and reads (verifying the hash) a version. */
-  async load(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<LoadedArtifact> {
+  async load(spec: string, options: LoadOptions = {}): Promise<LoadedArtifact> {
     const record = await this.resolve(spec, options.notebook !== undefined ? { notebook: options.notebook } : {});
-    return { record, decoded: await this.artifacts.load(record, options) };
+    const { whileReading, ...rest } = options;
+    return { record, decoded: await this.artifacts.load(record, { ...rest, ...(whileReading ? { whileReading: () => whileReading(record) } : {}) }) };
   }
 
   /**
    * The live value of a version (what `%restore` binds). Functions/classes
    * come back as their source text (`kind: "source"`); stubs can't be restored.
    */
-  async restore(spec: string, options: VersionFilter & DeserializeOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
+  async restore(spec: string, options: LoadOptions = {}): Promise<{ record: VersionRecord; kind: "v8" | "source"; value: unknown }> {
     const { record, decoded } = await this.load(spec, options);
     switch (decoded.kind) {
       case "v8":

@@ -139,3 +139,6 @@ export function closeNames(target: string, names: Iterable<string>, max = 5): st
   scored.sort((x, y) => x[0] - y[0] || x[1].localeCompare(y[1]));
   return scored.slice(0, max).map(([, n]) => n);
 }
+
+/** The datastore did not answer (network, outage, throttling) even after retries. */
+export class DatastoreUnavailableError extends StoreError {}

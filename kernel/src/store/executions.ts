@@ -8,6 +8,7 @@ import { StorageBackend } from "./backend";
 import { BlobStore } from "./blobs";
 import { ArtifactRef } from "./artifacts";
 import { StoreError, UnknownExecutionError } from "./errors";
+import { inNotebook, type NotebookFilter } from "./notebooks";
 
 export const EXECUTIONS_PREFIX = "executions/";
 /** Logs and display outputs above this size are stored as blobs. */
@@ -116,7 +117,8 @@ export function executionKey(id: string): string {
 }
 
 export interface ExecutionFilter {
-  notebook?: string;
+  /** A path, or a lineage across renames (see notebooks.ts). */
+  notebook?: NotebookFilter;
   cell?: string;
   /** Executions that read or wrote this variable. */
   variable?: string;
@@ -190,7 +192,7 @@ export class ExecutionStore {
       if (filter.limit !== undefined && out.length >= filter.limit) break;
       const r = await this.get(id);
       if (!r) continue;
-      if (filter.notebook !== undefined && r.notebook !== filter.notebook) continue;
+      if (filter.notebook !== undefined && !inNotebook(filter.notebook, r.notebook, r.started)) continue;
       if (filter.cell !== undefined && r.cell !== filter.cell) continue;
       if (filter.variable !== undefined && !(filter.variable in r.inputs) && !(filter.variable in r.outputs)) continue;
       out.push(r);
@@ -198,12 +200,17 @@ export class ExecutionStore {
     return out;
   }
 
-  /** Stores a log as inline text or, when large, as a blob. */
-  async storeLog(text: string): Promise<LogRef> {
-    const bytes = Buffer.from(text, "utf8");
-    if (bytes.byteLength <= INLINE_LIMIT) return { text, size: bytes.byteLength };
-    const put = await this.blobs.put([bytes]);
-    return { blob: put.sha256, size: bytes.byteLength, head: text.slice(0, LOG_HEAD) };
+  /** Stores a log (text, or UTF-8 chunks) as inline text or, when large, as a blob. */
+  async storeLog(log: string | readonly Uint8Array[]): Promise<LogRef> {
+    const chunks: readonly Uint8Array[] = typeof log === "string" ? [Buffer.from(log, "utf8")] : log;
+    let size = 0;
+    for (const c of chunks) size += c.byteLength;
+    if (size <= INLINE_LIMIT) {
+      const text = typeof log === "string" ? log : Buffer.concat(chunks).toString("utf8");
+      return { text, size };
+    }
+    const put = await this.blobs.put(chunks);
+    return { blob: put.sha256, size, head: headOf(chunks) };
   }
 
   async storeDisplay(outputs: unknown[]): Promise<DisplayRef> {
@@ -223,6 +230,18 @@ export class ExecutionStore {
     if ("outputs" in ref) return ref.outputs;
     return JSON.parse((await this.blobs.read(ref.blob, label)).toString("utf8")) as unknown[];
   }
+}
+
+/** The first LOG_HEAD characters of a chunked log, without decoding all of it. */
+function headOf(chunks: readonly Uint8Array[]): string {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for (const c of chunks) {
+    if (n >= LOG_HEAD * 4) break;
+    parts.push(c.subarray(0, LOG_HEAD * 4 - n));
+    n += parts[parts.length - 1].byteLength;
+  }
+  return Buffer.concat(parts).toString("utf8").slice(0, LOG_HEAD);
 }
 
 /** Every blob an execution record references (fsck checks they exist). */

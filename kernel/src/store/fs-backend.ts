@@ -13,11 +13,15 @@ import {
   PutResult,
   StorageBackend,
   TempEntry,
+  WriteTap,
 } from "./backend";
+import { CHUNK_SIZE } from "./chunk-manifest";
 import { ContentChangedError } from "./errors";
 
-/** Large chunks are written in slices so hashing overlaps the thread-pool write. */
-const SLICE = 8 << 20;
+/** Large chunks are written in slices so hashing overlaps the thread-pool write; slices are manifest chunks. */
+const SLICE = CHUNK_SIZE;
+/** Written bytes after which a background flush starts (large objects only). */
+const FLUSH_EVERY = 32 << 20;
 const TMP_DIR = "tmp";
 const TMP_RE = /^nbs-(\d+)-([0-9a-f]{12})-(.+)\.tmp$/;
 /** Published objects are read-only: they are immutable by contract. */
@@ -174,11 +178,11 @@ export class FsBackend implements StorageBackend {
     this.dirsReady = true;
   }
 
-  async putByHash(keyOf: (sha256: string) => string, chunks: ChunkSource): Promise<HashedPutResult> {
+  async putByHash(keyOf: (sha256: string) => string, chunks: ChunkSource, options: { tap?: WriteTap } = {}): Promise<HashedPutResult> {
     await this.ensureRoot();
     const tmp = this.tempName();
     try {
-      const { size, sha256 } = await this.writeTemp(tmp, chunks, true);
+      const { size, sha256 } = await this.writeTemp(tmp, chunks, true, options.tap);
       const key = keyOf(sha256 as string);
       checkKey(key);
       const created = await this.linkTemp(tmp, key, true);
@@ -206,7 +210,7 @@ export class FsBackend implements StorageBackend {
     await this.ensureRoot();
     const tmp = this.tempName();
     try {
-      const { size, sha256 } = await this.writeTemp(tmp, chunks, options.sha256 !== undefined);
+      const { size, sha256 } = await this.writeTemp(tmp, chunks, options.sha256 !== undefined, options.tap);
       if (options.sha256 !== undefined && sha256 !== options.sha256) throw new ContentChangedError(key, options.sha256, sha256 as string);
       return { created: await this.linkTemp(tmp, key, skipIfExists), size };
     } finally {
@@ -214,25 +218,48 @@ export class FsBackend implements StorageBackend {
     }
   }
 
-  /** Writes and fsyncs a temp file, hashing the bytes as they go out when asked. */
-  private async writeTemp(tmp: string, chunks: ChunkSource, hashIt: boolean): Promise<{ size: number; sha256: string | null }> {
+  /** Writes and fsyncs a temp file, hashing (and tapping) the bytes as they go out when asked. */
+  private async writeTemp(
+    tmp: string,
+    chunks: ChunkSource,
+    hashIt: boolean,
+    tap?: WriteTap,
+  ): Promise<{ size: number; sha256: string | null }> {
     let size = 0;
     const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, OBJECT_MODE);
+    // Flushing starts while later slices are still being hashed and copied,
+    // so the disk works during the CPU-bound part instead of after it.
+    let flushing: Promise<void> | null = null;
+    let unflushed = 0;
     try {
       const hash = hashIt ? createHash("sha256") : null;
       for await (const chunk of chunks) {
-        for (let off = 0; off < chunk.byteLength; off += SLICE) {
-          const slice = chunk.subarray(off, Math.min(off + SLICE, chunk.byteLength));
+        for (let off = 0; off < chunk.byteLength; ) {
+          // Slices end on multiples of SLICE in the object, so a tap hashing
+          // fixed-size chunks gets most of them whole.
+          const end = Math.min(chunk.byteLength, off + SLICE - (size % SLICE));
+          const slice = chunk.subarray(off, end);
           const pending = writeAll(fh, slice);
           // Hash on the main thread while libuv writes the same slice.
+          const tapped = tap?.(slice);
           hash?.update(slice);
           await pending;
+          await tapped;
           size += slice.byteLength;
+          off = end;
+          unflushed += slice.byteLength;
+          if (unflushed >= FLUSH_EVERY && !flushing) {
+            unflushed = 0;
+            flushing = fh.datasync().finally(() => (flushing = null));
+            flushing.catch(() => undefined); // the final sync reports a failing disk
+          }
         }
       }
+      await flushing?.catch(() => undefined);
       await fh.sync();
       return { size, sha256: hash ? hash.digest("hex") : null };
     } finally {
+      await flushing?.catch(() => undefined);
       await fh.close();
     }
   }
@@ -263,12 +290,16 @@ class FsReader implements ObjectReader {
   constructor(private readonly fh: FileHandle, readonly size: number, private readonly key: string) {}
 
   async read(target: Uint8Array): Promise<void> {
+    await this.readAt(target, this.position);
+    this.position += target.byteLength;
+  }
+
+  async readAt(target: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < target.byteLength) {
-      const { bytesRead } = await this.fh.read(target, done, target.byteLength - done, this.position);
-      if (bytesRead === 0) throw new Error(`${this.key}: unexpected end of object at byte ${this.position}`);
+      const { bytesRead } = await this.fh.read(target, done, target.byteLength - done, position + done);
+      if (bytesRead === 0) throw new Error(`${this.key}: unexpected end of object at byte ${position + done}`);
       done += bytesRead;
-      this.position += bytesRead;
     }
   }
 

@@ -11,6 +11,7 @@
  */
 import { StorageBackend } from "./backend";
 import { BlobStore, blobKeySha } from "./blobs";
+import { manifestKey, manifestKeySha } from "./chunk-manifest";
 import { parseVersionKey, VersionRecord, versionKey } from "./artifacts";
 import { ExecutionRecord, executionKey, isExecutionId, referencedBlobs } from "./executions";
 
@@ -25,7 +26,13 @@ export interface FsckOptions {
   verifyBlobs?: boolean;
 }
 
-export type ProblemKind = "corrupt-blob" | "missing-blob" | "unreadable-record" | "version-mismatch" | "missing-version";
+export type ProblemKind =
+  | "corrupt-blob"
+  | "corrupt-manifest"
+  | "missing-blob"
+  | "unreadable-record"
+  | "version-mismatch"
+  | "missing-version";
 
 export interface FsckProblem {
   kind: ProblemKind;
@@ -34,7 +41,8 @@ export interface FsckProblem {
 }
 
 export interface FsckLeftover {
-  kind: "temp" | "uncommitted-version";
+  /** `manifest`: a chunk manifest whose blob is gone, or a damaged one `clean` removed. */
+  kind: "temp" | "uncommitted-version" | "manifest";
   id: string;
   size: number;
   age_seconds: number;
@@ -68,11 +76,14 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   const temps = await backend.listTemp();
 
   const blobKeys = new Map<string, string>();
+  const manifestKeys = new Map<string, string>();
   const versionKeys: string[] = [];
   const executionIds = new Set<string>();
   for await (const key of backend.list("")) {
     const sha = blobKeySha(key);
+    const manifestOf = sha ? null : manifestKeySha(key);
     if (sha) blobKeys.set(sha, key);
+    else if (manifestOf) manifestKeys.set(manifestOf, key);
     else if (parseVersionKey(key)) versionKeys.push(key);
     else {
       const m = /^executions\/(.+)\.json$/.exec(key);
@@ -155,14 +166,37 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
       const st = await backend.stat(key);
       result.checked.blobs++;
       result.checked.blob_bytes += st?.size ?? 0;
-      const detail = await blobs.check(sha);
-      if (detail) {
+      const found = await blobs.check(sha);
+      if (found.blob) {
         const who = labels.get(sha);
-        problem("corrupt-blob", key, `blob sha256:${sha} ${detail}` + (who ? ` — it holds ${who.join(", ")}` : ""));
+        problem("corrupt-blob", key, `blob sha256:${sha} ${found.blob}` + (who ? ` — it holds ${who.join(", ")}` : ""));
+      } else if (found.manifest) {
+        const mkey = manifestKey(sha);
+        if (options.clean) {
+          // Derived data: without it, reads verify the whole blob instead.
+          await backend.remove(mkey);
+          result.leftovers.push({ kind: "manifest", id: mkey, size: 0, age_seconds: 0, writer: "unknown", removable: true, removed: true });
+        } else {
+          problem(
+            "corrupt-manifest",
+            mkey,
+            `chunk manifest of blob sha256:${sha} ${found.manifest.detail}; ` +
+              (found.manifest.refusesReads ? "reads of the blob are refused" : "reads ignore it and verify the whole blob") +
+              ` until \`nbscale fsck --clean\` removes the manifest (the blob itself is intact)`,
+          );
+        }
       }
     }
   } else {
     result.checked.blobs = blobKeys.size;
+  }
+
+  for (const [sha, key] of manifestKeys) {
+    if (blobKeys.has(sha)) continue;
+    // Written after its blob: a blob that is gone (or was never published) leaves it behind.
+    const st = await backend.stat(key);
+    const age = st ? now - st.mtimeMs : 0;
+    result.leftovers.push({ kind: "manifest", id: key, size: st?.size ?? 0, age_seconds: Math.round(age / 1000), writer: "unknown", removable: age > grace, removed: false });
   }
 
   for (const t of temps) {
@@ -180,7 +214,7 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
 
   if (options.clean) {
     for (const l of result.leftovers) {
-      if (!l.removable) continue;
+      if (!l.removable || l.removed) continue;
       if (l.kind === "temp") await backend.removeTemp(l.id);
       else await backend.remove(l.id);
       l.removed = true;

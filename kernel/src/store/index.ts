@@ -18,6 +18,8 @@ export { toJsonForm } from "./json-form";
 export type { Json, JsonForm } from "./json-form";
 export { ArtifactStore, parseArtifactSpec, encodeName } from "./artifacts";
 export type { ArtifactRef, VersionRecord, VersionFilter } from "./artifacts";
+export { NotebookRenames, inNotebook } from "./notebooks";
+export type { NotebookAlias, NotebookFilter, RenameRecord } from "./notebooks";
 export { ExecutionStore, newExecutionId, summarize } from "./executions";
 export type { ExecutionRecord, ExecutionSummary, ExecutionFilter, ExecutionStatus, OutputRef, LogRef } from "./executions";
 export { Datastore, prepareOutputs } from "./datastore";

@@ -8,8 +8,14 @@
  * - an upload whose bytes don't hash to what the caller expected is aborted,
  *   never completed;
  * - incomplete multipart uploads are the "temp files" fsck lists and cleans;
- * - throttling and 5xx answers are retried with backoff by the SDK's
- *   adaptive retry strategy.
+ * - throttling, 5xx answers and dropped connections are retried with
+ *   backoff by the SDK's adaptive retry strategy; a download cut short is
+ *   resumed where it stopped (a Range request on the same ETag), since the
+ *   SDK has already handed over the answer when its body breaks;
+ * - a conditional write whose first answer was lost and whose retry then
+ *   finds the key taken checks whether the object there is its own bytes;
+ * - what still fails names the datastore, the request and the attempts
+ *   (`DatastoreUnavailableError`).
  */
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
@@ -29,11 +35,18 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { ChunkSource, checkKey, ObjectReader, ObjectStat, PutOptions, PutResult, StorageBackend, TempEntry } from "./backend";
-import { ContentChangedError, DatastoreConfigError } from "./errors";
+import { ContentChangedError, DatastoreConfigError, DatastoreUnavailableError } from "./errors";
 
 /** S3's minimum part size (except the last); also our threshold for multipart. */
 const PART = 8 << 20;
 const HOST = hostname();
+const MAX_ATTEMPTS = 6;
+/** Resumes of one download whose body broke off. */
+const BODY_RESUMES = 5;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Full-jitter exponential backoff, as the SDK's own retries. */
+const backoffMs = (attempt: number) => Math.random() * Math.min(5000, 100 * 2 ** attempt);
 
 export interface S3Location {
   bucket: string;
@@ -53,6 +66,9 @@ function httpStatus(e: unknown): number | undefined {
 function isMissing(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
   return httpStatus(e) === 404 || name === "NoSuchKey" || name === "NotFound";
+}
+function attemptsOf(e: unknown): number {
+  return (e as { $metadata?: { attempts?: number } })?.$metadata?.attempts ?? 1;
 }
 function isPreconditionFailed(e: unknown): boolean {
   const name = (e as { name?: string })?.name;
@@ -92,7 +108,7 @@ export class S3Backend implements StorageBackend {
     // Region and endpoint come from the standard AWS chain (AWS_REGION, AWS_ENDPOINT_URL, profiles).
     this.client = new S3Client({
       retryMode: "adaptive",
-      maxAttempts: 6,
+      maxAttempts: MAX_ATTEMPTS,
       forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL || process.env.AWS_ENDPOINT_URL_S3),
       ...config,
     });
@@ -105,10 +121,10 @@ export class S3Backend implements StorageBackend {
    */
   private readonly send = ((command: Parameters<S3Client["send"]>[0]) =>
     this.client.send(command).catch((e: unknown) => {
-      throw this.explain(e);
+      throw this.explain(e, command);
     })) as S3Client["send"];
 
-  private explain(e: unknown): unknown {
+  private explain(e: unknown, command: { constructor: { name: string }; input?: unknown }): unknown {
     const message = (e as Error)?.message ?? String(e);
     if (/Region is missing/i.test(message)) {
       return new DatastoreConfigError(
@@ -120,7 +136,28 @@ export class S3Backend implements StorageBackend {
         `No AWS credentials for the S3 datastore ${this.location}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an instance or container role is available.`,
       );
     }
-    return e;
+    // Answers the callers act on (absent, taken) stay as they are.
+    if (isMissing(e) || isPreconditionFailed(e)) return e;
+    const op = command.constructor.name.replace(/Command$/, "");
+    const key = (command.input as { Key?: string } | undefined)?.Key;
+    return this.unavailable(`${op}${key ? ` ${key}` : ""}`, e, attemptsOf(e));
+  }
+
+  private unavailable(what: string, e: unknown, attempts: number): DatastoreUnavailableError {
+    const status = httpStatus(e);
+    const err = e as { name?: string; code?: string; message?: string };
+    // Bodiless answers (HEAD) leave the SDK with "Unknown"/"UnknownError": the status says it all then.
+    const vague = (x: string | null | undefined) => !x || x === "Error" || /^Unknown(Error)?$/.test(x);
+    const why = [status ? `HTTP ${status}${status === 503 ? " (throttled or unavailable)" : ""}` : null, err?.name, err?.code, err?.message ?? String(e)]
+      .filter((x, i, all) => !vague(x) && all.indexOf(x) === i)
+      .join(": ");
+    return Object.assign(
+      new DatastoreUnavailableError(
+        `the S3 datastore ${this.location} failed ${what} after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${why || "no answer"}; ` +
+          "check the network, AWS_ENDPOINT_URL and credentials, then try again",
+      ),
+      { cause: e },
+    );
   }
 
   private key(key: string): string {
@@ -148,6 +185,7 @@ export class S3Backend implements StorageBackend {
     const second = first.done ? { done: true as const, value: undefined } : await iterator.next();
     if (second.done) {
       hash.update(firstPart);
+      await options.tap?.(firstPart);
       this.checkHash(key, hash, options);
       return this.putSmall(Key, firstPart);
     }
@@ -163,6 +201,7 @@ export class S3Backend implements StorageBackend {
       let n = 0;
       for (let part = firstPart, next: IteratorResult<Buffer> = second; ; ) {
         hash.update(part);
+        await options.tap?.(part);
         size += part.length;
         const r = await this.send(
           new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }),
@@ -209,30 +248,77 @@ export class S3Backend implements StorageBackend {
   }
 
   async createExclusive(key: string, data: Uint8Array): Promise<boolean> {
-    return (await this.putSmall(this.key(key), Buffer.from(data.buffer, data.byteOffset, data.byteLength))).created;
+    const Key = this.key(key);
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    try {
+      await this.send(new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: "*" }));
+      return true;
+    } catch (e) {
+      if (!isPreconditionFailed(e)) throw e;
+      // Taken on a retry: the first attempt may have written it and lost the answer.
+      // Records hold ids, hosts and times, so equal bytes mean that attempt was ours.
+      if (attemptsOf(e) > 1) return Boolean((await this.get(key))?.equals(body));
+      return false;
+    }
   }
 
   async get(key: string): Promise<Buffer | null> {
+    const reader = await this.openRead(key);
+    if (!reader) return null;
     try {
-      const r = await this.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
-      return Buffer.from(await r.Body!.transformToByteArray());
-    } catch (e) {
-      if (isMissing(e)) return null;
-      throw e;
+      const buf = Buffer.allocUnsafe(reader.size);
+      await reader.read(buf);
+      return buf;
+    } finally {
+      await reader.close();
     }
   }
 
   async openRead(key: string): Promise<ObjectReader | null> {
+    const Key = this.key(key);
+    const open = (range?: { from: number; etag?: string }) =>
+      this.send(
+        new GetObjectCommand({
+          Bucket: this.where.bucket,
+          Key,
+          ...(range ? { Range: `bytes=${range.from}-`, IfMatch: range.etag } : {}),
+        }),
+      );
     let r;
     try {
-      r = await this.send(new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(key) }));
+      r = await open();
     } catch (e) {
       if (isMissing(e)) return null;
       throw e;
     }
     const size = Number(r.ContentLength ?? 0);
-    const stream = r.Body as unknown as AsyncIterable<Uint8Array> & { destroy?: () => void };
-    const it = stream[Symbol.asyncIterator]();
+    const etag = r.ETag;
+    type Body = AsyncIterable<Uint8Array> & { destroy?: () => void };
+    let stream = r.Body as unknown as Body;
+    let it = stream[Symbol.asyncIterator]();
+    let received = 0;
+    let resumes = 0;
+    /** The next piece of the object, or null at its end; a broken body is asked for again from where it stopped. */
+    const nextPiece = async (): Promise<Uint8Array | null> => {
+      for (;;) {
+        try {
+          const n = await it.next();
+          if (!n.done) {
+            received += n.value.byteLength;
+            return n.value;
+          }
+          if (received >= size) return null;
+          throw new Error(`the connection closed after ${received} of ${size} bytes`);
+        } catch (e) {
+          if (e instanceof DatastoreUnavailableError) throw e;
+          if (++resumes > BODY_RESUMES) throw this.unavailable(`GetObject ${Key} (reading its body)`, e, resumes);
+          stream.destroy?.();
+          await sleep(backoffMs(resumes));
+          stream = (await open({ from: received, etag })).Body as unknown as Body;
+          it = stream[Symbol.asyncIterator]();
+        }
+      }
+    };
     let carry: Uint8Array = new Uint8Array(0);
     return {
       size,
@@ -240,9 +326,9 @@ export class S3Backend implements StorageBackend {
         let filled = 0;
         while (filled < target.length) {
           if (carry.length === 0) {
-            const next = await it.next();
-            if (next.done) throw new Error(`${key}: object ended after ${filled} of ${target.length} requested bytes`);
-            carry = next.value;
+            const next = await nextPiece();
+            if (next === null) throw new Error(`${key}: object ended after ${filled} of ${target.length} requested bytes`);
+            carry = next;
           }
           const take = Math.min(carry.length, target.length - filled);
           target.set(carry.subarray(0, take), filled);

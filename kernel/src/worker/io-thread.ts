@@ -7,6 +7,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as zmq from "zeromq";
 import { SendQueue, WireChannel, type WireHeader } from "./wire";
+import { StreamJoiner } from "./streams";
 
 export interface IoThreadData {
   endpoint: string;
@@ -26,13 +27,15 @@ async function main(): Promise<void> {
   sock.connect(endpoint);
   const queue = new SendQueue((parts) => sock.send(parts));
   const channel = new WireChannel(key);
+  const joiner = new StreamJoiner((m) => void queue.push(channel.encode(m)));
   port.on("message", (m: ToIo) => {
     if (m.kind === "close") {
+      joiner.flush();
       sock.close();
       port.close();
       return;
     }
-    void queue.push(channel.encode({ header: m.header, frames: m.frames }));
+    joiner.send({ header: m.header, frames: m.frames });
   });
   for await (const parts of sock) {
     const msg = channel.decode(parts);

@@ -14,7 +14,7 @@ import { installDisplaySink } from "../client/display";
 import { backendFor } from "../store/backends";
 import { resolveDatastore } from "../store/location";
 import { ThreadedEventLog } from "../backends/remote/event-thread";
-import { FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
+import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
 import { loadValues, storeValues } from "../backends/remote/values";
 import { decodeValues, encodeValues } from "./codec";
 import { runProgram } from "./runner";
@@ -37,8 +37,33 @@ function jobId(env: NodeJS.ProcessEnv): string | undefined {
   return env.SLURM_JOB_ID ?? env.AWS_BATCH_JOB_ID;
 }
 
-export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
+/** The launcher's attempt of this job: AWS Batch numbers the tries of its retryStrategy from 1. */
+export function launcherAttempt(env: NodeJS.ProcessEnv): number {
+  const n = Number(env.AWS_BATCH_JOB_ATTEMPT);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+/**
+ * The task this worker runs: the one named, or for a child of an AWS Batch
+ * array job (NBSCALE_TASK_ARRAY=1) element `<task>-<AWS_BATCH_JOB_ARRAY_INDEX>`,
+ * since every child runs the same command.
+ */
+export function taskOf(task: string, env: NodeJS.ProcessEnv): string {
+  if (env.NBSCALE_TASK_ARRAY !== "1") return task;
+  const index = env.AWS_BATCH_JOB_ARRAY_INDEX;
+  if (!index || !/^\d+$/.test(index)) throw new Error(`task ${task} is an array job's, but AWS_BATCH_JOB_ARRAY_INDEX is ${index === undefined ? "not set" : JSON.stringify(index)}`);
+  return `${task}-${index}`;
+}
+
+export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number> {
   const realErr = process.stderr.write.bind(process.stderr);
+  let o: RemoteWorkerOptions;
+  try {
+    o = { ...opts, task: taskOf(opts.task, process.env) };
+  } catch (e) {
+    realErr(`[nbscale worker ${opts.task}] ${(e as Error).message}\n`);
+    return 2;
+  }
   const log = (text: string) => void realErr(`[nbscale worker ${o.task}] ${text}\n`);
   const backend = backendFor(resolveDatastore({ flag: o.datastore, env: process.env, cwd: o.cwd }));
 
@@ -52,14 +77,21 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
     log(`task ${o.task} has format ${task.format}; this nbscale reads ${FORMAT}: install the kernel's nbscale version on the nodes`);
     return 2;
   }
-  const started: RemoteStarted = { host: hostname(), pid: process.pid, job: jobId(process.env), started: new Date().toISOString() };
-  // Exclusive: a second worker on the same task (a requeued job) would interleave its output with the first's.
-  if (!(await backend.createExclusive(taskKey(o.task, "started.json"), Buffer.from(JSON.stringify(started))))) {
-    log(`task ${o.task} was started before by another worker; not running it twice`);
+  const attempt = launcherAttempt(process.env);
+  // A retry after an attempt that did finish (its container died on the way out) has nothing to do.
+  if (await backend.stat(taskKey(o.task, "result.json"))) {
+    log(`task ${o.task} already has a result; attempt ${attempt} does not run it again`);
+    return 0;
+  }
+  const started: RemoteStarted = { host: hostname(), pid: process.pid, job: jobId(process.env), attempt, started: new Date().toISOString() };
+  // Exclusive per attempt: a second worker on the same attempt (a requeued job) would interleave its
+  // output with the first's, while the launcher's own retry of a lost attempt gets a log of its own.
+  if (!(await backend.createExclusive(attemptKey(o.task, attempt, "started.json"), Buffer.from(JSON.stringify(started))))) {
+    log(`attempt ${attempt} of task ${o.task} was started before by another worker; not running it twice`);
     return 2;
   }
 
-  const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs });
+  const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs, attempt });
   captureStreams((name, text) => events.push({ type: "stream", name, text }));
   installDisplaySink({
     display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
@@ -77,7 +109,7 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
   process.on("uncaughtException", (e) => (fail ? fail(e) : log(`uncaught: ${(e as Error)?.stack ?? e}`)));
   process.on("unhandledRejection", (e) => (fail ? fail(e) : log(`unhandled rejection: ${(e as Error)?.stack ?? e}`)));
 
-  Object.assign(process.env, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(task.attempt) });
+  Object.assign(process.env, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(Math.max(task.attempt, attempt)) });
   let outcome: ResultBody;
   try {
     const failed = new Promise<never>((_, reject) => (fail = reject));
@@ -100,12 +132,16 @@ export async function runRemoteWorker(o: RemoteWorkerOptions): Promise<number> {
   const result: RemoteResult = {
     format: FORMAT,
     events: chunks,
+    attempt,
     peakRss,
     host: started.host,
     pid: process.pid,
     finished: new Date().toISOString(),
     ...outcome,
   };
-  await backend.createExclusive(taskKey(o.task, "result.json"), Buffer.from(JSON.stringify(result)));
+  // The first attempt to finish commits the outputs; a later one's are left unreferenced.
+  if (!(await backend.createExclusive(taskKey(o.task, "result.json"), Buffer.from(JSON.stringify(result))))) {
+    log(`task ${o.task} got a result from another attempt first; attempt ${attempt}'s is discarded`);
+  }
   return outcome.status === "done" ? 0 : 1;
 }

@@ -92,14 +92,14 @@ test("the exported file loads as a flow with the same DAG; code hashes change on
   });
   const file = join(dir, "t.flow.ts");
   writeFileSync(file, r.source);
-  const one = loadFlow(file);
+  const one = loadFlow(file, { cacheDir: null });
   assert.deepEqual(Object.fromEntries(one.flow.steps.map((s) => [s.name, depsOf(s)])), { a: [], b: ["a"], c: ["a"] });
   writeFileSync(file, r.source.replace("const c = a + 1;", "const c = a + 2;").replace("// ── cell 2", "// a comment\n// ── cell 2"));
-  const two = loadFlow(file);
+  const two = loadFlow(file, { cacheDir: null });
   assert.equal(two.steps.get("a")!.codeSha256, one.steps.get("a")!.codeSha256, "a comment between statements changes nothing");
   assert.equal(two.steps.get("b")!.codeSha256, one.steps.get("b")!.codeSha256);
   assert.notEqual(two.steps.get("c")!.codeSha256, one.steps.get("c")!.codeSha256);
   writeFileSync(file, r.source.replace("return x * x;", "return x * x * 1;"));
-  const three = loadFlow(file);
+  const three = loadFlow(file, { cacheDir: null });
   assert.notEqual(three.steps.get("a")!.codeSha256, one.steps.get("a")!.codeSha256, "shared code is part of every step's hash");
 });

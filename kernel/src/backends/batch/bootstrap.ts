@@ -27,9 +27,16 @@ export function bootstrapScript(version: string): string {
     'have=""',
     'if command -v nbscale >/dev/null 2>&1; then have="$(nbscale --version 2>/dev/null || true)"; fi',
     'if [ "$have" != "$want" ]; then',
-    '  echo "[nbscale] installing nbscale@$want" >&2',
+    // From where the kernel says (worker-package.ts): its own package in S3, a registry, a URL.
+    '  pkg_spec="${NBSCALE_WORKER_PACKAGE:-nbscale@$want}"',
+    // A presigned URL's signature stays out of the job's log.
+    '  shown="${pkg_spec%%\\?*}"',
+    '  echo "[nbscale] installing nbscale $want from $shown" >&2',
     // 75 (EX_TEMPFAIL): a failed install is worth a retry; the worker's own 1 and 2 are not (submit.ts).
-    '  npm install --global --no-audit --no-fund --loglevel=error "nbscale@$want" >&2 || exit 75',
+    '  npm install --global --no-audit --no-fund --loglevel=error "$pkg_spec" >&2 || exit 75',
+    '  have="$(nbscale --version 2>/dev/null || true)"',
+    // 78 (EX_CONFIG): another version would not read the kernel's tasks; a retry installs the same.
+    '  if [ "$have" != "$want" ]; then echo "[nbscale] $shown installed nbscale ${have:-(none)}, not $want: set NBSCALE_WORKER_PACKAGE to the kernel\'s version" >&2; exit 78; fi',
     "fi",
     'if [ -n "${NBSCALE_DEPS:-}" ]; then',
     // The package root of whichever nbscale is on PATH (global install, or a preinstalled one).

@@ -16,7 +16,6 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { display } from "../../client/display";
 import type { CellError } from "../../session/errors";
 import { cellError } from "../../step/failures";
 import type { StorageBackend } from "../../store/backend";
@@ -24,31 +23,26 @@ import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
 import { VERSION } from "../../version";
 import type { EncodedValues } from "../../worker/codec";
-import type { StepEvent, StepProgram } from "../../worker/events";
+import type { StepEvent, StepProgram, ValueSpec } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
-import { loadValues } from "../remote/values";
+import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../remote/values";
 import { depsManifestKey, sha256Hex } from "./bootstrap";
 import { checkQueue } from "./capacity";
 import { failureFacts, jobFailedError } from "./failure";
 import { JobDefinitions } from "./jobdef";
 import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
+import { BatchStepError } from "./errors";
 import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "./preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "./settings";
-import { submitJobInput } from "./submit";
+import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prepared } from "./array";
+import { jobAttempts, submitJobInput } from "./submit";
+import { packageChoice, resolveWorkerPackage, type WorkerPackage } from "./worker-package";
+import { packageDir } from "../slurm/run";
+import { JobView } from "./view";
 
-/** A step that did not run, with what the cell should say. */
-export class BatchStepError extends Error {
-  constructor(
-    readonly cellError: CellError,
-    /** The job, when one was submitted. */
-    readonly jobId?: string,
-  ) {
-    super(cellError.evalue);
-    this.name = "BatchStepError";
-  }
-}
+export { BatchStepError } from "./errors";
 
 export interface BatchStep {
   step: string;
@@ -68,6 +62,9 @@ export interface BatchStep {
   signal: AbortSignal;
 }
 
+/** What the checks before a submission look at. */
+type PrepareInput = Pick<BatchStep, "step" | "memory" | "cpu" | "gpu" | "queue" | "image" | "onEvent">;
+
 export interface BatchHost {
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -84,46 +81,95 @@ const RESULT_GRACE_MS = 5_000;
 export class BatchBackend {
   private client: BatchClient | null = null;
   private defs: JobDefinitions | null = null;
+  private readonly saidPackage = new Set<string>();
 
   constructor(private readonly host: BatchHost) {}
 
   async run(s: BatchStep): Promise<TaskResult> {
+    return await this.awsErrors(s.step, () => this.runJob(s));
+  }
+
+  private async awsErrors<T>(step: string, f: () => Promise<T>): Promise<T> {
     try {
-      return await this.runJob(s);
+      return await f();
     } catch (e) {
       // An AWS answer we did not expect (a permission, a limit, a refused request) still reads as one.
       if (e instanceof BatchStepError || !isAwsError(e)) throw e;
       const err = e as Error & { $metadata?: { httpStatusCode?: number } };
       throw new BatchStepError(
-        cellError("BatchError", `step \`${s.step}\`: AWS said ${err.name}: ${err.message}`, [
+        cellError("BatchError", `step \`${step}\`: AWS said ${err.name}: ${err.message}`, [
           `    (HTTP ${err.$metadata?.httpStatusCode ?? "?"}; the kernel and its variables are intact)`,
         ]),
       );
     }
   }
 
-  private async runJob(s: BatchStep): Promise<TaskResult> {
+  /**
+   * Everything before a submission: the checks, the job definition, the
+   * notebook folder's lockfile; Lazy inputs the job can't read are refused
+   * before anything is registered.
+   */
+  private async prepare(s: PrepareInput, specs: readonly ValueSpec[]): Promise<Prepared> {
     const settings = await this.preflight(s);
-    const client = this.client!;
-    const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
-    if (settings.imageIsDefault && (await nbscalePublished(VERSION, this.host.env)) === false) {
-      // Not refused: the registry may be a private mirror the compute environment sees and we don't.
-      s.onEvent({
-        type: "stream",
-        name: "stderr",
-        text:
-          `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
-          "use `--image` or NBSCALE_BATCH_IMAGE with an image that has it installed (docs/batch.md shows how)\n",
-      });
-    }
     const backend = backendFor(settings.datastore);
-    if (s.signal.aborted) return interrupted("");
-    const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
+    try {
+      await checkLazyInputs(backend, specs);
+    } catch (e) {
+      if (e instanceof UnreachableLazyInput) throw new BatchStepError(lazyInputError(s.step, e));
+      throw e;
+    }
+    const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
+    const workerPackage = await this.workerPackage(s, settings, backend);
     const depsLock = await this.uploadDeps(backend);
-
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (this.host.env[k]) passthrough[k] = this.host.env[k]!;
-    const status = display.create();
+    return { settings, client: this.client!, backend, jobDefinition, depsLock, passthrough, workerPackage: workerPackage.spec };
+  }
+
+  /**
+   * What the job installs when its image lacks the kernel's nbscale
+   * (worker-package.ts); where that is, is said once per kernel and source.
+   */
+  private async workerPackage(s: PrepareInput, settings: BatchSettings, backend: StorageBackend): Promise<WorkerPackage> {
+    let pkg: WorkerPackage;
+    try {
+      pkg = await resolveWorkerPackage({
+        env: this.host.env,
+        version: VERSION,
+        packageDir: packageDir(),
+        backend,
+        datastore: settings.datastore,
+        published: () => nbscalePublished(VERSION, this.host.env),
+      });
+    } catch (e) {
+      throw new BatchStepError(
+        cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: the kernel's nbscale package could not be made ready for the job (${(e as Error).message})`, [
+          "    (setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)",
+        ]),
+      );
+    }
+    if (settings.imageIsDefault && !this.saidPackage.has(pkg.from)) {
+      this.saidPackage.add(pkg.from);
+      s.onEvent({ type: "stream", name: "stderr", text: `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n` });
+    }
+    return pkg;
+  }
+
+  /** `--foreach` on Batch: the items as one array job (array.ts). */
+  async runArray(req: BatchArrayRequest): Promise<BatchArrayResult> {
+    return await this.awsErrors(req.step, async () => {
+      const prepared = await this.prepare(req, req.common.specs);
+      return await runBatchArray(prepared, req);
+    });
+  }
+
+  private async runJob(s: BatchStep): Promise<TaskResult> {
+    const { settings, client, backend, jobDefinition, depsLock, passthrough, workerPackage } = await this.prepare(s, s.inputs.specs);
+    if (s.signal.aborted) return interrupted("");
+    const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
+
+    const maxAttempts = jobAttempts(s.retries);
+    const view = new JobView(settings.queue, maxAttempts);
     let hinted = false;
     const launcher = new BatchLauncher(
       client,
@@ -142,19 +188,18 @@ export class BatchBackend {
           env: s.env,
           depsLock,
           passthrough,
+          workerPackage,
         }),
       (st, timeline) => {
         if (!hinted && st.label === "RUNNABLE" && timeline.inState(Date.now()) >= settings.runnableHintMs) {
           hinted = true;
           s.onEvent({ type: "stream", name: "stderr", text: runnableHint(jobId, settings.queue, s) });
         }
-        show();
+        view.show(timeline, st.job);
       },
     );
-    const show = (extra = "") => status.text(`AWS Batch job ${jobId} (${settings.queue}): ${launcher.timeline.text(Date.now())}${extra}`);
     const jobId = await launcher.submit(task);
-    show();
-    const worker = { id: jobId, pid: 0 };
+    view.submitted(jobId, launcher.timeline);
 
     const outcome = await watchTask({
       backend,
@@ -167,21 +212,29 @@ export class BatchBackend {
       statusMs: 1000,
       maxStatusMs: settings.maxPollMs,
       endGraceMs: RESULT_GRACE_MS,
+      maxAttempts,
+      onAttempt: (n, started) => {
+        view.retried(n, launcher.timeline);
+        s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: attempt ${n - 1} of ${maxAttempts} was lost; AWS Batch retried the job: attempt ${n} of ${maxAttempts} runs on ${started.host}\n` });
+      },
     });
+    const worker = { id: jobId, pid: 0 };
+    const attempts = outcome.attempt;
     switch (outcome.kind) {
       case "cancelled":
-        show();
+        view.show(launcher.timeline);
         s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: interrupted; AWS Batch job ${jobId} was terminated (TerminateJob sent)\n` });
-        return interrupted(jobId);
+        return { ...interrupted(jobId), attempts };
       case "result": {
         const r = outcome.result;
-        show(outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
-        if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss };
+        view.show(launcher.timeline, undefined, outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
+        if (attempts > 1 && r.status === "done") s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\` succeeded on attempt ${attempts} of ${maxAttempts}\n` });
+        if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss, attempts };
         const { specs, frames } = await loadValues(backend, r.outputs, `output of step \`${s.step}\``);
-        return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss };
+        return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss, attempts };
       }
       case "ended": {
-        show();
+        view.show(launcher.timeline, outcome.status.job);
         const job = outcome.status.job;
         if (job?.status === "SUCCEEDED") {
           throw new BatchStepError(
@@ -193,12 +246,14 @@ export class BatchBackend {
         }
         const facts = failureFacts(job ?? {});
         const logTail = await lastLogLines(facts.logStream);
-        throw new BatchStepError(jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail }), jobId);
+        const e = jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail });
+        const tried = Math.max(attempts, facts.attempts);
+        throw new BatchStepError(maxAttempts > 1 ? { ...e, traceback: [...e.traceback, `    (attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e, jobId);
       }
     }
   }
 
-  private async preflight(s: BatchStep): Promise<BatchSettings> {
+  private async preflight(s: PrepareInput): Promise<BatchSettings> {
     try {
       let loc: DatastoreLocation;
       try {
@@ -207,6 +262,7 @@ export class BatchBackend {
         throw new BatchConfigError("NBSCALE_DATASTORE", (e as Error).message);
       }
       const settings = resolveBatchSettings({ queue: s.queue, image: s.image, env: this.host.env, datastore: loc });
+      packageChoice(this.host.env);
       this.client ??= new BatchClient({});
       this.defs ??= new JobDefinitions(this.client);
       await checkRegionAndCredentials(this.client);
@@ -235,6 +291,15 @@ export class BatchBackend {
   }
 }
 
+/** A Lazy input the job can't read: where it is, where the job reads, and the two ways out. */
+export function lazyInputError(step: string, e: UnreachableLazyInput): CellError {
+  const fix = e.missing
+    ? `re-run the step that made \`${e.input}\`, or load it into the kernel first if it fits`
+    : `re-run the step that made \`${e.input}\` with NBSCALE_DATASTORE=${e.datastore} set when the kernel starts, so it is kept where jobs read, ` +
+      `or load it into the kernel first (\`const v = await ${e.input}.load()\`) if it fits`;
+  return cellError("LazyInput", `step \`${step}\` was not sent to AWS Batch: ${e.message}`, [`    ${fix}; nothing was submitted`]);
+}
+
 function isAwsError(e: unknown): boolean {
   return typeof e === "object" && e !== null && "$metadata" in e;
 }
@@ -243,7 +308,7 @@ function interrupted(jobId: string): TaskResult {
   return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: jobId, pid: 0 }, peakRss: 0 };
 }
 
-function runnableHint(jobId: string, queue: string, s: BatchStep): string {
+function runnableHint(jobId: string, queue: string, s: Pick<BatchStep, "cpu" | "memory" | "gpu">): string {
   const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`].filter(Boolean).join(", ");
   return (
     `hint: AWS Batch job ${jobId} is still RUNNABLE: no compute environment of queue \`${queue}\` has started an instance for it yet` +

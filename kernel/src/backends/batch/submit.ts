@@ -25,13 +25,24 @@ export interface JobRequest {
   depsLock?: string;
   /** Settings from the kernel's environment the job should see too (endpoint, region). */
   passthrough?: Record<string, string>;
+  /** What the bootstrap installs when the image has no nbscale of the kernel's version (worker-package.ts). */
+  workerPackage?: string;
+  /** An array job of this many children (≥ 2); child i runs task `<task>-<i>`. */
+  arraySize?: number;
 }
 
 const MiB = 2 ** 20;
 /** Batch refuses attempt timeouts under a minute. */
 const MIN_TIMEOUT_S = 60;
+/** Batch's largest array job. */
+export const MAX_ARRAY = 10_000;
 /** Batch allows 1-10 attempts. */
 const MAX_ATTEMPTS = 10;
+
+/** Attempts Batch makes of a job for `--retries` (it allows 1-10). */
+export function jobAttempts(retries: number | undefined): number {
+  return Math.min(MAX_ATTEMPTS, 1 + Math.max(0, retries ?? 0));
+}
 
 export function memoryMiB(bytes: number): number {
   return Math.ceil(bytes / MiB);
@@ -62,6 +73,9 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     NBSCALE_STEP: r.step,
   };
   if (r.depsLock) env.NBSCALE_DEPS = r.depsLock;
+  if (r.workerPackage) env.NBSCALE_WORKER_PACKAGE = r.workerPackage;
+  // Every child runs the same command: the worker adds AWS_BATCH_JOB_ARRAY_INDEX to the task id.
+  if (r.arraySize !== undefined) env.NBSCALE_TASK_ARRAY = "1";
   // The same heap limit as a local worker of that size: JavaScript runs out
   // as a catchable heap error before the container is killed from outside.
   if (r.memory !== undefined && env.NODE_OPTIONS === undefined) env.NODE_OPTIONS = `--max-old-space-size=${heapLimitMiB(r.memory)}`;
@@ -73,15 +87,20 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     containerOverrides: { resourceRequirements: resourceRequirements(r), environment },
     tags: { "nbscale:step": r.step, "nbscale:task": r.task },
   };
+  if (r.arraySize !== undefined) {
+    if (!Number.isInteger(r.arraySize) || r.arraySize < 2 || r.arraySize > MAX_ARRAY) throw new Error(`an AWS Batch array has 2 to ${MAX_ARRAY} children, not ${r.arraySize}`);
+    input.arrayProperties = { size: r.arraySize };
+  }
   if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };
   if (r.retries !== undefined && r.retries > 0) {
     input.retryStrategy = {
-      attempts: Math.min(MAX_ATTEMPTS, 1 + r.retries),
+      attempts: jobAttempts(r.retries),
       // As locally, retry what another try can fix (a lost host, a failed pull or install), not
       // a step that threw (worker exit 1), a task that already ran (exit 2), or running out of memory.
       evaluateOnExit: [
         { onExitCode: "1", action: "EXIT" },
         { onExitCode: "2", action: "EXIT" },
+        { onExitCode: "78", action: "EXIT" },
         { onReason: "OutOfMemoryError*", action: "EXIT" },
       ],
     };

@@ -42,6 +42,19 @@ export class JobTimeline {
     return last ? now - last.at : 0;
   }
 
+  /** Each state with the time spent in it (the current one up to `now`; a final state has none). */
+  states(now: number): Array<{ state: string; ms?: number }> {
+    return this.transitions.map((t, i) => {
+      const end = this.transitions[i + 1]?.at ?? (FINAL_STATES.has(t.state) ? undefined : now);
+      return end === undefined ? { state: t.state } : { state: t.state, ms: end - t.at };
+    });
+  }
+
+  /** When the job was first seen RUNNING, if it was. */
+  get runningSince(): number | undefined {
+    return this.transitions.find((t) => t.state === "RUNNING")?.at;
+  }
+
   /** `SUBMITTED 0.4 s → RUNNABLE 12 s → RUNNING 3.1 s` (a final state has no duration). */
   text(now: number): string {
     return this.transitions

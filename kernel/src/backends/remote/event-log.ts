@@ -22,6 +22,7 @@ export class EventLogWriter {
     private readonly backend: StorageBackend,
     private readonly task: string,
     private readonly flushMs: number,
+    private readonly attempt = 1,
   ) {}
 
   /** Chunks written so far (the result says how many the kernel must read). */
@@ -54,7 +55,7 @@ export class EventLogWriter {
       this.chain = this.chain.then(async () => {
         try {
           const n = this.written + 1;
-          if (!(await this.backend.createExclusive(eventChunkKey(this.task, n), Buffer.from(lines.join(""), "utf8")))) {
+          if (!(await this.backend.createExclusive(eventChunkKey(this.task, n, this.attempt), Buffer.from(lines.join(""), "utf8")))) {
             throw new Error(`event chunk ${n} of task ${this.task} exists already: two workers on one task?`);
           }
           this.written = n;
@@ -78,6 +79,7 @@ export class EventLogTailer {
   constructor(
     private readonly backend: StorageBackend,
     private readonly task: string,
+    readonly attempt = 1,
   ) {}
 
   /** Chunks read so far. */
@@ -89,7 +91,7 @@ export class EventLogTailer {
   async poll(upTo = Infinity): Promise<RemoteRecord[]> {
     const out: RemoteRecord[] = [];
     while (this.next <= upTo) {
-      const body = await this.backend.get(eventChunkKey(this.task, this.next));
+      const body = await this.backend.get(eventChunkKey(this.task, this.next, this.attempt));
       if (!body) break;
       this.next++;
       for (const line of body.toString("utf8").split("\n")) {

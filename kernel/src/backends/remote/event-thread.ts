@@ -17,6 +17,7 @@ interface ThreadData {
   cwd: string;
   task: string;
   flushMs: number;
+  attempt?: number;
 }
 
 type ToThread = { kind: "record"; record: RemoteRecord } | { kind: "flush"; id: number };
@@ -59,7 +60,7 @@ if (parentPort && (workerData as ThreadData | undefined)?.task) {
   const data = workerData as ThreadData;
   const port = parentPort;
   const backend = backendFor(resolveDatastore({ flag: data.datastore, env: process.env, cwd: data.cwd }));
-  const log = new EventLogWriter(backend, data.task, data.flushMs);
+  const log = new EventLogWriter(backend, data.task, data.flushMs, data.attempt ?? 1);
   port.on("message", (m: ToThread) => {
     if (m.kind === "record") log.push(m.record);
     else void log.flush().then(() => port.postMessage({ kind: "flushed", id: m.id, chunks: log.chunks } satisfies FromThread));

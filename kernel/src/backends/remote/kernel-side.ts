@@ -13,7 +13,7 @@ import type { StorageBackend } from "../../store/backend";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import { EventLogTailer } from "./event-log";
-import { FORMAT, newTaskId, taskKey, type RemoteResult, type RemoteStarted, type RemoteTask } from "./protocol";
+import { attemptKey, FORMAT, newTaskId, taskKey, type RemoteResult, type RemoteStarted, type RemoteTask } from "./protocol";
 import { storeValues } from "./values";
 
 /** What a launcher reports about its job. */
@@ -73,11 +73,12 @@ export async function putTask(backend: StorageBackend, req: TaskRequest): Promis
   return { task: { id, step: req.step, attempt: req.attempt, memory: req.memory }, uploadedBytes: stored.uploaded };
 }
 
+/** `attempt`: the launcher's attempt the outcome is from (1 unless it retried the job). */
 export type RemoteOutcome<S> =
-  | { kind: "result"; result: RemoteResult; started: RemoteStarted | null; status: S | null }
+  | { kind: "result"; result: RemoteResult; started: RemoteStarted | null; status: S | null; attempt: number }
   /** The job ended and the worker wrote no result: the launcher explains why from `status`. */
-  | { kind: "ended"; status: S; started: RemoteStarted | null; peakRss: number }
-  | { kind: "cancelled"; status: S | null; started: RemoteStarted | null; peakRss: number };
+  | { kind: "ended"; status: S; started: RemoteStarted | null; peakRss: number; attempt: number }
+  | { kind: "cancelled"; status: S | null; started: RemoteStarted | null; peakRss: number; attempt: number };
 
 export interface WatchOptions<J, S extends LaunchStatus> {
   backend: StorageBackend;
@@ -95,13 +96,18 @@ export interface WatchOptions<J, S extends LaunchStatus> {
   maxStatusMs?: number;
   /** After the launcher says the job ended, how long a result may take to become visible (ms). */
   endGraceMs?: number;
+  /** How many attempts the launcher may make of the job (its own retries); 1 by default. */
+  maxAttempts?: number;
+  /** A retry's worker started: output from here on is that attempt's. */
+  onAttempt?(attempt: number, started: RemoteStarted): void;
 }
 
 /** Launcher status errors tolerated in a row (a busy controller) before giving up. */
 const STATUS_ERRORS = 10;
 
 export async function watchTask<J, S extends LaunchStatus>(o: WatchOptions<J, S>): Promise<RemoteOutcome<S>> {
-  const tailer = new EventLogTailer(o.backend, o.task.id);
+  let attempt = 1;
+  let tailer = new EventLogTailer(o.backend, o.task.id, attempt);
   const tailMs = o.tailMs ?? 200;
   let statusMs = o.statusMs ?? 500;
   const maxStatusMs = o.maxStatusMs ?? 5000;
@@ -118,9 +124,14 @@ export async function watchTask<J, S extends LaunchStatus>(o: WatchOptions<J, S>
       else o.onEvent(r);
     }
   };
-  const readJson = async <T>(file: string): Promise<T | null> => {
-    const b = await o.backend.get(taskKey(o.task.id, file));
+  const readKey = async <T>(key: string): Promise<T | null> => {
+    const b = await o.backend.get(key);
     return b ? (JSON.parse(b.toString("utf8")) as T) : null;
+  };
+  const readJson = <T>(file: string) => readKey<T>(taskKey(o.task.id, file));
+  const follow = (n: number) => {
+    attempt = n;
+    tailer = new EventLogTailer(o.backend, o.task.id, n);
   };
 
   for (;;) {
@@ -128,24 +139,37 @@ export async function watchTask<J, S extends LaunchStatus>(o: WatchOptions<J, S>
       await o.launcher.cancel(o.job);
       await emit().catch(() => undefined);
       const s = await o.launcher.status(o.job).catch(() => status);
-      return { kind: "cancelled", status: s, started, peakRss };
+      return { kind: "cancelled", status: s, started, peakRss, attempt };
     }
     await emit();
     if (!started) {
-      started = await readJson<RemoteStarted>("started.json");
+      started = await readKey<RemoteStarted>(attemptKey(o.task.id, attempt, "started.json"));
       // The worker is up: ask the launcher now, so the cell shows it running without waiting for the next poll.
       if (started && status?.phase === "queued") nextStatus = 0;
     }
+    if (attempt < (o.maxAttempts ?? 1)) {
+      // Only a retry writes the next attempt's marker: the lost attempt's worker is gone
+      // (even one that died before this loop saw it start).
+      const next = await readKey<RemoteStarted>(attemptKey(o.task.id, attempt + 1, "started.json"));
+      if (next) {
+        await emit();
+        follow(attempt + 1);
+        started = next;
+        o.onAttempt?.(attempt, next);
+      }
+    }
     const result = await readJson<RemoteResult>("result.json");
     if (result) {
+      // The winning attempt's log is the one `events` counts.
+      if ((result.attempt ?? 1) !== attempt) follow(result.attempt ?? 1);
       await emit(result.events);
       peakRss = Math.max(peakRss, result.peakRss);
-      return { kind: "result", result: { ...result, peakRss }, started, status };
+      return { kind: "result", result: { ...result, peakRss }, started, status, attempt };
     }
     const now = Date.now();
     if (endedAt !== null && now - endedAt > (o.endGraceMs ?? 3000)) {
       await emit();
-      return { kind: "ended", status: status!, started, peakRss };
+      return { kind: "ended", status: status!, started, peakRss, attempt };
     }
     if (now >= nextStatus && endedAt === null) {
       try {

@@ -7,7 +7,10 @@
  *   tasks/<id>/task.json              the step: program, env, input refs (kernel)
  *   tasks/<id>/started.json           host, pid, launcher job id (worker, first)
  *   tasks/<id>/events/000001.jsonl    output, in numbered chunks (worker, ~every 200 ms)
- *   tasks/<id>/result.json            outputs as blob refs, or the error (worker, last)
+ *   tasks/<id>/result.json            outputs as blob refs, or the error (worker, last;
+ *                                     the first attempt to write it wins)
+ *   tasks/<id>/attempt-<n>/…          started.json and events/ of attempt n ≥ 2, when the
+ *                                     launcher retries the job (AWS Batch's retryStrategy)
  *   blobs/sha256/…                    input and output values: content-addressed,
  *                                     so an input the store has already is not written again
  *
@@ -37,8 +40,19 @@ export function taskKey(id: string, file: "task.json" | "started.json" | "result
   return `${TASKS_PREFIX}/${id}/${file}`;
 }
 
-export function eventChunkKey(id: string, n: number): string {
-  return taskKey(id, `events/${String(n).padStart(6, "0")}.jsonl`);
+/**
+ * An object of one attempt: the first keeps the layout of a task that is
+ * never retried; a retry gets its own started marker and event log, so it is
+ * not refused as a second worker and its output doesn't collide with the
+ * lost attempt's.
+ */
+export function attemptKey(id: string, attempt: number, file: "started.json" | string): string {
+  if (!Number.isInteger(attempt) || attempt < 1) throw new Error(`invalid attempt ${attempt}`);
+  return attempt === 1 ? taskKey(id, file) : taskKey(id, `attempt-${attempt}/${file}`);
+}
+
+export function eventChunkKey(id: string, n: number, attempt = 1): string {
+  return attemptKey(id, attempt, `events/${String(n).padStart(6, "0")}.jsonl`);
 }
 
 /** A value stored as one blob: its serialized bytes, so its hash is the artifact's hash. */
@@ -71,6 +85,8 @@ export interface RemoteStarted {
   pid: number;
   /** The launcher's id for the job, when the worker can tell (SLURM_JOB_ID, AWS_BATCH_JOB_ID). */
   job?: string;
+  /** The launcher's attempt (AWS_BATCH_JOB_ATTEMPT); 1 when it doesn't retry. */
+  attempt?: number;
   started: string;
 }
 
@@ -85,6 +101,8 @@ interface ResultCommon {
   format: number;
   /** Event chunks written before this result: the kernel reads up to this one. */
   events: number;
+  /** The attempt that wrote it (its event log is the one `events` counts); 1 when absent. */
+  attempt?: number;
   peakRss: number;
   host: string;
   pid: number;

@@ -4,7 +4,9 @@
  * artifact hash the history records: an input the kernel already recorded,
  * or one sent before, costs a stat and no upload.
  */
+import { resolve } from "node:path";
 import type { StorageBackend } from "../../store/backend";
+import type { DatastoreLocation } from "../../store/location";
 import { BlobStore } from "../../store/blobs";
 import type { EncodedValues } from "../../worker/codec";
 import type { ValueSpec } from "../../worker/events";
@@ -16,13 +18,58 @@ export interface StoredValues {
   uploaded: number;
 }
 
-/** Writes each value of `enc` as one blob (its frames are never concatenated). */
+/** A `Lazy` input that lives in a datastore the job does not read. */
+export class UnreachableLazyInput extends Error {
+  constructor(
+    readonly input: string,
+    /** Where the value is. */
+    readonly store: string,
+    /** Where the job reads its inputs. */
+    readonly datastore: string,
+    readonly missing = false,
+  ) {
+    super(
+      missing
+        ? `\`${input}\` (a Lazy value) is not in the datastore ${store} any more`
+        : `\`${input}\` (a Lazy value) stays in the datastore ${store}, and the job reads its inputs from ${datastore}`,
+    );
+    this.name = "UnreachableLazyInput";
+  }
+}
+
+/** Whether a lazy value's datastore is the one `backend` reads (the job's, as the kernel sees it). */
+export function sameDatastore(store: DatastoreLocation, backend: StorageBackend): boolean {
+  return store.kind === "s3" ? store.path === backend.location : resolve(store.path) === resolve(backend.location);
+}
+
+/** Throws UnreachableLazyInput for the first Lazy input the job reading `backend` can't read. */
+export async function checkLazyInputs(backend: StorageBackend, specs: readonly ValueSpec[]): Promise<void> {
+  const blobs = new BlobStore(backend);
+  for (const spec of specs) {
+    if (!spec.lazy) continue;
+    if (!sameDatastore(spec.lazy.store, backend)) throw new UnreachableLazyInput(spec.name, spec.lazy.store.path, backend.location);
+    if (!(await blobs.has(spec.lazy.sha256))) throw new UnreachableLazyInput(spec.name, spec.lazy.store.path, backend.location, true);
+  }
+}
+
+/**
+ * Writes each value of `enc` as one blob (its frames are never concatenated).
+ * A `Lazy` input (a spec with `lazy` and no frames) is a blob already: when
+ * it is in this datastore, its ref is passed and the job reads it from there
+ * like any input, so its bytes never pass through the kernel. One kept
+ * elsewhere is refused (UnreachableLazyInput) before anything is written.
+ */
 export async function storeValues(backend: StorageBackend, enc: Pick<EncodedValues, "specs" | "frames">): Promise<StoredValues> {
   const blobs = new BlobStore(backend);
+  await checkLazyInputs(backend, enc.specs);
   const refs: ValueRef[] = [];
   let uploaded = 0;
   let at = 0;
   for (const spec of enc.specs) {
+    if (spec.lazy) {
+      refs.push({ name: spec.name, type: spec.type, sha256: spec.lazy.sha256, size: spec.lazy.size });
+      continue;
+    }
     const frames = enc.frames.slice(at, at + spec.frames);
     at += spec.frames;
     const put = await blobs.put(frames);

@@ -3,22 +3,19 @@
  * job array (`sbatch --array=0-(n-1)%N`), so the cluster sees one job, the
  * user one id to scancel, and Slurm itself enforces the parallelism.
  *
- * Element i runs task `<base>-i` (script.ts); each element's task carries the
- * shared inputs plus its own item, and since values are content-addressed
- * blobs the shared inputs are written once and only stat'ed for the others.
- * Each element is watched like a single Slurm step (remote/kernel-side.ts),
- * but all of them share one `scontrol show job <array>` poll: a thousand
- * elements must not mean a thousand scontrol calls per second.
+ * Element i runs task `<base>-i` (script.ts). The tasks, the watching and
+ * the element results are the remote transport's (remote/array.ts, shared
+ * with AWS Batch arrays); what is Slurm's here is the shared
+ * `scontrol show job <array>` poll (a thousand elements must not mean a
+ * thousand scontrol calls per second) and what an ending without a result
+ * means.
  */
 import { display } from "../../client/display";
-import type { CellError } from "../../session/errors";
 import { backendFor } from "../../store/backends";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
-import type { TaskResult } from "../local-pool";
-import { putTask, watchTask, type Launcher, type SubmittedTask } from "../remote/kernel-side";
-import { newTaskId, taskKey } from "../remote/protocol";
-import { loadValues } from "../remote/values";
+import { cancelledElement, elementResult, putElementTasks, watchElements, type ElementOutcome } from "../remote/array";
+import type { Launcher } from "../remote/kernel-side";
 import { cellError } from "../../step/failures";
 import { sacctJob, showJob, showNodes, type JobInfo } from "./commands";
 import { endedJobError, submitError } from "./failures";
@@ -50,11 +47,7 @@ export interface SlurmArrayRequest {
   onCounts(c: { done: number; running: number; failed: number }): void;
 }
 
-export type ElementOutcome =
-  /** The worker wrote a result (done or failed), or the element was cancelled (status "died"). */
-  | { index: number; job: string; host?: string; started: Date; finished: Date; result: TaskResult }
-  /** The element ended without a result: Slurm's ending, in the user's terms. */
-  | { index: number; job: string; host?: string; started: Date; finished: Date; error: CellError; peakRss: number };
+export type { ElementOutcome } from "../remote/array";
 
 export interface SlurmArrayResult {
   /** The array job id (`%A`). */
@@ -142,24 +135,11 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
     throw e;
   }
   const backend = backendFor(loc);
-  const base = newTaskId(req.step);
-  // Also makes tasks/<base>/ exist: the array's output files (slurm-%A_%a.out) go there, and Slurm won't create directories.
-  await backend.createExclusive(taskKey(base, "array.json"), Buffer.from(JSON.stringify({ step: req.step, items: n, created: new Date().toISOString() })));
-  for (let i = 0; i < n; i++) {
-    await putTask(backend, {
-      id: `${base}-${i}`,
-      step: `${req.step}[${i}]`,
-      attempt: 1,
-      env: { ...req.env, NBSCALE_FOREACH_INDEX: String(i) },
-      program: req.program,
-      inputs: { specs: [...req.common.specs, ...req.perItem[i].specs], frames: [...req.common.frames, ...req.perItem[i].frames] },
-      memory: req.memory,
-    });
-  }
+  // tasks/<base>/ exists once written: the array's output files (slurm-%A_%a.out) go there, and Slurm won't create directories.
+  const { base, task } = await putElementTasks(backend, req);
 
   const parallel = req.parallel !== undefined && req.parallel < n ? `%${req.parallel}` : "";
   const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs, array: `0-${n - 1}${parallel}` });
-  const task: SubmittedTask = { id: base, step: req.step, attempt: 1, memory: req.memory };
   let job: { id: string; outputFile?: string };
   try {
     job = await launcher.submit(task);
@@ -171,73 +151,40 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
   req.onSubmitted?.(job.id);
   display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
 
-  const states = new ArrayStates(job.id);
-  const elements = new ElementLauncher(states, launcher);
-  const phase: Array<"queued" | "running" | "done" | "failed"> = new Array(n).fill("queued");
-  const report = () =>
-    req.onCounts({
-      done: phase.filter((p) => p === "done").length,
-      running: phase.filter((p) => p === "running").length,
-      failed: phase.filter((p) => p === "failed").length,
-    });
-
-  const watchOne = async (index: number): Promise<ElementOutcome> => {
-    const id = `${job.id}_${index}`;
-    const started = new Date();
-    const running = () => {
-      if (phase[index] !== "queued") return;
-      phase[index] = "running";
-      report();
-    };
-    const outcome = await watchTask<number, SlurmStatus>({
-      backend,
-      task: { ...task, id: `${base}-${index}` },
-      launcher: elements,
-      job: index,
-      onEvent: (e) => {
-        // Output means it runs, even if the element started and the shared scontrol poll has not seen it yet.
-        running();
-        req.onEvent(index, e);
-      },
-      onStatus: (s, up) => {
-        if (s.phase === "running" || up) running();
-      },
-      signal: req.signal,
-    });
-    const host = outcome.status?.info?.nodes || outcome.started?.host;
-    const worker = { id, pid: outcome.started?.pid ?? 0 };
-    const end = { index, job: id, host, started, finished: new Date() };
-    const settle = (ok: boolean) => {
-      phase[index] = ok ? "done" : "failed";
-      report();
-    };
-    if (outcome.kind === "cancelled") {
-      settle(false);
-      return { ...end, result: { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker, peakRss: outcome.peakRss } };
-    }
-    if (outcome.kind === "ended") {
-      settle(false);
-      const error = endedJobError({
-        step: `${req.step}[${index}]`,
-        job: id,
-        info: outcome.status.info,
-        output: readOutputTail(job.outputFile?.replace(/%a/g, String(index))),
-        memory: req.memory,
-        timeoutMs: req.timeoutMs,
-        peakRss: outcome.peakRss,
-        node: outcome.started?.host,
-        pid: outcome.started?.pid,
-      });
-      return { ...end, error, peakRss: outcome.peakRss };
-    }
-    const r = outcome.result;
-    settle(r.status === "done");
-    if (r.status === "failed") return { ...end, result: { status: "failed", error: r.error, worker, peakRss: r.peakRss } };
-    const { specs, frames } = await loadValues(backend, r.outputs, `step \`${req.step}[${index}]\` output`);
-    return { ...end, result: { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss } };
-  };
-
-  const outcomes = await Promise.all(Array.from({ length: n }, (_, i) => watchOne(i)));
+  const watched = await watchElements<SlurmStatus>({
+    backend,
+    base,
+    task,
+    n,
+    launcher: new ElementLauncher(new ArrayStates(job.id), launcher),
+    signal: req.signal,
+    onEvent: req.onEvent,
+    onCounts: req.onCounts,
+  });
+  const outcomes = await Promise.all(
+    watched.map(async ({ index, started, finished, outcome }): Promise<ElementOutcome> => {
+      const id = `${job.id}_${index}`;
+      const host = outcome.status?.info?.nodes || outcome.started?.host;
+      const worker = { id, pid: outcome.started?.pid ?? 0 };
+      const end = { index, job: id, host, started, finished };
+      if (outcome.kind === "cancelled") return { ...end, result: cancelledElement(worker, outcome.peakRss) };
+      if (outcome.kind === "ended") {
+        const error = endedJobError({
+          step: `${req.step}[${index}]`,
+          job: id,
+          info: outcome.status.info,
+          output: readOutputTail(job.outputFile?.replace(/%a/g, String(index))),
+          memory: req.memory,
+          timeoutMs: req.timeoutMs,
+          peakRss: outcome.peakRss,
+          node: outcome.started?.host,
+          pid: outcome.started?.pid,
+        });
+        return { ...end, error, peakRss: outcome.peakRss };
+      }
+      return { ...end, result: await elementResult(backend, `${req.step}[${index}]`, outcome.result, worker) };
+    }),
+  );
   if (req.signal.aborted) process.stderr.write(`step \`${req.step}\`: interrupted; Slurm array job ${job.id} was cancelled with scancel\n`);
   return { job: job.id, elements: outcomes };
 }

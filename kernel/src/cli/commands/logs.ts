@@ -1,15 +1,20 @@
-import { CliCommand, UsageError } from "../command";
-import { openStore, parseArgs, runCommand, writeJson } from "../../store/cli-support";
+import { CliCommand, UsageError, type CliIO } from "../command";
+import { openStore, parseArgs, runCommand, writeJson, type ParsedArgs } from "../../store/cli-support";
 import { RunStore } from "../../store/runs";
 import { StoreError } from "../../store/errors";
 
 const usage = `Usage: nbscale logs RUN_ID/STEP [options]
+       nbscale logs EXECUTION_ID [options]
 
-Prints the output (stdout and stderr, as they came) of one step of a flow run.
-For a step reused from an earlier run, that run's log.
+RUN_ID/STEP: the output (stdout and stderr, as they came) of one step of a
+flow run; for a step reused from an earlier run, that run's log.
+EXECUTION_ID (from \`nbscale history\`, or a unique prefix or suffix of one):
+the whole recorded output of one notebook cell or step, including what the
+cell did not show; its stdout goes to stdout, its stderr to stderr.
 
 Options:
   --json            last line of stdout: {"run", "step", "status", "log"}
+                    (for an execution: {"execution", "status", "stdout", "stderr"})
   --datastore DIR   datastore directory (default: $NBSCALE_DATASTORE, else ./.nbscale)
 `;
 
@@ -21,9 +26,12 @@ const logs: CliCommand = {
     runCommand("logs", usage, argv, io, async () => {
       const args = parseArgs("logs", argv, { booleans: ["json"], values: ["datastore"] });
       const spec = args.positional[0];
-      if (args.positional.length !== 1 || !spec.includes("/")) {
-        throw new UsageError("nbscale logs: expected RUN_ID/STEP, e.g. nbscale logs run-20250102T030405-1a2b3c/train");
+      if (args.positional.length !== 1) {
+        throw new UsageError(
+          "nbscale logs: expected RUN_ID/STEP (e.g. nbscale logs run-20250102T030405-1a2b3c/train) or an execution id from `nbscale history`",
+        );
       }
+      if (!spec.includes("/")) return await executionLogs(spec, args, io);
       const at = spec.indexOf("/");
       const [runId, step] = [spec.slice(0, at), spec.slice(at + 1)];
       const ds = await openStore(args, io);
@@ -45,5 +53,19 @@ const logs: CliCommand = {
       return 0;
     }),
 };
+
+async function executionLogs(id: string, args: ParsedArgs, io: CliIO): Promise<number> {
+  const ds = await openStore(args, io);
+  const rec = await ds.executions.find(id);
+  const stdout = await ds.executions.readLog(rec.stdout, `stdout of execution ${rec.id}`);
+  const stderr = await ds.executions.readLog(rec.stderr, `stderr of execution ${rec.id}`);
+  if (args.flags.has("json")) {
+    writeJson(io, { execution: rec.id, status: rec.status, stdout, stderr });
+    return 0;
+  }
+  io.stdout.write(stdout);
+  io.stderr.write(stderr);
+  return 0;
+}
 
 export default logs;

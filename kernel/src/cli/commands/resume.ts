@@ -1,14 +1,6 @@
 import { existsSync } from "node:fs";
 import { CliCommand, UsageError } from "../command";
-import { parseArgs, positiveInt, runCommand, stringFlag, writeJson } from "../../store/cli-support";
-import { resolveDatastore } from "../../store/location";
-import { Datastore } from "../../store/datastore";
-import { RunStore } from "../../store/runs";
-import { runFlow, RunSetupError } from "../../flow/runner";
-import { progressFor } from "../../flow/progress";
-import { FlowLoadError } from "../../flow/load";
-import { stepsToResume } from "../../flow/plan";
-import { jsonResult, reportFailures } from "../../flow/cli-shared";
+import { ProcessLauncher } from "../../flow/pool";
 import type { Target } from "../../flow/api";
 
 const usage = `Usage: nbscale resume RUN_ID [options]
@@ -32,56 +24,77 @@ const resume: CliCommand = {
   name: "resume",
   summary: "Resume a failed run, reusing unchanged steps",
   usage,
-  run: (argv, io) =>
-    runCommand("resume", usage, argv, io, async () => {
-      const args = parseArgs("resume", argv, { booleans: ["json"], values: ["from", "on", "max-workers", "datastore"] });
-      if (args.positional.length !== 1) throw new UsageError("nbscale resume: expected one run id (see `nbscale runs`)");
-      const loc = resolveDatastore({ flag: stringFlag(args, "datastore"), env: io.env, cwd: io.cwd });
-      const ds = await Datastore.open(loc);
-      const previous = await new RunStore(ds.backend).get(args.positional[0]);
-      const order = previous.start.steps.map((s) => s.name);
-      const from = stringFlag(args, "from");
-      let force: string[];
-      if (from !== undefined) {
-        if (!order.includes(from)) {
-          throw new UsageError(`nbscale resume: --from ${from}: run ${previous.id} has no step ${from}; its steps: ${order.join(", ")}`);
-        }
-        force = [from];
-      } else if (previous.status === "succeeded") {
-        throw new UsageError(
-          `nbscale resume: run ${previous.id} succeeded; there is nothing to resume. ` +
-            `To re-run part of it, pass --from STEP (steps: ${order.join(", ")}), or start a new run with \`nbscale run\`.`,
-        );
-      } else if (previous.status === "running") {
-        throw new UsageError(`nbscale resume: run ${previous.id} is still running (pid ${previous.start.runner.pid}); wait for it to finish`);
-      } else {
-        force = stepsToResume(order, previous.steps).filter((s) => previous.steps[s]?.status === "failed");
-      }
-      if (!existsSync(previous.start.flow.path)) {
-        throw new UsageError(`nbscale resume: the flow file of run ${previous.id}, ${previous.start.flow.path}, is gone`);
-      }
-      const on = stringFlag(args, "on");
-      const json = args.flags.has("json");
-      try {
-        const result = await runFlow({
-          flowFile: previous.start.flow.path,
-          datastore: loc,
-          on: (on as Target | undefined) ?? (previous.start.options.on as Target | null),
-          maxWorkers: positiveInt("resume", "max-workers", stringFlag(args, "max-workers")) ?? null,
-          progress: progressFor(json ? io.stderr : io.stdout),
-          resume: { previous, force },
-        });
-        reportFailures("resume", result, io);
-        if (json) writeJson(io, jsonResult(result));
-        return result.status === "succeeded" ? 0 : 1;
-      } catch (e) {
-        if (e instanceof FlowLoadError || e instanceof RunSetupError) {
-          io.stderr.write(`nbscale resume: ${e.message}\n`);
-          return 1;
-        }
-        throw e;
-      }
-    }),
+  run: async (argv, io) => {
+    // As in `nbscale run`: the first worker boots while the rest loads.
+    const launcher = new ProcessLauncher({ warm: 1 });
+    try {
+      return await resumeWith(argv, io, launcher);
+    } finally {
+      launcher.close();
+    }
+  },
 };
+
+async function resumeWith(argv: string[], io: Parameters<CliCommand["run"]>[1], launcher: ProcessLauncher): Promise<number> {
+  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../../store/cli-support");
+  const { resolveDatastore } = await import("../../store/location");
+  const { Datastore } = await import("../../store/datastore");
+  const { RunStore } = await import("../../store/runs");
+  const { runFlow, RunSetupError } = await import("../../flow/runner");
+  const { progressFor } = await import("../../flow/progress");
+  const { FlowLoadError } = await import("../../flow/load");
+  const { stepsToResume } = await import("../../flow/plan");
+  const { jsonResult, reportFailures } = await import("../../flow/cli-shared");
+  return runCommand("resume", usage, argv, io, async () => {
+    const args = parseArgs("resume", argv, { booleans: ["json"], values: ["from", "on", "max-workers", "datastore"] });
+    if (args.positional.length !== 1) throw new UsageError("nbscale resume: expected one run id (see `nbscale runs`)");
+    const loc = resolveDatastore({ flag: stringFlag(args, "datastore"), env: io.env, cwd: io.cwd });
+    const ds = await Datastore.open(loc);
+    const previous = await new RunStore(ds.backend).get(args.positional[0]);
+    const order = previous.start.steps.map((s) => s.name);
+    const from = stringFlag(args, "from");
+    let force: string[];
+    if (from !== undefined) {
+      if (!order.includes(from)) {
+        throw new UsageError(`nbscale resume: --from ${from}: run ${previous.id} has no step ${from}; its steps: ${order.join(", ")}`);
+      }
+      force = [from];
+    } else if (previous.status === "succeeded") {
+      throw new UsageError(
+        `nbscale resume: run ${previous.id} succeeded; there is nothing to resume. ` +
+          `To re-run part of it, pass --from STEP (steps: ${order.join(", ")}), or start a new run with \`nbscale run\`.`,
+      );
+    } else if (previous.status === "running") {
+      throw new UsageError(`nbscale resume: run ${previous.id} is still running (pid ${previous.start.runner.pid}); wait for it to finish`);
+    } else {
+      force = stepsToResume(order, previous.steps).filter((s) => previous.steps[s]?.status === "failed");
+    }
+    if (!existsSync(previous.start.flow.path)) {
+      throw new UsageError(`nbscale resume: the flow file of run ${previous.id}, ${previous.start.flow.path}, is gone`);
+    }
+    const on = stringFlag(args, "on");
+    const json = args.flags.has("json");
+    try {
+      const result = await runFlow({
+        flowFile: previous.start.flow.path,
+        datastore: loc,
+        on: (on as Target | undefined) ?? (previous.start.options.on as Target | null),
+        maxWorkers: positiveInt("resume", "max-workers", stringFlag(args, "max-workers")) ?? null,
+        progress: progressFor(json ? io.stderr : io.stdout),
+        resume: { previous, force },
+        launcher,
+      });
+      reportFailures("resume", result, io);
+      if (json) writeJson(io, jsonResult(result));
+      return result.status === "succeeded" ? 0 : 1;
+    } catch (e) {
+      if (e instanceof FlowLoadError || e instanceof RunSetupError) {
+        io.stderr.write(`nbscale resume: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+  });
+}
 
 export default resume;

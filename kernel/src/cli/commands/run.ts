@@ -1,11 +1,6 @@
 import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
-import { parseArgs, positiveInt, runCommand, stringFlag, writeJson } from "../../store/cli-support";
-import { resolveDatastore } from "../../store/location";
-import { runFlow, RunSetupError } from "../../flow/runner";
-import { progressFor } from "../../flow/progress";
-import { FlowLoadError } from "../../flow/load";
-import { jsonResult, reportFailures } from "../../flow/cli-shared";
+import { ProcessLauncher } from "../../flow/pool";
 import type { Target } from "../../flow/api";
 
 const TARGETS = ["local", "kernel", "batch", "slurm"];
@@ -31,33 +26,52 @@ const run: CliCommand = {
   name: "run",
   summary: "Run an exported flow headlessly",
   usage,
-  run: (argv, io) =>
-    runCommand("run", usage, argv, io, async () => {
-      const args = parseArgs("run", argv, { booleans: ["json"], values: ["on", "max-workers", "datastore"] });
-      if (args.positional.length !== 1) throw new UsageError("nbscale run: expected one flow file, e.g. nbscale run flow.ts");
-      const on = stringFlag(args, "on");
-      if (on !== undefined && !TARGETS.includes(on)) throw new UsageError(`nbscale run: --on ${on}: expected one of ${TARGETS.join(", ")}`);
-      const json = args.flags.has("json");
-      try {
-        const result = await runFlow({
-          flowFile: resolve(io.cwd, args.positional[0]),
-          datastore: resolveDatastore({ flag: stringFlag(args, "datastore"), env: io.env, cwd: io.cwd }),
-          on: (on as Target | undefined) ?? null,
-          maxWorkers: positiveInt("run", "max-workers", stringFlag(args, "max-workers")) ?? null,
-          // With --json, stdout ends with the JSON line; progress goes to stderr.
-          progress: progressFor(json ? io.stderr : io.stdout),
-        });
-        reportFailures("run", result, io);
-        if (json) writeJson(io, jsonResult(result));
-        return result.status === "succeeded" ? 0 : 1;
-      } catch (e) {
-        if (e instanceof FlowLoadError || e instanceof RunSetupError) {
-          io.stderr.write(`nbscale run: ${e.message}\n`);
-          return 1;
-        }
-        throw e;
-      }
-    }),
+  run: async (argv, io) => {
+    // The first worker boots while the rest of the command loads: a worker
+    // start is the longest wait of a small run.
+    const launcher = new ProcessLauncher({ warm: 1 });
+    try {
+      return await runWith(argv, io, launcher);
+    } finally {
+      launcher.close();
+    }
+  },
 };
+
+async function runWith(argv: string[], io: Parameters<CliCommand["run"]>[1], launcher: ProcessLauncher): Promise<number> {
+  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../../store/cli-support");
+  const { resolveDatastore } = await import("../../store/location");
+  const { runFlow, RunSetupError } = await import("../../flow/runner");
+  const { progressFor } = await import("../../flow/progress");
+  const { FlowLoadError } = await import("../../flow/load");
+  const { jsonResult, reportFailures } = await import("../../flow/cli-shared");
+  return runCommand("run", usage, argv, io, async () => {
+    const args = parseArgs("run", argv, { booleans: ["json"], values: ["on", "max-workers", "datastore"] });
+    if (args.positional.length !== 1) throw new UsageError("nbscale run: expected one flow file, e.g. nbscale run flow.ts");
+    const on = stringFlag(args, "on");
+    if (on !== undefined && !TARGETS.includes(on)) throw new UsageError(`nbscale run: --on ${on}: expected one of ${TARGETS.join(", ")}`);
+    const json = args.flags.has("json");
+    try {
+      const result = await runFlow({
+        flowFile: resolve(io.cwd, args.positional[0]),
+        datastore: resolveDatastore({ flag: stringFlag(args, "datastore"), env: io.env, cwd: io.cwd }),
+        on: (on as Target | undefined) ?? null,
+        maxWorkers: positiveInt("run", "max-workers", stringFlag(args, "max-workers")) ?? null,
+        // With --json, stdout ends with the JSON line; progress goes to stderr.
+        progress: progressFor(json ? io.stderr : io.stdout),
+        launcher,
+      });
+      reportFailures("run", result, io);
+      if (json) writeJson(io, jsonResult(result));
+      return result.status === "succeeded" ? 0 : 1;
+    } catch (e) {
+      if (e instanceof FlowLoadError || e instanceof RunSetupError) {
+        io.stderr.write(`nbscale run: ${e.message}\n`);
+        return 1;
+      }
+      throw e;
+    }
+  });
+}
 
 export default run;

@@ -24,7 +24,7 @@
 import type { CommManager } from "../comms";
 import type { JsonObject } from "../../protocol/message";
 import type { Recorder } from "../recording";
-import { DatastoreConfigError, type Datastore, type ExecutionRecord, type LogRef, type VersionRecord } from "../../store";
+import { DatastoreConfigError, inNotebook, type Datastore, type ExecutionRecord, type LogRef, type VersionRecord } from "../../store";
 
 export const HISTORY_TARGET = "nbscale.history";
 
@@ -119,9 +119,10 @@ async function executions(recorder: Recorder, data: JsonObject): Promise<JsonObj
   // read, so counting the matches on every page stays cheap.
   const rows: JsonObject[] = [];
   let total = 0;
+  const lineage = await recorder.lineage();
   for (const id of await ds.executions.ids()) {
     const r = await ds.executions.get(id);
-    if (!r || r.notebook !== recorder.notebook) continue;
+    if (!r || !inNotebook(lineage, r.notebook, r.started)) continue;
     if (variable !== undefined && !(variable in r.inputs) && !(variable in r.outputs)) continue;
     if (total >= offset && rows.length < limit) rows.push(executionRow(r));
     total++;
@@ -199,7 +200,7 @@ async function versions(recorder: Recorder, name: string): Promise<JsonObject> {
   if (name === "") throw new Error("versions: no variable name given");
   const ds = await openStore(recorder);
   if (!ds) return { name, scope: "notebook", versions: [] };
-  let list = await ds.versions(name, { notebook: recorder.notebook });
+  let list = await ds.versions(name, { notebook: await recorder.lineage() });
   let scope = "notebook";
   if (list.length === 0) {
     list = await ds.versions(name);

@@ -9,7 +9,7 @@
  * and then `nbscale export NOTEBOOK.ipynb` is the way.
  */
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import type { CellMagics } from "../magic-dispatch";
 import { magicFailure } from "../magic-dispatch";
 import type { Recorder } from "../recording";
@@ -31,7 +31,16 @@ export function register(magics: CellMagics, services: ExportServices): void {
       );
     }
     try {
-      const out = magic.path !== undefined ? resolve(services.recorder.notebookDir, magic.path) : undefined;
+      const dir = services.recorder.notebookDir;
+      const out = magic.path !== undefined ? resolve(dir, magic.path) : undefined;
+      // The kernel writes only in the notebook's folder, whoever sends the line; a terminal can write anywhere.
+      if (out !== undefined && (magic.path!.includes("\0") || /^\.\.(\/|$)/.test(relative(dir, out)) || isAbsolute(relative(dir, out)))) {
+        return magicFailure(
+          "ExportError",
+          `%export ${JSON.stringify(magic.path)}: the flow file must be inside the notebook's folder ${dir} (a relative path without .. and NUL bytes); ` +
+            `to write elsewhere, run \`nbscale export ${nb} -o PATH\` in a terminal`,
+        );
+      }
       const r = exportNotebookFile(nb, out);
       for (const w of r.warnings) process.stderr.write(`warning: cell ${w.cell}: ${w.message}\n`);
       process.stdout.write(

@@ -37,7 +37,7 @@ export function register(magics: CellMagics, services: HistoryServices): void {
 }
 
 async function executions(ds: Datastore, recorder: Recorder): Promise<ExecOutcome> {
-  const records = await ds.history({ notebook: recorder.notebook, limit: LIMIT });
+  const records = await ds.history({ notebook: await recorder.lineage(), limit: LIMIT });
   if (records.length === 0) return textResult(`No executions recorded yet for ${recorder.notebook}.`);
   const header = ["ID", "WHEN", "CELL", "TARGET", "STATUS", "TOOK", "OUTPUTS"];
   const rows = records.map((r) => [
@@ -54,7 +54,7 @@ async function executions(ds: Datastore, recorder: Recorder): Promise<ExecOutcom
 }
 
 async function versions(ds: Datastore, recorder: Recorder, name: string): Promise<ExecOutcome> {
-  let list: VersionRecord[] = await ds.versions(name, { notebook: recorder.notebook });
+  let list: VersionRecord[] = await ds.versions(name, { notebook: await recorder.lineage() });
   let scope = `recorded by ${recorder.notebook}`;
   if (list.length === 0) {
     list = await ds.versions(name);

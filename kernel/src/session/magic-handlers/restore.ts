@@ -31,13 +31,25 @@ export function register(magics: CellMagics, services: RestoreServices): void {
       throw e;
     }
     let restored;
+    // The binding is type-checked while the bytes are read and verified on other threads.
+    let early: { decl: string; declOutput: string } | null = null;
     try {
       // An explicit version is unambiguous store-wide; "latest" means this notebook's latest.
       restored = await ds.restore(spec, {
-        ...(magic.version === undefined ? { notebook: recorder.notebook } : {}),
+        ...(magic.version === undefined ? { notebook: await recorder.lineage() } : {}),
         resolveClass: (name) => {
           const c = executor.has(name) ? executor.valueOf(name) : undefined;
           return typeof c === "function" ? c : undefined;
+        },
+        whileReading: (record) => {
+          if (record.kind !== "v8") return;
+          try {
+            const decl = executor.declarations;
+            const checked = executor.check(`let ${record.name}: ${record.ts_type ?? "any"} = (globalThis as any)[""];`);
+            if (checked.diagnostics.length === 0 && checked.declOutput !== undefined) early = { decl, declOutput: checked.declOutput };
+          } catch {
+            // bound the ordinary way below, which reports what is wrong
+          }
         },
       });
     } catch (e) {
@@ -53,7 +65,13 @@ export function register(magics: CellMagics, services: RestoreServices): void {
         ? await executor.execute(source)
         : await executor.bind([{ name: record.name, value: vm.runInThisContext(`(${source})`), type: record.ts_type, kind: "let" }]);
     } else {
-      outcome = await executor.bind([{ name: record.name, value, type: record.ts_type, kind: "let" }]);
+      const pre = early as { decl: string; declOutput: string } | null;
+      if (pre && pre.decl === executor.declarations) {
+        executor.adopt(pre.declOutput, [[record.name, value]]);
+        outcome = { ok: true as const, hasValue: false };
+      } else {
+        outcome = await executor.bind([{ name: record.name, value, type: record.ts_type, kind: "let" }]);
+      }
     }
     if (!outcome.ok) {
       return magicFailure("RestoreError", `${label} was read but could not be bound: ${outcome.error.evalue}`, outcome.error.traceback);

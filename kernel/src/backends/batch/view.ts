@@ -1,0 +1,74 @@
+/**
+ * What the cell shows of a Batch job while it runs: its state now and the
+ * time spent in each (SUBMITTED → RUNNABLE → STARTING → RUNNING), and which
+ * attempt of its retryStrategy is under way.
+ *
+ * Inside a tracked step (session/step-status.ts) this goes into the step's
+ * status output: RUNNABLE is "queued" there, not "running", and the run time
+ * counts from RUNNING. Elsewhere (a flow calling the backend directly) it is
+ * one text line, replaced in place.
+ */
+import type { JobDetail } from "@aws-sdk/client-batch";
+import { display, type DisplayHandle } from "../../client/display";
+import { activeStepStatus, type StepState } from "../../session/step-status";
+import { FINAL_STATES, type JobTimeline } from "./watch";
+
+/** What a Batch state means for the step; final states are the dispatcher's to report. */
+export function stepStateOf(batchState: string | undefined): StepState | undefined {
+  switch (batchState) {
+    case "SUBMITTED":
+    case "PENDING":
+    case "RUNNABLE":
+      return "queued";
+    case "STARTING":
+      return "starting";
+    case "RUNNING":
+      return "running";
+    default:
+      return undefined;
+  }
+}
+
+export class JobView {
+  private jobId = "";
+  private attempt = 1;
+  private readonly status = activeStepStatus();
+  private line: DisplayHandle | null = null;
+
+  constructor(
+    private readonly queue: string,
+    private readonly maxAttempts: number,
+  ) {}
+
+  submitted(jobId: string, timeline: JobTimeline): void {
+    this.jobId = jobId;
+    this.show(timeline);
+  }
+
+  /** A retry's worker started. */
+  retried(attempt: number, timeline: JobTimeline): void {
+    this.attempt = Math.max(this.attempt, attempt);
+    this.show(timeline);
+  }
+
+  show(timeline: JobTimeline, job?: JobDetail, extra = ""): void {
+    // Batch counts its attempts too: a retry is under way before its worker writes a word.
+    if (job?.attempts && job.status && !FINAL_STATES.has(job.status)) this.attempt = Math.max(this.attempt, job.attempts.length + 1);
+    const now = Date.now();
+    const tries = this.maxAttempts > 1 ? `, attempt ${this.attempt} of ${this.maxAttempts}` : "";
+    if (!this.status) {
+      this.line ??= display.create();
+      this.line.text(`AWS Batch job ${this.jobId} (${this.queue}${tries}): ${timeline.text(now)}${extra}`);
+      return;
+    }
+    const state = stepStateOf(timeline.state);
+    const ran = timeline.runningSince;
+    this.status.update({
+      ...(state ? { state } : {}),
+      jobId: this.jobId,
+      job: { system: "AWS Batch", state: timeline.state ?? "SUBMITTED", states: timeline.states(now) },
+      startedAt: ran !== undefined ? new Date(ran).toISOString() : undefined,
+      ...(this.maxAttempts > 1 ? { attempt: this.attempt, retries: this.maxAttempts - 1 } : {}),
+    });
+  }
+}

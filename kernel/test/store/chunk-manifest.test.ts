@@ -1,0 +1,200 @@
+/** Chunk manifests of large blobs: written with the blob, verified on read, checked and cleaned by fsck. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { chmod, open, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Datastore, prepareOutputs } from "../../src/store";
+import { CorruptArtifactError } from "../../src/store/errors";
+import { fsck } from "../../src/store/fsck";
+import { CHUNK_SIZE, ChunkHasher, decodeManifest, encodeManifest, MANIFEST_MIN_SIZE, manifestKey } from "../../src/store/chunk-manifest";
+import { blobKey } from "../../src/store/blobs";
+import { tmpStoreDir } from "./helpers";
+
+/** A value just over the manifest threshold, with distinct bytes in every chunk. */
+function bigValue(): Float64Array {
+  return new Float64Array(MANIFEST_MIN_SIZE / 8 + 12345).map((_, i) => i * 1.5 - 3);
+}
+
+async function storeWithBig(dir: string): Promise<{ ds: Datastore; root: string; sha: string; value: Float64Array }> {
+  const root = join(dir, "s");
+  const ds = await Datastore.open(root, { create: true });
+  const value = bigValue();
+  const rec = await ds.recordExecution({
+    notebook: "/nb",
+    cell: "c1",
+    code: "big",
+    preparedOutputs: prepareOutputs({ big: value }),
+    status: "ok",
+    started: new Date(),
+    target: "kernel",
+  });
+  return { ds, root, sha: rec.outputs.big.sha256, value };
+}
+
+const fileOf = (root: string, key: string) => join(root, ...key.split("/"));
+
+async function writeOver(file: string, at: number, bytes: Uint8Array): Promise<void> {
+  await chmod(file, 0o644); // published objects are read-only
+  const fh = await open(file, "r+");
+  try {
+    await fh.write(bytes, 0, bytes.byteLength, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+test("a large blob gets a manifest whose chunk hashes are those of its stored bytes, and reads back intact", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha, value } = await storeWithBig(dir);
+    const stored = await readFile(fileOf(root, blobKey(sha)));
+    assert.equal(createHash("sha256").update(stored).digest("hex"), sha);
+    const m = decodeManifest(await readFile(fileOf(root, manifestKey(sha))), sha, stored.length);
+    assert.ok(!("invalid" in m), JSON.stringify(m));
+    const expected: string[] = [];
+    for (let off = 0; off < stored.length; off += CHUNK_SIZE) {
+      expected.push(createHash("sha256").update(stored.subarray(off, off + CHUNK_SIZE)).digest("hex"));
+    }
+    assert.deepEqual(m.chunks, expected);
+    const back = (await ds.restore("big@1")).value as Float64Array;
+    assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(value.buffer)));
+    assert.equal((await fsck(ds.backend)).consistent, true);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a corrupted chunk is refused, naming the artifact and the chunk; fsck names the blob", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha } = await storeWithBig(dir);
+    await writeOver(fileOf(root, blobKey(sha)), 2 * CHUNK_SIZE + 77, Buffer.from([0xff, 0xee]));
+    await assert.rejects(ds.restore("big@1"), (e: unknown) => {
+      assert.ok(e instanceof CorruptArtifactError);
+      assert.match(e.message, /big@1/);
+      assert.match(e.message, /chunk 3 of 5/);
+      return true;
+    });
+    const r = await fsck(ds.backend);
+    assert.equal(r.consistent, false);
+    const p = r.problems.find((x) => x.kind === "corrupt-blob");
+    assert.ok(p, JSON.stringify(r.problems));
+    assert.match(p.message, /big@1/);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a truncated blob is refused as corrupt, with or without its manifest", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha } = await storeWithBig(dir);
+    const file = fileOf(root, blobKey(sha));
+    await chmod(file, 0o644);
+    await truncate(file, MANIFEST_MIN_SIZE - 1000);
+    await assert.rejects(ds.restore("big@1"), (e: unknown) => e instanceof CorruptArtifactError && /big@1/.test(e.message));
+    await rm(fileOf(root, manifestKey(sha)), { force: true });
+    await assert.rejects(ds.restore("big@1"), (e: unknown) => e instanceof CorruptArtifactError && /big@1/.test(e.message));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a manifest that disagrees with an intact blob: reads are refused, fsck names it, --clean removes it, reads work again", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha, value } = await storeWithBig(dir);
+    const mfile = fileOf(root, manifestKey(sha));
+    const m = decodeManifest(await readFile(mfile), sha, (await readFile(fileOf(root, blobKey(sha)))).length);
+    assert.ok(!("invalid" in m));
+    m.chunks[1] = createHash("sha256").update("something else").digest("hex");
+    await chmod(mfile, 0o644);
+    await writeFile(mfile, encodeManifest(m)); // self-consistent, wrong about chunk 2
+    await assert.rejects(ds.restore("big@1"), (e: unknown) => e instanceof CorruptArtifactError && /big@1/.test(e.message) && /chunk 2 of 5/.test(e.message));
+    const found = await fsck(ds.backend);
+    assert.equal(found.consistent, false);
+    const p = found.problems.find((x) => x.kind === "corrupt-manifest");
+    assert.ok(p, JSON.stringify(found.problems));
+    assert.equal(p.key, manifestKey(sha));
+    assert.match(p.message, /chunk 2 of 5/);
+    assert.ok(!found.problems.some((x) => x.kind === "corrupt-blob"), "the blob itself is intact");
+    const cleaned = await fsck(ds.backend, { clean: true });
+    assert.ok(cleaned.leftovers.some((l) => l.kind === "manifest" && l.removed));
+    assert.equal((await fsck(ds.backend)).consistent, true);
+    const back = (await ds.restore("big@1")).value as Float64Array;
+    assert.equal(back[12345], value[12345]);
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a damaged manifest is ignored by reads (the whole-blob hash decides) and reported by fsck", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha, value } = await storeWithBig(dir);
+    const mfile = fileOf(root, manifestKey(sha));
+    const text = (await readFile(mfile, "utf8")).replace(/"chunks":\["./, '"chunks":["0');
+    await chmod(mfile, 0o644);
+    await writeFile(mfile, text);
+    const back = (await ds.restore("big@1")).value as Float64Array;
+    assert.equal(back[value.length - 1], value[value.length - 1]);
+    const r = await fsck(ds.backend);
+    const p = r.problems.find((x) => x.kind === "corrupt-manifest");
+    assert.ok(p, JSON.stringify(r.problems));
+    assert.match(p.message, /checksum/);
+    // And a corrupted blob under a damaged manifest is still refused.
+    await writeOver(fileOf(root, blobKey(sha)), CHUNK_SIZE * 4 + 8, Buffer.from([1, 2, 3]));
+    await assert.rejects(ds.restore("big@1"), (e: unknown) => e instanceof CorruptArtifactError && /hashes to/.test(e.message));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a store written before manifests (large blob, no manifest) stays readable and consistent", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha, value } = await storeWithBig(dir);
+    await rm(fileOf(root, manifestKey(sha)));
+    const back = (await ds.restore("big@1")).value as Float64Array;
+    assert.equal(back[777], value[777]);
+    const r = await fsck(ds.backend);
+    assert.equal(r.consistent, true, JSON.stringify(r.problems));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("a manifest left behind by a blob that is gone is a removable leftover, not a problem", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds } = await storeWithBig(dir);
+    const orphan = createHash("sha256").update("gone").digest("hex");
+    await ds.backend.putIfAbsent(manifestKey(orphan), [encodeManifest({ blob: orphan, size: 1, chunkSize: CHUNK_SIZE, chunks: [orphan] })]);
+    const r = await fsck(ds.backend, { graceMs: 0 });
+    assert.equal(r.consistent, true);
+    assert.ok(r.leftovers.some((l) => l.kind === "manifest" && l.id === manifestKey(orphan) && l.removable));
+  } finally {
+    await cleanup();
+  }
+});
+
+test("ChunkHasher gives every chunk's sha256 however the stream is cut", async () => {
+  const data = Buffer.alloc(3 * CHUNK_SIZE + 4321);
+  for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096) & 0xff;
+  const expected: string[] = [];
+  for (let off = 0; off < data.length; off += CHUNK_SIZE) expected.push(createHash("sha256").update(data.subarray(off, off + CHUNK_SIZE)).digest("hex"));
+  const cuts = [[data.length], [5, CHUNK_SIZE - 5, CHUNK_SIZE, CHUNK_SIZE, 4321], [CHUNK_SIZE + 1, 2 * CHUNK_SIZE + 4320], [1 << 20, 7 << 20, 3 << 20]];
+  for (const cut of cuts) {
+    const h = new ChunkHasher();
+    let off = 0;
+    for (const n of cut) {
+      const piece = Buffer.from(data.subarray(off, Math.min(data.length, off + n)));
+      h.update(piece);
+      piece.fill(0); // the hasher must have taken what it needs
+      off += n;
+    }
+    if (off < data.length) h.update(data.subarray(off));
+    assert.deepEqual(await h.digests(), expected, `cut ${cut.join(",")}`);
+  }
+});
