@@ -359,8 +359,8 @@ def test_a_batch_flow_step_is_submitted_with_its_resources_and_its_job_command_c
     assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
     logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
     assert "training in stand-in with seed 7" in logs.stdout, logs.stdout
-    # The default image installs nbscale from npm, where this version is not: the step's log warns, as a cell does.
-    assert "is not on the npm registry" in logs.stdout and "image:" in logs.stdout, logs.stdout
+    # The default image installs nbscale; the step's log says from where, as a cell does.
+    assert "installs nbscale" in logs.stdout and "NBSCALE_WORKER_PACKAGE" in logs.stdout, logs.stdout
     recs = step_records(out["run"], tmp_path, batch_env)
     assert recs["train"]["target"] == "batch" and recs["load"]["target"] == "local"
 
