@@ -387,3 +387,53 @@ def test_a_batch_job_that_fails_without_a_result_fails_the_step_with_its_reason(
     assert len(subs) == 2 and env_of(subs[0])["NBSCALE_TASK"] != env_of(subs[1])["NBSCALE_TASK"]
     logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
     assert "attempt 2 of 2" in logs.stdout, logs.stdout
+
+
+BATCH_FOREACH = """import { flow, step } from "nbscale";
+
+const xs = step("xs", {}, () => {
+  const xs = [2, 3, 5];
+  return { xs };
+});
+
+const squares = step("squares", { on: "batch", memory: "1G", inputs: { xs: xs.xs }, foreach: ({ xs }) => xs }, ({ item, index }) => {
+  console.log(`item ${item} at ${index} in ${process.env.AWS_BATCH_JOB_ID}`);
+  const y = item * item;
+  return { y };
+});
+
+export default flow("batch_each", [xs, squares]);
+"""
+
+
+def test_a_batch_foreach_flow_step_is_one_array_job_whose_children_complete_the_run(
+    batch_env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path  # noqa: F811
+) -> None:
+    (tmp_path / "flow.ts").write_text(BATCH_FOREACH)
+    timed_batch(moto, 8)
+    home = tmp_path / "container"
+    home.mkdir()
+    # Batch starts children in no particular order: the last first here.
+    order = [2, 0, 1]
+    procs: dict[int, subprocess.CompletedProcess[str]] = {}
+
+    def children() -> None:
+        for i in order:
+            procs[i] = run_like_the_container(moto, recorder, home, extra_env={"AWS_BATCH_JOB_ARRAY_INDEX": str(i), "AWS_BATCH_JOB_ID": f"stand-in:{i}"})
+
+    t = threading.Thread(target=children)
+    t.start()
+    r = cli("run", "flow.ts", "--json", cwd=tmp_path, env=batch_env, timeout=240)
+    t.join()
+    assert r.returncode == 0, (r.stderr, {i: p.stderr for i, p in procs.items()})
+    out = last_json(r)
+    subs = recorder.batch("submitjob")
+    assert len(subs) == 1, "one array job, not one job per item (and no job just to count the items)"
+    assert subs[0]["arrayProperties"] == {"size": 3} and env_of(subs[0])["NBSCALE_TASK_ARRAY"] == "1"
+    assert subs[0]["containerOverrides"]["resourceRequirements"] == [{"type": "MEMORY", "value": "1024"}]
+    assert all(p.returncode == 0 for p in procs.values()), {i: p.stderr for i, p in procs.items()}
+    logs = cli("logs", f"{out['run']}/squares", cwd=tmp_path, env=batch_env).stdout
+    for i, x in enumerate([2, 3, 5]):
+        assert f"item {x} at {i} in stand-in:{i}" in logs, logs
+    local = cli("run", "flow.ts", "--on", "local", "--json", cwd=tmp_path, env={**batch_env, "NBSCALE_DATASTORE": str(tmp_path / "local-store")})
+    assert artifacts(last_json(local)) == artifacts(out)
