@@ -23,7 +23,7 @@ import type { FlowRemoteResult, FlowRemoteTask } from "./remote-task";
 import type { WorkerTask } from "./worker";
 
 /** A TaskOutcome that may already know what to tell the user (the runner prefers it to its own guess). */
-export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError };
+export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError; host?: string };
 
 /** A refusal before anything was submitted: names the setting and how to fix it. */
 export class RemoteSetupError extends Error {
@@ -222,18 +222,20 @@ export class RemoteFlowLauncher implements StepLauncher {
         },
       });
       const pid = outcome.started?.pid ?? null;
+      const host = outcome.kind === "result" ? outcome.result.host : outcome.started?.host;
+      const where = host !== undefined ? { host } : {};
       switch (outcome.kind) {
         case "result": {
           const r = outcome.result as FlowRemoteResult;
-          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid };
+          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid, ...where };
         }
         case "cancelled":
           out.say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
           this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
-          return { ...nothing(out.log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
+          return { ...nothing(out.log), pid, ...where, failure: { kind: "error", message: this.interrupted.get(key)! } };
         case "ended": {
           const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
-          return { ...nothing(out.log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
+          return { ...nothing(out.log), pid, ...where, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
         }
       }
     } finally {
