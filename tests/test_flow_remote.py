@@ -148,6 +148,32 @@ def test_slurm_steps_run_as_jobs_and_match_a_local_run_by_hash(work: Path) -> No
 
 
 @needs_slurm
+def test_a_notebooks_slurm_cell_exported_to_a_flow_runs_as_a_slurm_job(work: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "nbscale", "display_name": "TypeScript (nbscale)", "language": "typescript"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("const xs = [1, 2, 3, 4];"),
+        nbformat.v4.new_code_cell("%%step total --on slurm --memory 512M --cpu 1\n"
+                                  "require(\"fs\").writeFileSync(require(\"path\").join(process.env.JOBS_DIR!, \"total\"), process.env.SLURM_JOB_ID ?? \"none\");\n"
+                                  "const total = xs.reduce((a, b) => a + b, 0);"),
+    ]
+    nbformat.write(nb, str(work / "analysis.ipynb"))
+    r = cli("export", "analysis.ipynb", "-o", "analysis.flow.ts", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert 'on: "slurm", memory: "512M", cpu: 1' in (work / "analysis.flow.ts").read_text()
+    r = cli("run", "analysis.flow.ts", "--json", cwd=work)
+    assert r.returncode == 0, r.stderr
+    out = last_json(r)
+    job = (work / "jobs" / "total").read_text()
+    assert job.isdigit() and job_state(job) == "COMPLETED"
+    assert step_records(out["run"], work)["total"]["target"] == "slurm"
+    local = last_json(cli("run", "analysis.flow.ts", "--on", "local", "--json", cwd=work))
+    assert local["steps"]["total"]["artifacts"] == out["steps"]["total"]["artifacts"]
+
+
+@needs_slurm
 def test_run_on_slurm_sends_every_step_and_a_failure_resumes_without_redoing_finished_steps(work: Path) -> None:
     (work / "flow.ts").write_text(FLOW)
     (work / "broken").write_text("")
