@@ -23,6 +23,7 @@ function fakeRecorder(create: boolean): Recorder {
   const location = { kind: "fs" as const, path: join(dir, ".nbscale"), source: "default" as const };
   return {
     notebook: NOTEBOOK,
+    lineage: () => Promise.resolve(NOTEBOOK),
     location,
     settled: () => Promise.resolve(),
     datastore: (c = true) => Datastore.open(location as never, { create: c && create }),
