@@ -295,5 +295,9 @@ export function stepErrorOf(step: string, cell: CellError, outputFile: string | 
 }
 
 function flowWording(cell: CellError): string {
-  return cell.evalue.replace(/; re-run with `--memory [^`]+`/, "").replace(/run the cell again/g, "resume the run");
+  return cell.evalue
+    .replace(/; re-run with `--memory [^`]+`/, "")
+    .replace(/run the cell again/g, "resume the run")
+    .replace(/its --timeout/g, "its timeout")
+    .replace(/with --timeout \(e\.g\. --timeout 2h\)/, 'with timeout: "2h" on the step');
 }
