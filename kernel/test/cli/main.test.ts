@@ -55,3 +55,12 @@ test("a local run of a cached flow loads neither the compiler nor zeromq nor the
   assert.deepEqual(loadedBy(argv, env), ["typescript-for-tslab", "run.js"], "the first run compiles");
   assert.deepEqual(loadedBy(argv, env), ["run.js"]);
 });
+
+test("run starts no local worker ahead when every step goes to Slurm or Batch", async () => {
+  const { wantsLocalWorker } = await import("../../src/cli/run-targets");
+  assert.equal(wantsLocalWorker(["flow.ts"]), true);
+  assert.equal(wantsLocalWorker(["flow.ts", "--on", "local"]), true);
+  assert.equal(wantsLocalWorker(["flow.ts", "--on", "slurm"]), false);
+  assert.equal(wantsLocalWorker(["--on=batch", "flow.ts"]), false);
+  assert.equal(wantsLocalWorker(["--help"]), false);
+});

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
 import { ProcessLauncher } from "../../flow/pool";
+import { wantsLocalWorker } from "../run-targets";
 import type { Target } from "../../flow/api";
 
 const TARGETS = ["local", "kernel", "batch", "slurm"];
@@ -34,7 +35,7 @@ const run: CliCommand = {
   run: async (argv, io) => {
     // The first worker boots while the rest of the command loads: a worker
     // start is the longest wait of a small run.
-    const launcher = new ProcessLauncher({ warm: 1 });
+    const launcher = new ProcessLauncher({ warm: wantsLocalWorker(argv) ? 1 : 0 });
     try {
       return await runWith(argv, io, launcher);
     } finally {
