@@ -276,7 +276,7 @@ export class Kernel {
     const executionId = newExecutionId(new Date(started));
 
     const outcome = await this.runCell(code, msg);
-    this.noteHiddenOutput(msg, executionId);
+    this.noteHiddenOutput(msg, silent ? null : executionId);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
     const recorded = this.recorder.record({ id: executionId, msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
     const payload: JsonObject[] = [];
@@ -309,12 +309,14 @@ export class Kernel {
   }
 
   /** The end of a cell whose output went over its limit says how much was left out and where it is. */
-  private noteHiddenOutput(msg: JupyterMessage, executionId: string): void {
+  private noteHiddenOutput(msg: JupyterMessage, executionId: string | null): void {
     const hidden = this.outputLimit.hidden(msg.header.msg_id);
     if (hidden === 0) return;
-    const where = this.recorder.enabled
-      ? `full log: \`nbscale logs ${executionId}\``
-      : "recording is off (NBSCALE_RECORD=0), so it was not kept";
+    const where = !this.recorder.enabled
+      ? "recording is off (NBSCALE_RECORD=0), so it was not kept"
+      : executionId
+        ? `full log: \`nbscale logs ${executionId}\``
+        : "silent executions are not recorded, so it was not kept";
     this.streamUnlimited(msg.header, "stderr", `nbscale: output truncated: ${formatMB(hidden)} more; ${where}\n`);
   }
 
