@@ -61,7 +61,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
-  rm -f "$STAMPS/requirements"
+  # A new venv has none of what the stamps say was installed.
+  rm -f "$STAMPS/requirements" "$STAMPS/pip"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
 if changed requirements requirements-dev.txt; then
@@ -97,7 +98,9 @@ fi
 
 # --- install into the venv ---------------------------------------------------
 PIP_INPUTS=(pyproject.toml jupyterlab_nbscale/kernelspec/* package.json)
-if changed pip "${PIP_INPUTS[@]}" || ! .venv/bin/python -c 'import jupyterlab_nbscale' 2>/dev/null; then
+# Checked from / : in the checkout the package imports from the source tree whether installed or not.
+if changed pip "${PIP_INPUTS[@]}" || ! (cd / && "$ROOT/.venv/bin/python" -c 'import jupyterlab_nbscale') 2>/dev/null ||
+  ! jupyter kernelspec list 2>/dev/null | grep -q '^ *nbscale '; then
   say "installing jupyterlab_nbscale (labextension + kernelspec) into .venv"
   HATCH_JUPYTER_BUILDER_SKIP_NPM=1 .venv/bin/python -m pip install -q --no-build-isolation -e .
   jupyter labextension develop --overwrite . >/dev/null

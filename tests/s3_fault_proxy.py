@@ -30,18 +30,28 @@ class FaultPlan:
     every=N: every Nth request (counting all requests) gets the next fault of
     `kinds` in turn, so a request retried right away meets a healthy answer
     unless other requests interleave. always=KIND: every request matching
-    `methods` fails with KIND (a permanent outage)."""
+    `methods` and containing `path` fails with KIND (a permanent outage),
+    or only the first `times` of them."""
 
-    def __init__(self, every: int = 0, kinds: tuple[str, ...] = FAULTS, always: str | None = None, methods: tuple[str, ...] = ()) -> None:
+    def __init__(self, every: int = 0, kinds: tuple[str, ...] = FAULTS, always: str | None = None, methods: tuple[str, ...] = (),
+                 path: str = "", times: int | None = None) -> None:
         self.every = every
         self.kinds: Iterator[str] = itertools.cycle(kinds)
         self.always = always
         self.methods = methods
+        self.path = path
+        self.times = times
 
-    def pick(self, n: int, method: str) -> str | None:
+    def pick(self, n: int, method: str, path: str = "") -> str | None:
         if self.methods and method not in self.methods:
             return None
+        if self.path not in path:
+            return None
         if self.always:
+            if self.times is not None:
+                if self.times <= 0:
+                    return None
+                self.times -= 1
             return self.always
         if self.every and n % self.every == 0:
             return next(self.kinds)
@@ -67,7 +77,7 @@ class S3FaultProxy:
                 body = self.read_body()
                 with proxy.lock:
                     proxy.requests += 1
-                    fault = proxy.plan.pick(proxy.requests, self.command)
+                    fault = proxy.plan.pick(proxy.requests, self.command, self.path)
                 if fault in XML_ERRORS:
                     proxy.count(fault)
                     return self.xml_error(*XML_ERRORS[fault])

@@ -148,6 +148,32 @@ def test_slurm_steps_run_as_jobs_and_match_a_local_run_by_hash(work: Path) -> No
 
 
 @needs_slurm
+def test_a_notebooks_slurm_cell_exported_to_a_flow_runs_as_a_slurm_job(work: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "nbscale", "display_name": "TypeScript (nbscale)", "language": "typescript"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("const xs = [1, 2, 3, 4];"),
+        nbformat.v4.new_code_cell("%%step total --on slurm --memory 512M --cpu 1\n"
+                                  "require(\"fs\").writeFileSync(require(\"path\").join(process.env.JOBS_DIR!, \"total\"), process.env.SLURM_JOB_ID ?? \"none\");\n"
+                                  "const total = xs.reduce((a, b) => a + b, 0);"),
+    ]
+    nbformat.write(nb, str(work / "analysis.ipynb"))
+    r = cli("export", "analysis.ipynb", "-o", "analysis.flow.ts", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert 'on: "slurm", memory: "512M", cpu: 1' in (work / "analysis.flow.ts").read_text()
+    r = cli("run", "analysis.flow.ts", "--json", cwd=work)
+    assert r.returncode == 0, r.stderr
+    out = last_json(r)
+    job = (work / "jobs" / "total").read_text()
+    assert job.isdigit() and job_state(job) == "COMPLETED"
+    assert step_records(out["run"], work)["total"]["target"] == "slurm"
+    local = last_json(cli("run", "analysis.flow.ts", "--on", "local", "--json", cwd=work))
+    assert local["steps"]["total"]["artifacts"] == out["steps"]["total"]["artifacts"]
+
+
+@needs_slurm
 def test_run_on_slurm_sends_every_step_and_a_failure_resumes_without_redoing_finished_steps(work: Path) -> None:
     (work / "flow.ts").write_text(FLOW)
     (work / "broken").write_text("")
@@ -359,8 +385,8 @@ def test_a_batch_flow_step_is_submitted_with_its_resources_and_its_job_command_c
     assert {f"{tmp_path.name}/tasks/{task}/{f}" for f in ("task.json", "started.json", "result.json")} <= set(keys)
     logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
     assert "training in stand-in with seed 7" in logs.stdout, logs.stdout
-    # The default image installs nbscale from npm, where this version is not: the step's log warns, as a cell does.
-    assert "is not on the npm registry" in logs.stdout and "image:" in logs.stdout, logs.stdout
+    # The default image installs nbscale; the step's log says from where, as a cell does.
+    assert "installs nbscale" in logs.stdout and "NBSCALE_WORKER_PACKAGE" in logs.stdout, logs.stdout
     recs = step_records(out["run"], tmp_path, batch_env)
     assert recs["train"]["target"] == "batch" and recs["load"]["target"] == "local"
 
@@ -387,3 +413,53 @@ def test_a_batch_job_that_fails_without_a_result_fails_the_step_with_its_reason(
     assert len(subs) == 2 and env_of(subs[0])["NBSCALE_TASK"] != env_of(subs[1])["NBSCALE_TASK"]
     logs = cli("logs", f"{out['run']}/train", cwd=tmp_path, env=batch_env)
     assert "attempt 2 of 2" in logs.stdout, logs.stdout
+
+
+BATCH_FOREACH = """import { flow, step } from "nbscale";
+
+const xs = step("xs", {}, () => {
+  const xs = [2, 3, 5];
+  return { xs };
+});
+
+const squares = step("squares", { on: "batch", memory: "1G", inputs: { xs: xs.xs }, foreach: ({ xs }) => xs }, ({ item, index }) => {
+  console.log(`item ${item} at ${index} in ${process.env.AWS_BATCH_JOB_ID}`);
+  const y = item * item;
+  return { y };
+});
+
+export default flow("batch_each", [xs, squares]);
+"""
+
+
+def test_a_batch_foreach_flow_step_is_one_array_job_whose_children_complete_the_run(
+    batch_env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path  # noqa: F811
+) -> None:
+    (tmp_path / "flow.ts").write_text(BATCH_FOREACH)
+    timed_batch(moto, 8)
+    home = tmp_path / "container"
+    home.mkdir()
+    # Batch starts children in no particular order: the last first here.
+    order = [2, 0, 1]
+    procs: dict[int, subprocess.CompletedProcess[str]] = {}
+
+    def children() -> None:
+        for i in order:
+            procs[i] = run_like_the_container(moto, recorder, home, extra_env={"AWS_BATCH_JOB_ARRAY_INDEX": str(i), "AWS_BATCH_JOB_ID": f"stand-in:{i}"})
+
+    t = threading.Thread(target=children)
+    t.start()
+    r = cli("run", "flow.ts", "--json", cwd=tmp_path, env=batch_env, timeout=240)
+    t.join()
+    assert r.returncode == 0, (r.stderr, {i: p.stderr for i, p in procs.items()})
+    out = last_json(r)
+    subs = recorder.batch("submitjob")
+    assert len(subs) == 1, "one array job, not one job per item (and no job just to count the items)"
+    assert subs[0]["arrayProperties"] == {"size": 3} and env_of(subs[0])["NBSCALE_TASK_ARRAY"] == "1"
+    assert subs[0]["containerOverrides"]["resourceRequirements"] == [{"type": "MEMORY", "value": "1024"}]
+    assert all(p.returncode == 0 for p in procs.values()), {i: p.stderr for i, p in procs.items()}
+    logs = cli("logs", f"{out['run']}/squares", cwd=tmp_path, env=batch_env).stdout
+    for i, x in enumerate([2, 3, 5]):
+        assert f"item {x} at {i} in stand-in:{i}" in logs, logs
+    local = cli("run", "flow.ts", "--on", "local", "--json", cwd=tmp_path, env={**batch_env, "NBSCALE_DATASTORE": str(tmp_path / "local-store")})
+    assert artifacts(last_json(local)) == artifacts(out)

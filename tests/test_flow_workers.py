@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,37 @@ def test_a_syntax_error_is_reported_on_every_run_and_never_cached(work: Path) ->
     (work / "flow.ts").write_text(SMALL.replace("VALUE", "3"))
     r = cli("run", "flow.ts", "--json", cwd=work)
     assert r.returncode == 0, r.stderr
+
+
+def test_ctrl_c_stops_the_running_step_and_starts_no_other(work: Path) -> None:
+    (work / "flow.ts").write_text("""import { flow, step } from "nbscale";
+import * as fs from "fs";
+
+const slow = step("slow", {}, async () => {
+fs.appendFileSync(process.env.FLOW_COUNTER!, `slow ${process.pid}\\n`);
+await new Promise((r) => setTimeout(r, 60000));
+const v = 1;
+return { v };
+});
+const other = step("other", {}, () => {
+fs.appendFileSync(process.env.FLOW_COUNTER!, `other ${process.pid}\\n`);
+const w = 2;
+return { w };
+});
+export default flow("stop", [slow, other]);
+""")
+    p = subprocess.Popen(["node", CLI, "run", "flow.ts", "--max-workers", "1"], cwd=work, env=os.environ.copy(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (work / "counter.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (work / "counter.txt").exists(), "the slow step never started"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 1, (out, err)
+    rows = marks(work)
+    assert [row[0] for row in rows] == ["slow"], "no step starts after Ctrl-C"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(rows[0][1]), 0)
+    assert "step slow failed: the worker process was killed by SIGINT" in err
+    assert "ran out of memory" not in err

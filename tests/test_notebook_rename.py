@@ -87,3 +87,8 @@ def test_history_and_versions_follow_a_renamed_notebook(tmp_path: Path) -> None:
         assert len([l for l in table.splitlines() if "kernel" in l]) >= 4, table
     finally:
         k2.close()
+
+    # The CLI's --notebook filter follows the renames too.
+    by_new_name = cli_json("history", "--notebook", str(root / "archive" / "final.ipynb"), cwd=nbdir)["executions"]
+    assert len(by_new_name) == len(cli_json("history", cwd=nbdir)["executions"]) >= 5
+    assert cli_json("history", "--notebook", str(nbdir / "nothing.ipynb"), cwd=nbdir)["executions"] == []

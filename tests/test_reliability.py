@@ -397,3 +397,27 @@ def test_hostile_names_values_and_paths_are_refused_or_taken_literally(tmp_path:
     assert notebook.read_bytes() == notebook_bytes and (nb / "helpers.ts").read_text() == "export const mine = 1;\n"
     after_outside = tree(tmp_path) - {str(p.relative_to(tmp_path)) for p in nb.rglob("*")} - {"nb"}
     assert after_outside == before_outside, "no file was created outside the notebook's folder"
+
+
+def test_a_display_flood_is_bounded_like_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSCALE_LOG_BYTES", "4M")
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        # 20 000 displays of ~1 kB: 20 MB the notebook would otherwise have to hold.
+        msgs = ok(k, 'import { display } from "nbscale";\nfor (let i = 0; i < 20_000; i++) display.html(`<b>${i}</b>` + "x".repeat(1000));', timeout=120)
+        shown = [m for m in msgs if m["msg_type"] == "display_data"]
+        assert 0 < len(shown) < 1100, len(shown)
+        note = re.search(r"output truncated: [\d.]+ MB more; full log: `nbscale logs (\S+)`", stderr(msgs))
+        assert note, stderr(msgs)
+        # The next cell has a budget of its own: its step status shows.
+        msgs = ok(k, "%%step after_flood\nconst fine = 1;")
+        assert any("application/vnd.nbscale.step+json" in m["content"].get("data", {}) for m in msgs if m["msg_type"] == "display_data")
+    finally:
+        k.close()
+    # The record keeps displays up to NBSCALE_LOG_BYTES, then says how many it left out.
+    record = json.loads((tmp_path / ".nbscale" / "executions" / f"{note.group(1)}.json").read_text())
+    blob = record["display"]["blob"]
+    outputs = json.loads((tmp_path / ".nbscale" / "blobs" / "sha256" / blob[:2] / blob).read_text())
+    per_display = sum(len(v) for v in outputs[0]["data"].values())
+    assert abs((len(outputs) - 1) - (4 << 20) / per_display) < 0.05 * (4 << 20) / per_display, (len(outputs), per_display)
+    assert re.fullmatch(r"\[nbscale: \d+ more displays were not recorded \(NBSCALE_LOG_BYTES\)\]\n", outputs[-1]["text"])

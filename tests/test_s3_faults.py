@@ -82,6 +82,24 @@ def test_throttling_5xx_dropped_and_cut_connections_are_retried(env: dict[str, s
         assert proxy.injected[kind] >= 2, dict(proxy.injected)
 
 
+@pytest.mark.parametrize("lost", [("PUT", "/executions/"), ("POST", "uploadId=")], ids=["commit-marker", "multipart-completion"])
+def test_a_write_whose_answer_is_lost_is_recognised_as_done(env: dict[str, str], proxy: S3FaultProxy, tmp_path: Path, lost: tuple[str, str]) -> None:
+    """S3 did the write, the answer never came back, the retry finds the key taken (or the upload gone)."""
+    method, path = lost
+    proxy.plan = FaultPlan(always="lost", methods=(method,), path=path, times=1)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        msgs = ok(k, "const big = Float64Array.from({ length: 3_000_000 }, (_, i) => i);")
+        assert proxy.injected["lost"] == 1
+        assert "not recorded" not in stderr(msgs), stderr(msgs)
+    finally:
+        k.close()
+    got = cli("artifact", "get", "big", "--json", env=env, cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert len(last_json(cli("history", "--json", env=env, cwd=tmp_path).stdout)["executions"]) == 1
+    assert cli("fsck", env=env, cwd=tmp_path).returncode == 0
+
+
 def test_a_permanent_s3_failure_names_the_datastore_and_nothing_half_written_is_visible(env: dict[str, str], proxy: S3FaultProxy, tmp_path: Path) -> None:
     store = env["NBSCALE_DATASTORE"]
     k = KernelSession(cwd=str(tmp_path))

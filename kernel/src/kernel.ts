@@ -11,6 +11,7 @@ import type { RequestChannel } from "./protocol/io-messages";
 import { Executor, type ExecOutcome } from "./session/executor";
 import { captureOutput, CellOutputLimit, cellOutputLimit, formatMB } from "./session/output-capture";
 import { newExecutionId } from "./store";
+import { STEP_STATUS_MIME } from "./session/step-status";
 import { CommManager } from "./session/comms";
 import { InputHistory } from "./session/input-history";
 import { formatValue } from "./session/format";
@@ -122,6 +123,11 @@ export class Kernel {
     this.io.stream = (parent, name, text) => {
       const shown = this.outputLimit.admit(parent.msg_id, text);
       if (shown) this.streamUnlimited(parent, name, shown);
+    };
+    const publish = this.io.publish.bind(this.io);
+    this.io.publish = (msgType, content, parent, metadata) => {
+      if (msgType === "display_data" && !isStepStatus(content) && !this.outputLimit.admitWhole(parent.msg_id, bundleBytes(content))) return;
+      publish(msgType, content, parent, metadata);
     };
     this.recorder = new Recorder({
       cwd: options.cwd,
@@ -278,7 +284,7 @@ export class Kernel {
     const executionId = newExecutionId(new Date(started));
 
     const outcome = await this.runCell(code, msg);
-    this.noteHiddenOutput(msg, executionId);
+    this.noteHiddenOutput(msg, silent ? null : executionId);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
     const recorded = this.recorder.record({ id: executionId, msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
     const payload: JsonObject[] = [];
@@ -311,12 +317,14 @@ export class Kernel {
   }
 
   /** The end of a cell whose output went over its limit says how much was left out and where it is. */
-  private noteHiddenOutput(msg: JupyterMessage, executionId: string): void {
+  private noteHiddenOutput(msg: JupyterMessage, executionId: string | null): void {
     const hidden = this.outputLimit.hidden(msg.header.msg_id);
     if (hidden === 0) return;
-    const where = this.recorder.enabled
-      ? `full log: \`nbscale logs ${executionId}\``
-      : "recording is off (NBSCALE_RECORD=0), so it was not kept";
+    const where = !this.recorder.enabled
+      ? "recording is off (NBSCALE_RECORD=0), so it was not kept"
+      : executionId
+        ? `full log: \`nbscale logs ${executionId}\``
+        : "silent executions are not recorded, so it was not kept";
     this.streamUnlimited(msg.header, "stderr", `nbscale: output truncated: ${formatMB(hidden)} more; ${where}\n`);
   }
 
@@ -439,6 +447,20 @@ export class Kernel {
   get currentParent(): Partial<MessageHeader> {
     return this.parent?.header ?? {};
   }
+}
+
+/** nbscale's own step status display: small, updated in place, and what tells the user a step is running. */
+function isStepStatus(content: unknown): boolean {
+  const data = (content as { data?: Record<string, unknown> } | null)?.data;
+  return Boolean(data && STEP_STATUS_MIME in data);
+}
+
+/** About what a display costs the notebook document: the size of its data. */
+function bundleBytes(content: unknown): number {
+  const data = (content as { data?: Record<string, unknown> } | null)?.data ?? {};
+  let n = 0;
+  for (const v of Object.values(data)) n += typeof v === "string" ? v.length : JSON.stringify(v ?? null).length;
+  return n;
 }
 
 function clampCursor(code: string, pos: unknown): number {

@@ -12,8 +12,9 @@
  *
  * - heap limit: a step with `memory` runs on a worker started with that
  *   V8 heap limit; workers are reused only by steps asking for the same one;
- * - timeout, death, Ctrl-C: the worker is killed and not reused (the next
- *   step gets a new one); out of memory is recognised from V8's own message
+ * - timeout, death: the worker is killed and not reused (the next step
+ *   gets a new one); Ctrl-C kills every worker and no step starts after it;
+ *   out of memory is recognised from V8's own message
  *   ("heap out of memory") or a SIGKILL/SIGABRT death (the kernel's OOM
  *   killer, V8's abort);
  * - at most `maxWorkers` processes live at once: an idle worker of another
@@ -69,6 +70,8 @@ interface FlowWorker {
   heapMiB: number | null;
   task: Running | null;
   gone: boolean;
+  /** Killed by stopAll (Ctrl-C): its step failed, but not for lack of memory. */
+  interrupted: boolean;
 }
 
 export interface ProcessLauncherOptions {
@@ -86,6 +89,8 @@ export class ProcessLauncher implements StepLauncher {
   private readonly workers = new Set<FlowWorker>();
   private maxWorkers: number;
   private closed = false;
+  /** After Ctrl-C no task starts: the run is winding down. */
+  private stopped = false;
 
   constructor(options: ProcessLauncherOptions = {}) {
     this.maxWorkers = Math.max(1, options.maxWorkers ?? availableParallelism());
@@ -93,6 +98,9 @@ export class ProcessLauncher implements StepLauncher {
   }
 
   run(task: WorkerTask, options: LaunchOptions): Promise<TaskOutcome> {
+    if (this.stopped) {
+      return Promise.resolve({ reply: null, log: "", exitCode: null, signal: "SIGINT", oom: false, timedOut: false, pid: null });
+    }
     const w = this.acquire(heapMiBFor(options.memoryBytes));
     const env = { ...options.env, NBSCALE_FLOW_STEP: task.step, NBSCALE_RUN: task.run };
     return new Promise<TaskOutcome>((resolve) => {
@@ -121,7 +129,11 @@ export class ProcessLauncher implements StepLauncher {
   }
 
   stopAll(): void {
-    for (const w of this.workers) this.kill(w);
+    this.stopped = true;
+    for (const w of this.workers) {
+      w.interrupted = true;
+      this.kill(w);
+    }
   }
 
   limit(maxWorkers: number): void {
@@ -152,7 +164,7 @@ export class ProcessLauncher implements StepLauncher {
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       serialization: "advanced",
     });
-    const w: FlowWorker = { child, heapMiB, task: null, gone: false };
+    const w: FlowWorker = { child, heapMiB, task: null, gone: false, interrupted: false };
     this.workers.add(w);
     // Output written below JavaScript (V8's out-of-memory report, child processes).
     const append = (chunk: Buffer): void => {
@@ -179,9 +191,11 @@ export class ProcessLauncher implements StepLauncher {
       w.task = null;
       const oom =
         !t.timedOut &&
+        !w.interrupted &&
         (/heap out of memory|Reached heap limit|Allocation failed - JavaScript heap/i.test(t.log) ||
           (t.reply === null && (signal === "SIGKILL" || signal === "SIGABRT" || code === 134 || code === 137)));
-      t.settle({ reply: t.reply, log: t.log, exitCode: code, signal, oom, timedOut: t.timedOut, pid: child.pid ?? null });
+      // An interrupted step reads as one (the SIGKILL that ended it is ours).
+      t.settle({ reply: t.reply, log: t.log, exitCode: code, signal: w.interrupted ? "SIGINT" : signal, oom, timedOut: t.timedOut, pid: child.pid ?? null });
     });
     return w;
   }

@@ -15,7 +15,7 @@
  * Retries are the runner's (each attempt is a fresh job on a fresh task), not
  * Batch's retryStrategy: a retried Batch job would find its task started.
  */
-import { BatchClient } from "@aws-sdk/client-batch";
+import { BatchClient, SubmitJobCommand } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { depsManifestKey, sha256Hex } from "../backends/batch/bootstrap";
@@ -26,7 +26,11 @@ import { BatchLauncher, type BatchStatus } from "../backends/batch/launcher";
 import { lastLogLines } from "../backends/batch/logs";
 import { checkBucket, checkRegionAndCredentials, nbscalePublished } from "../backends/batch/preflight";
 import { BatchConfigError, resolveBatchSettings, type BatchSettings } from "../backends/batch/settings";
-import { submitJobInput } from "../backends/batch/submit";
+import { submitJobInput, type JobRequest } from "../backends/batch/submit";
+import { ChildLauncher, ChildStates, childJobId } from "../backends/batch/array";
+import { resolveWorkerPackage, type WorkerPackage } from "../backends/batch/worker-package";
+import { packageDir } from "../backends/slurm/run";
+import type { StepError } from "../store/runs";
 import type { SubmittedTask } from "../backends/remote/kernel-side";
 import type { StorageBackend } from "../store/backend";
 import { backendFor } from "../store/backends";
@@ -34,7 +38,7 @@ import type { DatastoreLocation } from "../store/location";
 import { parseSize } from "../magics/units";
 import { VERSION } from "../version";
 import type { StepDef } from "./api";
-import { RemoteSetupError, stepErrorOf, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+import { RemoteSetupError, stepErrorOf, SubmitRefused, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
 
 /** Settings the job sees as `nbscale run` does: a custom endpoint (LocalStack, moto) and the region. */
 const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
@@ -44,10 +48,10 @@ const key = (s: { queue?: string; image?: string }): string => `${s.queue ?? ""}
 
 export class BatchTarget implements RemoteTarget {
   readonly name = "batch";
-  readonly nodeDatastore: string;
   private readonly defs: JobDefinitions;
   private depsLock: Promise<string | undefined> | null = null;
-  private warned = false;
+  /** Where the jobs' nbscale comes from, once said. */
+  private readonly said = new Set<string>();
 
   private constructor(
     private readonly client: BatchClient,
@@ -56,7 +60,6 @@ export class BatchTarget implements RemoteTarget {
     private readonly backend: StorageBackend,
   ) {
     this.defs = new JobDefinitions(client);
-    this.nodeDatastore = [...bySettings.values()][0].datastore.path;
   }
 
   static async preflight(steps: readonly StepDef[], datastore: DatastoreLocation, flowDir: string): Promise<BatchTarget> {
@@ -89,67 +92,94 @@ export class BatchTarget implements RemoteTarget {
     return new BatchTarget(client!, bySettings, flowDir, backendFor(datastore));
   }
 
-  async submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<string, BatchStatus>> {
-    const settings = this.bySettings.get(key(r.settings))!;
+  /** What every job of the run shares: the definition, the lockfile, the nbscale package to install, the endpoint. */
+  private async prepare(settings: BatchSettings): Promise<{ input: Omit<JobRequest, "step" | "task" | "env">; notice?: string }> {
     const jobDefinition = await this.defs.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
     this.depsLock ??= this.uploadDeps();
     const depsLock = await this.depsLock;
+    let pkg: WorkerPackage;
+    try {
+      pkg = await resolveWorkerPackage({
+        env: process.env,
+        version: VERSION,
+        packageDir: packageDir(),
+        backend: this.backend,
+        datastore: settings.datastore,
+        published: () => nbscalePublished(VERSION, process.env),
+      });
+    } catch (e) {
+      throw new SubmitRefused({
+        kind: "error",
+        message:
+          `nbscale's package could not be made ready for the job (${(e as Error).message}); ` +
+          "set NBSCALE_WORKER_PACKAGE to an npm install spec the job can reach (e.g. a tarball URL), or `image:` to an image with nbscale installed",
+      });
+    }
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (process.env[k]) passthrough[k] = process.env[k]!;
+    // Said once per run and source, as the kernel says it once per kernel.
+    const notice = settings.imageIsDefault && !this.said.has(pkg.from) ? `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n` : undefined;
+    this.said.add(pkg.from);
+    return {
+      input: { queue: settings.queue, jobDefinition, datastore: settings.datastore.path, depsLock, passthrough, workerPackage: pkg.spec },
+      ...(notice ? { notice } : {}),
+    };
+  }
+
+  async submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<string, BatchStatus>> {
+    const settings = this.bySettings.get(key(r.settings))!;
+    const { input, notice } = await this.prepare(settings);
     const launcher = new BatchLauncher(
       this.client,
-      (t) =>
-        submitJobInput({
-          step: t.step,
-          queue: settings.queue,
-          jobDefinition,
-          datastore: settings.datastore.path,
-          task: t.id,
-          memory: r.memory,
-          cpu: r.cpu,
-          gpu: r.gpu,
-          timeoutMs: r.timeoutMs,
-          env: r.env,
-          depsLock,
-          passthrough,
-        }),
+      (t) => submitJobInput({ ...input, step: t.step, task: t.id, memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs, env: r.env }),
       () => undefined,
     );
     const jobId = await launcher.submit(task);
-    // As the kernel warns a cell: not refused, the registry may be a private mirror the compute environment sees and we don't.
-    const unpublished = settings.imageIsDefault && !this.warned && (await nbscalePublished(VERSION, process.env)) === false;
-    if (unpublished) this.warned = true;
     return {
       launcher,
       job: jobId,
-      ...(unpublished
-        ? {
-            notice:
-              `warning: nbscale ${VERSION} is not on the npm registry, so the default image (${settings.image}) can't install it and the job will fail; ` +
-              "set `image:` on the step or NBSCALE_BATCH_IMAGE to an image that has it installed (docs/batch.md shows how)\n",
-          }
-        : {}),
+      ...(notice ? { notice } : {}),
       label: `AWS Batch job ${jobId} (${settings.queue})`,
       statusMs: 1000,
       maxStatusMs: settings.maxPollMs,
       endGraceMs: RESULT_GRACE_MS,
-      ended: async (status) => {
-        const job = status.job;
-        if (job?.status === "SUCCEEDED") {
-          return {
-            kind: "error",
-            message:
-              `AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id}); ` +
-              "did the image run something other than the job definition's command? check `image:` and the job's log",
-          };
-        }
-        const facts = failureFacts(job ?? {});
-        const logTail = await lastLogLines(facts.logStream).catch(() => []);
-        const cell = jobFailedError(facts, { step: task.step, jobId, memory: r.memory, timeoutMs: r.timeoutMs, logTail });
-        const err = stepErrorOf(task.step, cell, undefined);
-        return facts.logStream ? { ...err, message: `${err.message} [job log: CloudWatch Logs /aws/batch/job ${facts.logStream}]` } : err;
-      },
+      ended: (status) => endedWithoutResult(task.step, jobId, task.id, status, settings, r),
     };
+  }
+
+  /**
+   * A foreach step's items as one array job (`arrayProperties.size`; every
+   * child runs task `<base>-<AWS_BATCH_JOB_ARRAY_INDEX>`), watched through
+   * one shared DescribeJobs of all children (backends/batch/array.ts). One
+   * item is a plain job: Batch arrays start at two children.
+   */
+  async submitArray(task: SubmittedTask, n: number, r: StepResources): Promise<RemoteJob<number, BatchStatus>[]> {
+    const settings = this.bySettings.get(key(r.settings))!;
+    const { input, notice } = await this.prepare(settings);
+    const request = submitJobInput({
+      ...input,
+      step: task.step,
+      task: n >= 2 ? task.id : `${task.id}-0`,
+      ...(n >= 2 ? { arraySize: n } : {}),
+      memory: r.memory,
+      cpu: r.cpu,
+      gpu: r.gpu,
+      timeoutMs: r.timeoutMs,
+      env: r.env,
+    });
+    const parent = (await this.client.send(new SubmitJobCommand(request))).jobId!;
+    const ids = Array.from({ length: n }, (_, i) => childJobId(parent, i, n));
+    const children = new ChildLauncher(this.client, parent, n, new ChildStates(this.client, ids));
+    return ids.map((id, index) => ({
+      launcher: children,
+      job: index,
+      ...(notice && index === 0 ? { notice } : {}),
+      label: `AWS Batch ${n >= 2 ? "array job" : "job"} ${id} (${settings.queue})`,
+      statusMs: 1000,
+      maxStatusMs: settings.maxPollMs,
+      endGraceMs: RESULT_GRACE_MS,
+      ended: (status: BatchStatus) => endedWithoutResult(`${task.step}[${index}]`, id, `${task.id}-${index}`, status, settings, r),
+    }));
   }
 
   /** The flow folder's package.json + package-lock.json under the lockfile's hash, as the kernel uploads a notebook's. */
@@ -163,4 +193,21 @@ export class BatchTarget implements RemoteTarget {
     await this.backend.putIfAbsent(depsManifestKey(sha, "package.json"), [readFileSync(pkgPath)]);
     return sha;
   }
+}
+
+/** Why a job (or array child) ended with no result from its worker, in the user's terms. */
+async function endedWithoutResult(step: string, jobId: string, taskId: string, status: BatchStatus, settings: BatchSettings, r: StepResources): Promise<StepError> {
+  const job = status.job;
+  if (job?.status === "SUCCEEDED") {
+    return {
+      kind: "error",
+      message:
+        `AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${taskId}); ` +
+        "did the image run something other than the job definition's command? check `image:` and the job's log",
+    };
+  }
+  const facts = failureFacts(job ?? {});
+  const logTail = await lastLogLines(facts.logStream).catch(() => []);
+  const err = stepErrorOf(step, jobFailedError(facts, { step, jobId, memory: r.memory, timeoutMs: r.timeoutMs, logTail }), undefined);
+  return facts.logStream ? { ...err, message: `${err.message} [job log: CloudWatch Logs /aws/batch/job ${facts.logStream}]` } : err;
 }

@@ -23,7 +23,7 @@ import type { FlowRemoteResult, FlowRemoteTask } from "./remote-task";
 import type { WorkerTask } from "./worker";
 
 /** A TaskOutcome that may already know what to tell the user (the runner prefers it to its own guess). */
-export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError };
+export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError; host?: string };
 
 /** A refusal before anything was submitted: names the setting and how to fix it. */
 export class RemoteSetupError extends Error {
@@ -73,8 +73,6 @@ export interface StepResources {
 /** Where flow steps go: Slurm or AWS Batch. */
 export interface RemoteTarget {
   readonly name: "slurm" | "batch";
-  /** The datastore the jobs see (its kernel-side view is the run's datastore). */
-  readonly nodeDatastore: string;
   submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<unknown, LaunchStatus>>;
   /**
    * All `n` items of a foreach step as one array job (task `<task.id>-<i>`
@@ -124,6 +122,8 @@ export class RemoteFlowLauncher implements StepLauncher {
     }
     const out = new Output(options);
     const n = this.counts.get(task.step);
+    // The first item asked for submits the whole array; each item's call then follows its own element
+    // (the runner's `parallel` only paces how many it waits on at once: Slurm's `%N` paces the elements).
     if (index !== null && n !== undefined && this.target.submitArray) {
       let array = this.arrays.get(task.step);
       if (!array) {
@@ -222,18 +222,20 @@ export class RemoteFlowLauncher implements StepLauncher {
         },
       });
       const pid = outcome.started?.pid ?? null;
+      const host = outcome.kind === "result" ? outcome.result.host : outcome.started?.host;
+      const where = host !== undefined ? { host } : {};
       switch (outcome.kind) {
         case "result": {
           const r = outcome.result as FlowRemoteResult;
-          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid };
+          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid, ...where };
         }
         case "cancelled":
           out.say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
           this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
-          return { ...nothing(out.log), pid, failure: { kind: "error", message: this.interrupted.get(key)! } };
+          return { ...nothing(out.log), pid, ...where, failure: { kind: "error", message: this.interrupted.get(key)! } };
         case "ended": {
           const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
-          return { ...nothing(out.log), pid, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
+          return { ...nothing(out.log), pid, ...where, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
         }
       }
     } finally {
@@ -293,5 +295,9 @@ export function stepErrorOf(step: string, cell: CellError, outputFile: string | 
 }
 
 function flowWording(cell: CellError): string {
-  return cell.evalue.replace(/; re-run with `--memory [^`]+`/, "").replace(/run the cell again/g, "resume the run");
+  return cell.evalue
+    .replace(/; re-run with `--memory [^`]+`/, "")
+    .replace(/run the cell again/g, "resume the run")
+    .replace(/its --timeout/g, "its timeout")
+    .replace(/with --timeout \(e\.g\. --timeout 2h\)/, 'with timeout: "2h" on the step');
 }

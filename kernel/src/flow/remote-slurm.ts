@@ -22,16 +22,10 @@ import { RemoteSetupError, stepErrorOf, SubmitRefused, type JobFacts, type Remot
 
 export class SlurmTarget implements RemoteTarget {
   readonly name = "slurm";
-  readonly nodeDatastore: string;
   private readonly byPartition = new Map<string, SlurmSettings>();
   private readonly backend: StorageBackend;
 
-  private constructor(
-    private readonly datastore: DatastoreLocation,
-    private readonly cwd: string,
-    first: SlurmSettings,
-  ) {
-    this.nodeDatastore = first.nodeDatastore;
+  private constructor(datastore: DatastoreLocation) {
     this.backend = backendFor(datastore);
   }
 
@@ -48,7 +42,9 @@ export class SlurmTarget implements RemoteTarget {
         throw e;
       }
     };
-    const target = new SlurmTarget(datastore, cwd, settingsFor(undefined, `steps ${steps.map((s) => s.name).join(", ")}`));
+    // The settings every step shares (NBSCALE_SLURM_*) are checked once, blaming no step in particular.
+    settingsFor(undefined, `steps ${steps.map((s) => s.name).join(", ")}`);
+    const target = new SlurmTarget(datastore);
     for (const s of steps) target.byPartition.set(s.settings.partition ?? "", settingsFor(s.settings.partition, `step ${s.name}`));
     try {
       const r = await run("sbatch", ["--version"], 10_000);
@@ -136,9 +132,5 @@ export class SlurmTarget implements RemoteTarget {
           ),
       };
     });
-  }
-
-  describe(): string {
-    return `Slurm (datastore on the nodes: ${this.nodeDatastore}; ${this.datastore.path} here; working directory ${this.cwd})`;
   }
 }

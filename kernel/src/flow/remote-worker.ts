@@ -15,6 +15,7 @@ import { Datastore } from "../store";
 import { resolveDatastore } from "../store/location";
 import type { StorageBackend } from "../store/backend";
 import { isFlowTask, type FlowRemoteResult } from "./remote-task";
+import { taskOf } from "../worker/remote-main";
 import { runTask, type WorkerReply } from "./worker";
 
 export interface FlowWorkerOptions {
@@ -34,7 +35,14 @@ function jobId(env: NodeJS.ProcessEnv): string | undefined {
  * Runs the task when it is a flow step and returns the exit code; null when
  * it is not one (the caller runs it as a cell task).
  */
-export async function runFlowTaskIfAny(o: FlowWorkerOptions): Promise<number | null> {
+export async function runFlowTaskIfAny(opts: FlowWorkerOptions): Promise<number | null> {
+  let o: FlowWorkerOptions;
+  try {
+    // A child of an AWS Batch array job runs the element task its index names.
+    o = { ...opts, task: taskOf(opts.task, process.env) };
+  } catch {
+    return null; // the cell worker says what is wrong with the array settings
+  }
   const loc = resolveDatastore({ flag: o.datastore, env: process.env, cwd: o.cwd });
   const ds = await Datastore.open(loc, { create: false }).catch(() => null);
   if (!ds) return null;

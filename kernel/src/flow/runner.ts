@@ -333,7 +333,8 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
     }
   }
   rec.finished = new Date().toISOString();
-  rec.worker = last ? { host: hostname(), pid: last.pid } : null;
+  // A Slurm or Batch job says where it ran (the node, the container's host).
+  rec.worker = last ? { host: (last as RemoteTaskOutcome).host ?? hostname(), pid: last.pid } : null;
   if (error) return fail(ctx, s, rec, error, Date.now() - started, log);
   rec.status = "succeeded";
   rec.executed = true;

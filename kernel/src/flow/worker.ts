@@ -72,9 +72,19 @@ const OUTPUT_CAP = 8 << 20;
 
 /** The running task's captured output, or null between tasks. */
 let captured: { stdout: string; stderr: string } | null = null;
+/** Where captured output goes instead of the real stream (serve(): the IPC channel). */
+let forward: ((name: "stdout" | "stderr", text: string) => void) | null = null;
+let capturing = false;
 
-/** Routes process.stdout/stderr writes to the running task (see the header). */
+/**
+ * Captures process.stdout/stderr writes for the running task's execution
+ * record. Under serve() they travel to the runner as messages (see the
+ * header); a caller of runTask without serve() (a remote flow step) still
+ * sees them on the real streams.
+ */
 function captureOutput(): void {
+  if (capturing) return;
+  capturing = true;
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
     const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
@@ -82,7 +92,8 @@ function captureOutput(): void {
       if (!captured) return write(chunk, ...rest);
       const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
       if (captured[name].length < OUTPUT_CAP) captured[name] += text;
-      process.send!({ type: "output", name, text } satisfies WorkerOutput);
+      if (!forward) return write(chunk, ...rest);
+      forward(name, text);
       const done = rest.find((r) => typeof r === "function") as (() => void) | undefined;
       if (done) process.nextTick(done);
       return true;
@@ -99,21 +110,13 @@ const compiledFlows = new Map<string, string>();
  * the execution record while still going to the job's own stdout/stderr.
  */
 export async function runTask(task: WorkerTask): Promise<WorkerReply> {
-  if (captured) return runCaptured(task, captured);
-  const own = { stdout: "", stderr: "" };
-  const originals = (["stdout", "stderr"] as const).map((name) => {
-    const stream = process[name];
-    const write = stream.write;
-    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      if (own[name].length < OUTPUT_CAP) own[name] += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
-      return (write as (c: unknown, ...r: unknown[]) => boolean).call(stream, chunk, ...rest);
-    }) as typeof stream.write;
-    return () => (stream.write = write);
-  });
+  captureOutput();
+  const own = captured === null;
+  const output = (captured ??= { stdout: "", stderr: "" });
   try {
-    return await runCaptured(task, own);
+    return await runCaptured(task, output);
   } finally {
-    for (const undo of originals) undo();
+    if (own) captured = null;
   }
 }
 
@@ -235,6 +238,7 @@ async function serve(): Promise<void> {
   // read the source map of every one of them (~20 ms per worker start).
   process.setSourceMapsEnabled(true);
   captureOutput();
+  forward = (name, text) => process.send!({ type: "output", name, text } satisfies WorkerOutput);
   const packageDir = `${__dirname.slice(0, __dirname.lastIndexOf(`${sep}dist${sep}`))}${sep}`;
   const baseEnv = { ...process.env };
   const loaded = new Set(Object.keys(require.cache));

@@ -235,8 +235,10 @@ function handleControlHere(msg: JupyterMessage): boolean {
     case "interrupt_request":
       void (async () => {
         await status("busy", msg.header);
+        // Code blocked in prompt() is woken by the interrupted answer alone; a
+        // SIGINT as well would land after it and break the *next* cell.
         if (inputWaiting) answerInput(InputState.Interrupted);
-        process.kill(process.pid, "SIGINT");
+        else process.kill(process.pid, "SIGINT");
         await reply(sendControl, msg, "interrupt_reply", { status: "ok" });
         await status("idle", msg.header);
       })();

@@ -79,9 +79,7 @@ export class CellOutputLimit {
 
   constructor(readonly limit: number) {}
 
-  /** The part of `text` the request may still show ("" once its budget is spent). */
-  admit(requestId: string | undefined, text: string): string {
-    if (!requestId) return text;
+  private budget(requestId: string): Budget {
     let b = this.budgets.get(requestId);
     if (!b) {
       b = { shown: 0, hidden: 0 };
@@ -89,6 +87,29 @@ export class CellOutputLimit {
       // Late output of old requests keeps their budget only while it is recent.
       if (this.budgets.size > 16) this.budgets.delete(this.budgets.keys().next().value as string);
     }
+    return b;
+  }
+
+  /**
+   * Whether a rich output of `bytes` may still be shown: displays add to the
+   * notebook document like text does (updates of a display replace it and
+   * are not counted).
+   */
+  admitWhole(requestId: string | undefined, bytes: number): boolean {
+    if (!requestId) return true;
+    const b = this.budget(requestId);
+    if (b.hidden === 0 && b.shown + bytes <= this.limit) {
+      b.shown += bytes;
+      return true;
+    }
+    b.hidden += bytes;
+    return false;
+  }
+
+  /** The part of `text` the request may still show ("" once its budget is spent). */
+  admit(requestId: string | undefined, text: string): string {
+    if (!requestId) return text;
+    const b = this.budget(requestId);
     if (b.hidden > 0) {
       b.hidden += Buffer.byteLength(text);
       return "";

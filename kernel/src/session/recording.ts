@@ -90,6 +90,9 @@ interface Capture {
   stdout: LogBuffer;
   stderr: LogBuffer;
   display: unknown[];
+  /** Data of the displays kept, against the same limit as each log. */
+  displayBytes: number;
+  displaysDropped: number;
 }
 
 type Role = "out" | "read";
@@ -161,11 +164,16 @@ export class Recorder {
         const c = this.captureFor(parent);
         const body = content as Record<string, unknown>;
         if (c) {
-          c.display.push(
-            msgType === "error"
-              ? { output_type: "error", ename: body.ename, evalue: body.evalue, traceback: body.traceback }
-              : { output_type: msgType, data: body.data, metadata: body.metadata ?? {} },
-          );
+          const bytes = msgType === "error" ? 0 : dataBytes(body.data);
+          if (c.displaysDropped > 0 || c.displayBytes + bytes > logLimit(this.options.env)) c.displaysDropped++;
+          else {
+            c.displayBytes += bytes;
+            c.display.push(
+              msgType === "error"
+                ? { output_type: "error", ename: body.ename, evalue: body.evalue, traceback: body.traceback }
+                : { output_type: msgType, data: body.data, metadata: body.metadata ?? {} },
+            );
+          }
         }
       }
       publish(msgType, content, parent, metadata);
@@ -177,7 +185,7 @@ export class Recorder {
     let c = this.captures.get(parent.msg_id);
     if (!c) {
       const limit = logLimit(this.options.env);
-      c = { stdout: new LogBuffer(limit), stderr: new LogBuffer(limit), display: [] };
+      c = { stdout: new LogBuffer(limit), stderr: new LogBuffer(limit), display: [], displayBytes: 0, displaysDropped: 0 };
       this.captures.set(parent.msg_id, c);
       // Late output of long-finished cells must not accumulate.
       if (this.captures.size > MAX_CAPTURES) this.captures.delete(this.captures.keys().next().value as string);
@@ -504,7 +512,16 @@ export class Recorder {
 function logChunks(c: Capture): { stdout: Buffer[]; stderr: Buffer[]; display: unknown[] } {
   const cut = (b: LogBuffer) =>
     b.dropped > 0 ? [...b.chunks(), Buffer.from(`\n[nbscale: the last ${formatMB(b.dropped)} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`)] : b.chunks();
-  return { stdout: cut(c.stdout), stderr: cut(c.stderr), display: c.display };
+  const display = c.displaysDropped > 0
+    ? [...c.display, { output_type: "stream", name: "stderr", text: `[nbscale: ${c.displaysDropped} more displays were not recorded (NBSCALE_LOG_BYTES)]\n` }]
+    : c.display;
+  return { stdout: cut(c.stdout), stderr: cut(c.stderr), display };
+}
+
+function dataBytes(data: unknown): number {
+  let n = 0;
+  for (const v of Object.values((data ?? {}) as Record<string, unknown>)) n += typeof v === "string" ? v.length : JSON.stringify(v ?? null).length;
+  return n;
 }
 
 /** A lazy handle is recorded as the blob it names (already stored by the worker), not as the handle. */

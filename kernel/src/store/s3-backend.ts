@@ -225,6 +225,8 @@ export class S3Backend implements StorageBackend {
     } catch (e) {
       await this.send(new AbortMultipartUploadCommand({ Bucket: this.where.bucket, Key, UploadId })).catch(() => undefined);
       if (isPreconditionFailed(e)) return { created: false, size };
+      // A completion whose answer was lost: its retry finds the upload gone and the object in place.
+      if (attemptsOf(e) > 1 && done.length > 0 && (await this.stat(key).catch(() => null))?.size === size) return { created: true, size };
       throw e;
     }
   }

@@ -30,7 +30,9 @@ test("a Slurm memory kill becomes an oom step error with flow advice and the job
 
 test("a Slurm time limit is a timeout; a node failure is an error that says to resume", () => {
   const info = { id: "7", state: "TIMEOUT", reason: "TimeLimit", nodes: "n", exitCode: 0, signal: 0, timeLimit: "00:01:00" };
-  assert.equal(stepErrorOf("s", endedJobError({ step: "s", job: "7", info, output: "", timeoutMs: 30_000, peakRss: 0 }), undefined).kind, "timeout");
+  const timedOut = stepErrorOf("s", endedJobError({ step: "s", job: "7", info, output: "", timeoutMs: 30_000, peakRss: 0 }), undefined);
+  assert.equal(timedOut.kind, "timeout");
+  assert.match(timedOut.message, /did not finish within its timeout 30s/);
   const failed = stepErrorOf("s", endedJobError({ step: "s", job: "7", info: { ...info, state: "NODE_FAIL" }, output: "", peakRss: 0 }), undefined);
   assert.equal(failed.kind, "error");
   assert.match(failed.message, /resume the run/);

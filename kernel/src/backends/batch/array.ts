@@ -82,7 +82,7 @@ export function childJobId(parent: string, index: number, n: number): string {
 }
 
 /** One DescribeJobs round for all children, at most every `minMs`, shared by their watchers. */
-class ChildStates {
+export class ChildStates {
   private last = 0;
   private inflight: Promise<Map<string, JobDetail>> | null = null;
   private cached = new Map<string, JobDetail>();
@@ -117,7 +117,7 @@ class ChildStates {
 }
 
 /** The launcher each element's watcher sees: status from the shared poll, cancel = TerminateJob of the whole array. */
-class ChildLauncher implements Launcher<number, BatchStatus> {
+export class ChildLauncher implements Launcher<number, BatchStatus> {
   private cancelling: Promise<void> | null = null;
 
   constructor(

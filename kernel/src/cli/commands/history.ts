@@ -44,8 +44,10 @@ const history: CliCommand = {
       const notebook = nb === undefined ? undefined : resolve(io.cwd, nb);
       const limit = positiveInt("history", "limit", stringFlag(args, "limit")) ?? (json ? undefined : 20);
       const ds = await openStore(args, io);
+      // A notebook renamed in JupyterLab keeps its history (store/notebooks.ts).
+      const lineage = notebook === undefined ? undefined : await ds.notebooks.lineage(notebook);
       const records = await ds.history({
-        ...(notebook !== undefined ? { notebook } : {}),
+        ...(lineage !== undefined ? { notebook: lineage } : {}),
         ...(stringFlag(args, "cell") !== undefined ? { cell: stringFlag(args, "cell") } : {}),
         ...(name !== undefined ? { variable: name } : {}),
         ...(limit !== undefined ? { limit } : {}),
@@ -55,7 +57,7 @@ const history: CliCommand = {
         return 0;
       }
       if (name !== undefined) {
-        const versions = await ds.versions(name, notebook !== undefined ? { notebook } : {});
+        const versions = await ds.versions(name, lineage !== undefined ? { notebook: lineage } : {});
         if (versions.length === 0) await ds.resolve(name); // throws the "did you mean" error
         io.stdout.write(
           table(

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { CliCommand, UsageError } from "../command";
 import { ProcessLauncher } from "../../flow/pool";
+import { wantsLocalWorker } from "../run-targets";
 import type { Target } from "../../flow/api";
 
 const usage = `Usage: nbscale resume RUN_ID [options]
@@ -26,7 +27,7 @@ const resume: CliCommand = {
   usage,
   run: async (argv, io) => {
     // As in `nbscale run`: the first worker boots while the rest loads.
-    const launcher = new ProcessLauncher({ warm: 1 });
+    const launcher = new ProcessLauncher({ warm: wantsLocalWorker(argv) ? 1 : 0 });
     try {
       return await resumeWith(argv, io, launcher);
     } finally {

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
 import { ProcessLauncher } from "../../flow/pool";
+import { wantsLocalWorker } from "../run-targets";
 import type { Target } from "../../flow/api";
 
 const TARGETS = ["local", "kernel", "batch", "slurm"];
@@ -20,6 +21,11 @@ Options:
   --json             last line of stdout: {"run", "status", "steps": {STEP:
                      {"status", "executed", "artifacts": {NAME: SHA256}}}}
   --datastore DIR    datastore directory (default: $NBSCALE_DATASTORE, else ./.nbscale)
+
+Steps run on worker processes started once for the run and reused from step
+to step (each step evaluates the flow afresh). The compiled flow is cached by
+the SHA-256 of its source in $NBSCALE_CACHE_DIR (default $XDG_CACHE_HOME/nbscale,
+else ~/.cache/nbscale), so an unchanged flow is not compiled again.
 `;
 
 const run: CliCommand = {
@@ -29,7 +35,7 @@ const run: CliCommand = {
   run: async (argv, io) => {
     // The first worker boots while the rest of the command loads: a worker
     // start is the longest wait of a small run.
-    const launcher = new ProcessLauncher({ warm: 1 });
+    const launcher = new ProcessLauncher({ warm: wantsLocalWorker(argv) ? 1 : 0 });
     try {
       return await runWith(argv, io, launcher);
     } finally {
