@@ -90,8 +90,8 @@ export class ChildStates {
   constructor(
     private readonly client: BatchClient,
     private readonly ids: string[],
-    /** After every round: the children as DescribeJobs told. */
-    private readonly onPoll: (jobs: Map<string, JobDetail>) => void,
+    /** After every round: the children as DescribeJobs told (a cell's RUNNABLE hint). */
+    private readonly onPoll?: (jobs: Map<string, JobDetail>) => void,
     private readonly minMs = 1000,
   ) {}
 
@@ -106,7 +106,7 @@ export class ChildStates {
           for (const j of r.jobs ?? []) if (j.jobId) m.set(j.jobId, j);
         }
         this.last = Date.now();
-        this.onPoll(m);
+        this.onPoll?.(m);
         return (this.cached = m);
       } finally {
         this.inflight = null;
