@@ -44,6 +44,10 @@ const OUT = arg("out", path.join(__dirname, "results", "record_bench.json"));
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 const mbps = (bytes, ms) => Math.round(bytes / (1 << 20) / (ms / 1000));
 const median = (xs) => pct(xs, 50);
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 const stats = (xs, digits = 2) => ({
   median: +median(xs).toFixed(digits),
   min: +Math.min(...xs).toFixed(digits),
@@ -134,12 +138,17 @@ async function main() {
   // --- restore (%restore big2@N), through the magic handler, vs a raw read of a file of the same bytes ---
   await cell("const dummy = 0");
   rawWrite(rawFile, bigBytes); // in the page cache, as the just-recorded blob is
-  const read = { raw: [], restore: [], ratio: [] };
+  // CPU time (all threads) says what a run costs whatever else the machine is doing.
+  const read = { raw: [], restore: [], ratio: [], rawCpu: [], restoreCpu: [] };
   for (let i = 0; i < REPS; i++) {
+    let c0 = cpuMs();
     const rawR = rawRead(rawFile, SIZE);
+    read.rawCpu.push(cpuMs() - c0);
+    c0 = cpuMs();
     const rt = now();
     const r = await magics.match(`%restore big2@${i + 1}`).run({ executor, msg: fakeMsg(), kernel: null });
     const restoreMs = now() - rt;
+    read.restoreCpu.push(cpuMs() - c0);
     if (!r.ok) throw new Error(`restore failed: ${r.error.evalue}`);
     read.raw.push(rawR);
     read.restore.push(restoreMs);
@@ -171,6 +180,8 @@ async function main() {
     restore_read_ratio: +median(read.ratio).toFixed(2),
     restore_read_ratio_stats: stats(read.ratio),
     raw_read_ms: read.raw.map((x) => Math.round(x)),
+    raw_read_cpu_ms: read.rawCpu.map((x) => Math.round(x)),
+    restore_cpu_ms: read.restoreCpu.map((x) => Math.round(x)),
     restore_ms: read.restore.map((x) => Math.round(x)),
     raw_write_fsync_ms: write.raw.map((x) => Math.round(x)),
     record_new_value_ms: write.rec.map((x) => Math.round(x)),
