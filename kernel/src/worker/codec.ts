@@ -114,7 +114,7 @@ function preadFully(fd: number, target: Uint8Array, position: number): Promise<v
   return new Promise((resolve, reject) => {
     let got = 0;
     const step = (): void =>
-      readCb(fd, target, got, target.byteLength - got, position + got, (err, n) => {
+      readCb(fd, target, got, Math.min(target.byteLength - got, 1 << 30), position + got, (err, n) => {
         if (err) return reject(err);
         if (n === 0) return reject(new Error("a spilled value file is truncated"));
         got += n;
