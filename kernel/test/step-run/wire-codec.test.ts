@@ -3,10 +3,6 @@ import assert from "node:assert/strict";
 import { LARGE_FRAME, newSessionKey, WireChannel } from "../../src/worker/wire";
 import { decodeValues, encodeValues } from "../../src/worker/codec";
 import { UnserializableValueError } from "../../src/store/errors";
-import { piecesOf, releasePieces, spillFrames } from "../../src/worker/spill";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 
 test("messages verify with the session key only; tampering, re-framing and replays are refused", () => {
   const key = newSessionKey();
@@ -50,31 +46,6 @@ test("large typed arrays travel as frames that are their own memory (no copy), a
   const back = await decodeValues(enc.specs, enc.frames);
   assert.deepEqual(back.get("big"), big);
   assert.deepEqual(back.get("small"), small);
-});
-
-test("a buffer over 64 MiB travels as several frames over its own memory, spilled to several files and read back equal", async () => {
-  const big = new Float64Array((80 << 20) / 8 + 3).map((_, i) => i / 7);
-  const enc = encodeValues([["big", big]], true);
-  const own = enc.frames.filter((f) => f.buffer === big.buffer);
-  assert.ok(own.length >= 2, `one frame per part, got ${own.length}`);
-  assert.equal(own.reduce((n, f) => n + f.byteLength, 0), big.byteLength, "the parts cover the array once, without copies");
-  const dir = mkdtempSync(join(tmpdir(), "nbscale-spill-test-"));
-  try {
-    const sent = await spillFrames(enc.frames, dir);
-    assert.equal(sent.spilled.length, own.length);
-    assert.equal(readdirSync(dir).length, own.length);
-    const pieces = piecesOf(sent.frames, sent.spilled, dir);
-    try {
-      const back = (await decodeValues(enc.specs, pieces)).get("big") as Float64Array;
-      assert.equal(back.length, big.length);
-      assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(big.buffer)));
-    } finally {
-      releasePieces(pieces);
-    }
-    assert.deepEqual(readdirSync(dir), [], "read files are removed");
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });
 
 test("inputs that can't travel are refused naming the variable; outputs become stubs", () => {
