@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
-from conftest import KernelSession
+from conftest import KernelSession, fails, ok, value
 from moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +95,37 @@ def test_a_corrupted_blob_in_s3_is_refused_naming_the_artifact(s3env: dict[str, 
     assert "model@1" in got.stderr and sha[:12] in got.stderr, got.stderr
     fsck = cli("fsck", env=s3env, cwd=tmp_path)
     assert fsck.returncode != 0
+
+
+def test_a_large_value_in_s3_is_verified_by_chunks_and_a_corrupted_chunk_is_named(s3env: dict[str, str], moto: MotoServer, tmp_path: Path) -> None:
+    # 40 MB: over the 32 MiB from which a blob gets a manifest of its 8 MiB chunks' hashes.
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        ok(k, "const big = new Float64Array(5_000_000).map((_, i) => i * 0.25);", timeout=120)
+    finally:
+        k.close()
+    hist = cli("history", "--json", env=s3env, cwd=tmp_path)
+    assert hist.returncode == 0, hist.stderr
+    sha = last_json(hist.stdout)["executions"][0]["outputs"]["big"]["sha256"]
+    s3 = s3_client(moto)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=tmp_path.name)["Contents"] if sha in o["Key"]]
+    blob = next(key for key in keys if "/blobs/sha256/" in key)
+    assert any("/blobs/manifests/" in key for key in keys), keys
+    assert cli("fsck", env=s3env, cwd=tmp_path).returncode == 0
+
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        ok(k, "%restore big@1", timeout=120)
+        assert value(k, "[big.length, big[4_999_999]]") == "[ 5000000, 1249999.75 ]"
+        body = bytearray(s3.get_object(Bucket=BUCKET, Key=blob)["Body"].read())
+        body[20 << 20] ^= 0xFF  # in the third 8 MiB chunk
+        s3.put_object(Bucket=BUCKET, Key=blob, Body=bytes(body))
+        err = fails(k, "%restore big@1", timeout=120)
+        assert "big@1" in err["evalue"] and "chunk 3 of 5" in err["evalue"], err["evalue"]
+    finally:
+        k.close()
+    fsck = cli("fsck", env=s3env, cwd=tmp_path)
+    assert fsck.returncode != 0 and sha in fsck.stdout + fsck.stderr, fsck.stdout + fsck.stderr
 
 
 def test_an_interrupted_upload_is_a_leftover_that_fsck_lists_and_cleans(s3env: dict[str, str], moto: MotoServer, tmp_path: Path) -> None:

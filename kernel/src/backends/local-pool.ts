@@ -190,16 +190,9 @@ export class LocalPool {
   /** Runs a step on a worker. Never rejects for the step's own reasons: see TaskResult. */
   async run(req: TaskRequest): Promise<TaskResult> {
     await this.start();
-    // Written before a worker is taken, so nothing waits between taking it and handing it the task.
-    const sent = await spillFrames(req.inputs.frames, this.spillDir);
-    let w: PoolWorker;
-    try {
-      w = await this.acquire(req.memory);
-    } catch (e) {
-      removeSpilled(sent.spilled);
-      throw e;
-    }
+    const w = await this.acquire(req.memory);
     const id = randomUUID();
+    const sent = spillFrames(req.inputs.frames, this.spillDir);
     return await new Promise<TaskResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const watchdog = setInterval(() => this.watch(w), this.options.watchdogMs ?? 100);

@@ -5,7 +5,7 @@
  * message doesn't carry dozens of 8-byte frames.
  */
 import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded, type Serialized } from "../store/serialize";
-import { read as readCb } from "node:fs";
+import { readSync } from "node:fs";
 import type { OutputStub, ValueSpec } from "./events";
 import type { Piece } from "./spill";
 
@@ -29,27 +29,10 @@ export function encodeValues(values: ReadonlyArray<readonly [string, unknown, Se
       out.stubs.push({ name, type: s.header.type, reason: s.header.reason ?? "unknown" });
       continue;
     }
-    const frames = splitLarge(mergeSmall(s.chunks));
+    const frames = mergeSmall(s.chunks);
     out.specs.push({ name, type: s.header.type, frames: frames.length });
     out.frames.push(...frames);
     out.bytes += s.size;
-  }
-  return out;
-}
-
-/** Buffers at least this big travel as SPLIT_PARTS frames (views, no copy), which move in parallel. */
-const SPLIT_MIN = 64 << 20;
-const SPLIT_PARTS = 4;
-
-function splitLarge(frames: Uint8Array[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const f of frames) {
-    if (f.byteLength < SPLIT_MIN) {
-      out.push(f);
-      continue;
-    }
-    const part = Math.ceil(f.byteLength / SPLIT_PARTS);
-    for (let off = 0; off < f.byteLength; off += part) out.push(f.subarray(off, Math.min(off + part, f.byteLength)));
   }
   return out;
 }
@@ -83,17 +66,22 @@ export class FramesSource implements ByteSource {
   get remaining(): number {
     return this.left;
   }
-  /** Spilled pieces the target spans are read at once, on libuv's thread pool. */
   async read(target: Uint8Array): Promise<void> {
     if (target.byteLength > this.left) throw new Error("value frames are truncated");
-    const reads: Array<Promise<void>> = [];
     let filled = 0;
     while (filled < target.byteLength) {
       const p = this.pieces[this.index];
       const size = p instanceof Uint8Array ? p.byteLength : p.length;
       const n = Math.min(size - this.offset, target.byteLength - filled);
       if (p instanceof Uint8Array) target.set(p.subarray(this.offset, this.offset + n), filled);
-      else reads.push(preadFully(p.fd, target.subarray(filled, filled + n), this.offset));
+      else {
+        let got = 0;
+        while (got < n) {
+          const r = readSync(p.fd, target, filled + got, n - got, this.offset + got);
+          if (r === 0) throw new Error("a spilled value file is truncated");
+          got += r;
+        }
+      }
       filled += n;
       this.offset += n;
       if (this.offset === size) {
@@ -101,28 +89,8 @@ export class FramesSource implements ByteSource {
         this.offset = 0;
       }
     }
-    for (const r of reads) r.catch(() => undefined); // all awaited below; one failing must not leave others unobserved
-    await Promise.all(reads).catch(async (e) => {
-      await Promise.allSettled(reads);
-      throw e;
-    });
     this.left -= filled;
   }
-}
-
-function preadFully(fd: number, target: Uint8Array, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let got = 0;
-    const step = (): void =>
-      readCb(fd, target, got, target.byteLength - got, position + got, (err, n) => {
-        if (err) return reject(err);
-        if (n === 0) return reject(new Error("a spilled value file is truncated"));
-        got += n;
-        if (got < target.byteLength) step();
-        else resolve();
-      });
-    step();
-  });
 }
 
 /**

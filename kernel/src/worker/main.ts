@@ -121,7 +121,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       const kept = await storeLazyOutputs(outputs, task.lazy);
       const enc = encodeValues(kept.rest, false);
       enc.specs.push(...kept.specs);
-      const out = await spillFrames(enc.frames, task.spillDir);
+      const out = spillFrames(enc.frames, task.spillDir);
       const transfer = [...new Set(out.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
       post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs, spilled: out.spilled }, out.frames, transfer);
     } catch (e) {

@@ -53,29 +53,24 @@ function removeOrphans(base: string): void {
   }
 }
 
-/** Files written at once: a file's writes are serialized by the kernel, different files' are not. */
-const WRITE_CONCURRENCY = 4;
-
 /**
- * Writes big frames to files in `dir`, several files at once (encodeValues
- * cuts a large buffer into several frames so that its copy runs on several
- * cores). Frames that can't be written (a full disk) stay in the message:
- * slower, never lost.
+ * Writes big frames to files in `dir`. Frames that can't be written (a full
+ * disk) stay in the message: slower, never lost.
  */
-export async function spillFrames(frames: readonly Uint8Array[], dir: string | undefined): Promise<{ frames: Uint8Array[]; spilled: SpilledFrame[] }> {
+export function spillFrames(frames: readonly Uint8Array[], dir: string | undefined): { frames: Uint8Array[]; spilled: SpilledFrame[] } {
   const out = [...frames];
   const spilled: SpilledFrame[] = [];
   if (!dir) return { frames: out, spilled };
-  const todo = frames.map((f, i) => [f, i] as const).filter(([f]) => f.byteLength >= SPILL_MIN);
-  const one = async (f: Uint8Array, i: number): Promise<void> => {
+  frames.forEach((f, i) => {
+    if (f.byteLength < SPILL_MIN) return;
     const file = path.join(dir, randomUUID());
     try {
-      const fh = await fs.promises.open(file, "wx", 0o600);
+      const fd = fs.openSync(file, "wx", 0o600);
       try {
         let off = 0;
-        while (off < f.byteLength) off += (await fh.write(f, off, Math.min(f.byteLength - off, 1 << 26))).bytesWritten;
+        while (off < f.byteLength) off += fs.writeSync(fd, f, off, Math.min(f.byteLength - off, 1 << 26));
       } finally {
-        await fh.close();
+        fs.closeSync(fd);
       }
     } catch {
       fs.rmSync(file, { force: true });
@@ -83,16 +78,7 @@ export async function spillFrames(frames: readonly Uint8Array[], dir: string | u
     }
     out[i] = new Uint8Array(0);
     spilled.push({ frame: i, file, length: f.byteLength });
-  };
-  let next = 0;
-  const lane = async () => {
-    while (next < todo.length) {
-      const [f, i] = todo[next++];
-      await one(f, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, todo.length) }, lane));
-  spilled.sort((a, b) => a.frame - b.frame);
+  });
   return { frames: out, spilled };
 }
 

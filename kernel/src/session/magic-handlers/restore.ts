@@ -45,6 +45,11 @@ export function register(magics: CellMagics, services: RestoreServices): void {
           if (record.kind !== "v8") return;
           try {
             const decl = executor.declarations;
+            if (record.ts_type !== undefined && !record.ts_type.includes("\n") && decl.split("\n").includes(`declare let ${record.name}: ${record.ts_type};`)) {
+              // The session already has this name, rewritable, with this type: only the value changes.
+              early = { decl, declOutput: decl };
+              return;
+            }
             const checked = executor.check(`let ${record.name}: ${record.ts_type ?? "any"} = (globalThis as any)[""];`);
             if (checked.diagnostics.length === 0 && checked.declOutput !== undefined) early = { decl, declOutput: checked.declOutput };
           } catch {
