@@ -421,3 +421,26 @@ def test_a_display_flood_is_bounded_like_text(tmp_path: Path, monkeypatch: pytes
     per_display = sum(len(v) for v in outputs[0]["data"].values())
     assert abs((len(outputs) - 1) - (4 << 20) / per_display) < 0.05 * (4 << 20) / per_display, (len(outputs), per_display)
     assert re.fullmatch(r"\[nbscale: \d+ more displays were not recorded \(NBSCALE_LOG_BYTES\)\]\n", outputs[-1]["text"])
+
+
+def test_a_package_installed_mid_session_is_importable_with_its_types(tmp_path: Path) -> None:
+    # `npm install` in the notebook folder while the kernel runs: the files the TypeScript
+    # service watches change under it, and the next cell must see the new package and its types.
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        ok(k, "const before = 1")
+        err = fails(k, 'import { triple } from "late-lib";')
+        assert "late-lib" in err["evalue"], err
+        pkg = tmp_path / "node_modules" / "late-lib"
+        pkg.mkdir(parents=True)
+        (pkg / "package.json").write_text('{"name": "late-lib", "version": "1.0.0", "main": "index.js", "types": "index.d.ts"}')
+        (pkg / "index.js").write_text("exports.triple = (x) => x * 3;\n")
+        (pkg / "index.d.ts").write_text("export declare function triple(x: number): number;\n")
+        (tmp_path / "package-lock.json").write_text('{"name": "nb", "lockfileVersion": 3, "packages": {}}\n')
+        ok(k, 'import { triple } from "late-lib";\nconst t = triple(before + 13);')
+        assert value(k, "t") == "42"
+        bad = fails(k, 'const s: string = triple(2);')
+        assert "not assignable to type 'string'" in bad["evalue"], bad
+        assert value(k, "before") == "1", "the session's state survived the rebuild"
+    finally:
+        k.close()

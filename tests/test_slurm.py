@@ -271,8 +271,9 @@ def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None
     assert value(k, "seeds.length") == "4"
 
 
-def test_foreach_array_refuses_lazy_inputs(tmp_path: Any) -> None:
-    # A Lazy handle points into the kernel's datastore; the array is refused before anything is submitted.
+def test_lazy_inputs_are_read_by_slurm_jobs_from_the_datastore(tmp_path: Any) -> None:
+    # A Lazy handle points into the kernel's datastore, which Slurm jobs read on the shared
+    # filesystem: a single step and a job array get the value itself, never through the kernel.
     mp = pytest.MonkeyPatch()
     mp.setenv("NBSCALE_LAZY_BYTES", "1M")
     try:
@@ -280,8 +281,17 @@ def test_foreach_array_refuses_lazy_inputs(tmp_path: Any) -> None:
     finally:
         mp.undo()
     try:
-        ok(s, "%%step big\nconst big = new Float64Array(2_000_000).fill(1);")
-        err = fails(s, "%%step useit --on slurm --foreach [1,2] --memory 256M\nconst x = big[0] + item;")
-        assert err["ename"] == "LazyInput" and "`big` stays in the local datastore" in err["evalue"], err
+        out = s.stdout(ok(s, "%%step big\nconst big = new Float64Array(2_000_000).fill(1.5);"))
+        assert "stays in the datastore" in out, out
+        ok(s, "%%step one --on slurm --memory 512M\nconst total = big.reduce((a, b) => a + b, 0);", timeout=180)
+        assert value(s, "total") == "3000000"
+        ok(s, "%%step each --on slurm --foreach [1,2] --memory 512M\nconst x = big[7] * item;", timeout=180)
+        assert value(s, "JSON.stringify(x)") == "'[1.5,3]'"
+        # The value's blob removed from the store: refused before anything is submitted, naming it.
+        sha = value(s, "big.sha256").strip("'")
+        (tmp_path / ".nbscale" / "blobs" / "sha256" / sha[:2] / sha).unlink()
+        err = failing_cell(s, "%%step gone --on slurm --memory 512M\nconst y = big[0];")
+        assert err["ename"] == "LazyInput" and "`big`" in err["evalue"] and "not in the datastore" in err["evalue"], err
+        assert "Slurm" in err["evalue"]
     finally:
         s.close()

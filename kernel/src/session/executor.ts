@@ -7,6 +7,9 @@ import * as vm from "node:vm";
 import * as path from "node:path";
 import Module from "node:module";
 import { createConverter, isCompleteCode, type Converter, type Diagnostic } from "tslab/dist/converter";
+
+/** TypeScript's "Cannot find module 'x' or its corresponding type declarations". */
+const MODULE_NOT_FOUND = 2307;
 import { printQuickInfo } from "tslab/dist/inspect";
 import { LineMap } from "./line-map";
 import { excerpt, heading, interruptedError, type CellError } from "./errors";
@@ -111,11 +114,40 @@ export class Executor {
   }
 
   /**
+   * Converts a cell; when it fails only because a package "cannot be found"
+   * that is now on disk (installed since the compiler last looked — its file
+   * watchers poll, so an `npm install` moments ago is not seen yet), the
+   * converter is rebuilt and the cell converted again, once.
+   */
+  private convert(declarations: string, src: string): ReturnType<Converter["convert"]> {
+    const r = this.withConverter((c) => c.convert(declarations, src));
+    const missing = r.diagnostics.filter((d) => d.code === MODULE_NOT_FOUND).map((d) => /['"]([^'"]+)['"]/.exec(d.messageText)?.[1]);
+    if (missing.length === 0 || !missing.every((m) => m !== undefined && !m.startsWith(".") && this.installed(m))) return r;
+    try {
+      this.converter.close();
+    } catch {
+      // dropped either way
+    }
+    this.converter = createConverter();
+    return this.withConverter((c) => c.convert(declarations, src));
+  }
+
+  /** Whether `name` resolves from the notebook's folder now. */
+  private installed(name: string): boolean {
+    try {
+      this.require.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
    * Type-checks without running: diagnostics and the declarations the cell would add.
    * `declarations` replaces the session's for this check only (a step body sees a `Lazy<T>` name as `T`).
    */
   check(src: string, declarations?: string): { diagnostics: Diagnostic[]; declOutput?: string } {
-    const r = this.withConverter((c) => c.convert(declarations ?? this.prevDecl, src));
+    const r = this.convert(declarations ?? this.prevDecl, src);
     return { diagnostics: r.diagnostics, declOutput: r.declOutput };
   }
 
@@ -128,7 +160,7 @@ export class Executor {
    * code in the notebook cell (magic lines), so errors name the cell's lines.
    */
   async execute(src: string, lineOffset = 0, commit = true): Promise<ExecOutcome> {
-    const converted = this.withConverter((c) => c.convert(this.prevDecl, src));
+    const converted = this.convert(this.prevDecl, src);
     if (converted.diagnostics.length > 0) return { ok: false, error: compileError(src, converted.diagnostics, lineOffset) };
     if (!converted.output) {
       if (commit) this.prevDecl = converted.declOutput ?? "";

@@ -26,7 +26,7 @@ import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-
 import { BatchBackend, BatchStepError } from "../backends/batch/run";
 import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
 import { humanBytes } from "../backends/memory";
-import { encodeStepInputs, lazyNames, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
+import { encodeStepInputs, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
 
 const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
 
@@ -128,15 +128,7 @@ export class StepRunner {
       throw e;
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
-    // Batch jobs read Lazy inputs from the S3 datastore themselves (backends/remote/values.ts).
-    const remoteLazy = o.on === "slurm" ? lazyNames(pkg.inputs, executor) : [];
-    if (remoteLazy.length > 0) {
-      return fail(
-        cellError("LazyInput", `step \`${name}\` was not started: \`${remoteLazy[0]}\` stays in the local datastore, and --on ${o.on} steps can't read lazy values yet`, [
-          `    Run it with --on local, or load the value into the kernel first (\`const v = await ${remoteLazy[0]}.load()\`) if it fits.`,
-        ]),
-      );
-    }
+    // Slurm and Batch jobs read Lazy inputs from the datastore themselves (backends/remote/values.ts).
     // Batch retries a job itself (its retryStrategy, from --retries).
     const attempts = o.on === "batch" ? 1 : 1 + (o.retries ?? 0);
     const meta: ExecutionMeta = {

@@ -26,7 +26,7 @@ import type { ExecutionMeta, ItemExecution } from "../session/execution-meta";
 import { interruptedError, heading, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
 import { decodeValues, encodeValues, type EncodedValues } from "../worker/codec";
-import { encodeStepInputs, lazyNames, stepDeclarations } from "./lazy";
+import { encodeStepInputs, stepDeclarations } from "./lazy";
 import type { OutputStub, StepEvent } from "../worker/events";
 import { releasePieces } from "../worker/spill";
 import { WorkerStartError, type TaskResult } from "../backends/local-pool";
@@ -114,15 +114,6 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
     if (!(e instanceof UnserializableValueError)) throw e;
     return fail(cellError("UnserializableInput", `step \`${name}\` was not started: ${which}${e.message}`));
   };
-  // As for a single remote step (dispatch.ts): a Lazy handle points into the local datastore, which the nodes may not see.
-  const remoteLazy = o.on === "slurm" ? lazyNames(shared, executor) : [];
-  if (remoteLazy.length > 0) {
-    return fail(
-      cellError("LazyInput", `step \`${name}\` was not started: \`${remoteLazy[0]}\` stays in the local datastore, and --on ${o.on} steps can't read lazy values yet`, [
-        `    Run it with --on local, or load the value into the kernel first (\`const v = await ${remoteLazy[0]}.load()\`) if it fits.`,
-      ]),
-    );
-  }
   let common: EncodedValues;
   try {
     common = encodeStepInputs(shared, executor);

@@ -96,11 +96,6 @@ export function encodeStepInputs(names: readonly string[], executor: Executor): 
   return enc;
 }
 
-/** The names among `names` the session holds as `Lazy` handles. */
-export function lazyNames(names: readonly string[], executor: Executor): string[] {
-  return names.filter((n) => isLazy(executor.valueOf(n)));
-}
-
 /** For `--on kernel`: the step gets the value, as on a worker. */
 export async function sessionValue(v: unknown): Promise<unknown> {
   return isLazy(v) ? await v.load() : v;

@@ -20,7 +20,6 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CellError } from "../../session/errors";
 import { cellError } from "../../step/failures";
 import type { StorageBackend } from "../../store/backend";
 import { backendFor } from "../../store/backends";
@@ -30,7 +29,7 @@ import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram, ValueSpec } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
-import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../remote/values";
+import { checkLazyInputs, lazyInputError, loadValues, UnreachableLazyInput } from "../remote/values";
 import { depsManifestKey, sha256Hex } from "./bootstrap";
 import { checkQueue } from "./capacity";
 import { failureFacts, jobFailedError } from "./failure";
@@ -119,7 +118,7 @@ export class BatchBackend {
     try {
       await checkLazyInputs(backend, specs);
     } catch (e) {
-      if (e instanceof UnreachableLazyInput) throw new BatchStepError(lazyInputError(s.step, e));
+      if (e instanceof UnreachableLazyInput) throw new BatchStepError(lazyInputError(s.step, e, "AWS Batch"));
       throw e;
     }
     const jobDefinition = await this.defs!.ensure({ image: settings.image, nbscaleVersion: VERSION, jobRoleArn: settings.jobRoleArn });
@@ -295,14 +294,6 @@ export class BatchBackend {
   }
 }
 
-/** A Lazy input the job can't read: where it is, where the job reads, and the two ways out. */
-export function lazyInputError(step: string, e: UnreachableLazyInput): CellError {
-  const fix = e.missing
-    ? `re-run the step that made \`${e.input}\`, or load it into the kernel first if it fits`
-    : `re-run the step that made \`${e.input}\` with NBSCALE_DATASTORE=${e.datastore} set when the kernel starts, so it is kept where jobs read, ` +
-      `or load it into the kernel first (\`const v = await ${e.input}.load()\`) if it fits`;
-  return cellError("LazyInput", `step \`${step}\` was not sent to AWS Batch: ${e.message}`, [`    ${fix}; nothing was submitted`]);
-}
 
 function isAwsError(e: unknown): boolean {
   return typeof e === "object" && e !== null && "$metadata" in e;

@@ -16,6 +16,7 @@ import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import { cancelledElement, elementResult, putElementTasks, watchElements, type ElementOutcome } from "../remote/array";
 import type { Launcher } from "../remote/kernel-side";
+import { lazyInputError, UnreachableLazyInput } from "../remote/values";
 import { cellError } from "../../step/failures";
 import { sacctJob, showJob, showNodes, type JobInfo } from "./commands";
 import { endedJobError, submitError } from "./failures";
@@ -136,7 +137,9 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
   }
   const backend = backendFor(loc);
   // tasks/<base>/ exists once written: the array's output files (slurm-%A_%a.out) go there, and Slurm won't create directories.
-  const { base, task } = await putElementTasks(backend, req);
+  const { base, task } = await putElementTasks(backend, req).catch((e: unknown) => {
+    throw e instanceof UnreachableLazyInput ? new SlurmStepError(lazyInputError(req.step, e, "Slurm")) : e;
+  });
 
   const parallel = req.parallel !== undefined && req.parallel < n ? `%${req.parallel}` : "";
   const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs, array: `0-${n - 1}${parallel}` });

@@ -17,7 +17,7 @@ import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
-import { loadValues } from "../remote/values";
+import { lazyInputError, loadValues, UnreachableLazyInput } from "../remote/values";
 import { showNodes } from "./commands";
 import { endedJobError, submitError } from "./failures";
 import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
@@ -93,6 +93,7 @@ export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResu
     throw e;
   }
   const backend = backendFor(loc);
+  // Lazy inputs travel as refs into this datastore: the job reads them from the shared filesystem, not through the kernel.
   const { task } = await putTask(backend, {
     step: req.step,
     attempt: req.attempt,
@@ -100,6 +101,8 @@ export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResu
     program: req.program,
     inputs: req.inputs,
     memory: req.memory,
+  }).catch((e: unknown) => {
+    throw e instanceof UnreachableLazyInput ? new SlurmStepError(lazyInputError(req.step, e, "Slurm")) : e;
   });
   const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs });
   let job: SlurmJob;
