@@ -381,9 +381,24 @@ export function parseStepLineDetailed(line: string): StepLineResult {
   const options: IStepOptions = {};
   const seen = new Set<string>();
   let i = 0;
+  // The word index right after a `--foreach VALUE` (see the kernel's parser, kernel/src/magics/step.ts).
+  let afterForeach = -1;
   while (i < words.length) {
+    const at = i;
     const word = words[i++];
     if (!word.isOption) {
+      if (
+        at === afterForeach &&
+        (options.name !== undefined || !isValidStepName(word.value))
+      ) {
+        const parts = [options.foreach ?? ''];
+        for (let j = at; j < words.length && !words[j].isOption; j++) {
+          parts.push(words[j].value);
+        }
+        return fail(
+          `--foreach: an expression with spaces must be quoted: --foreach ${JSON.stringify(parts.join(' '))}`
+        );
+      }
       if (options.name !== undefined) {
         return fail(
           `unexpected argument ${quoteWord(word.value)}: the step is already named "${options.name}"`
@@ -442,6 +457,9 @@ export function parseStepLineDetailed(line: string): StepLineResult {
       return fail(checked.error);
     }
     (options as Record<string, unknown>)[option] = checked.value;
+    if (option === 'foreach') {
+      afterForeach = i;
+    }
   }
   return { ok: true, options };
 }

@@ -31,7 +31,15 @@ export const REJECTED: Array<[string, RegExp]> = [
   ['%%step --on local --on batch', /--on given twice/],
   ['%%step --foreach "items', /unterminated " quote/],
   ["%%step --foreach 'items", /unterminated ' quote/],
-  ['%%step --foreach ""', /--foreach: expected an expression/]
+  ['%%step --foreach ""', /--foreach: expected an expression/],
+  [
+    '%%step --foreach [1, 2, 3]',
+    /--foreach: an expression with spaces must be quoted: --foreach "\[1, 2, 3\]"/
+  ],
+  [
+    '%%step fit --foreach items.map(x => x * 2) --memory 1G',
+    /--foreach: an expression with spaces must be quoted: --foreach "items.map\(x => x \* 2\)"/
+  ]
 ];
 
 /** Options that must survive format -> parse unchanged. */

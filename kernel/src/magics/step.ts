@@ -106,10 +106,18 @@ export function parseStepArguments(line: string, argsStart: number, config: Step
   const seen = new Map<OptionName, string>();
   let i = 0;
   const next = (): Token | undefined => tokens[i++];
+  // The token index right after a `--foreach VALUE`: words there are most likely the rest of an unquoted expression.
+  let afterForeach = -1;
 
   while (i < tokens.length) {
+    const at = i;
     const tok = next()!;
     if (!tok.isOption) {
+      if (at === afterForeach && (options.name !== undefined || !isValidStepName(tok.value))) {
+        const words = [options.foreach ?? ""];
+        for (let j = at; j < tokens.length && !tokens[j].isOption; j++) words.push(tokens[j].value);
+        throw new MagicError(`--foreach: an expression with spaces must be quoted: --foreach ${JSON.stringify(words.join(" "))}`, tok.column);
+      }
       if (options.name !== undefined) {
         throw new MagicError(
           `unexpected argument ${quote(tok.value)}: the step is already named "${options.name}" ` +
@@ -159,6 +167,7 @@ export function parseStepArguments(line: string, argsStart: number, config: Step
       seen.set(flag, raw);
     }
     applyOption(options, flag, raw, column);
+    if (flag === "foreach") afterForeach = i;
   }
   return { options, warnings: warningsFor(options) };
 }
