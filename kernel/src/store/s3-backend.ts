@@ -295,8 +295,15 @@ export class S3Backend implements StorageBackend {
     }
     const size = Number(r.ContentLength ?? 0);
     const etag = r.ETag;
-    type Body = AsyncIterable<Uint8Array> & { destroy?: () => void };
-    let stream = r.Body as unknown as Body;
+    type Body = AsyncIterable<Uint8Array> & { destroy?: () => void; on?: (event: "error", fn: () => void) => void };
+    // A connection cut while nobody iterates (between reads, after close) would otherwise be an
+    // unhandled 'error' event that kills the process; the iterator still sees every error it reads into.
+    const quiet = (body: unknown): Body => {
+      const b = body as Body;
+      b.on?.("error", () => undefined);
+      return b;
+    };
+    let stream = quiet(r.Body);
     let it = stream[Symbol.asyncIterator]();
     let received = 0;
     let resumes = 0;
@@ -316,7 +323,7 @@ export class S3Backend implements StorageBackend {
           if (++resumes > BODY_RESUMES) throw this.unavailable(`GetObject ${Key} (reading its body)`, e, resumes);
           stream.destroy?.();
           await sleep(backoffMs(resumes));
-          stream = (await open({ from: received, etag })).Body as unknown as Body;
+          stream = quiet((await open({ from: received, etag })).Body);
           it = stream[Symbol.asyncIterator]();
         }
       }
