@@ -444,3 +444,39 @@ def test_a_package_installed_mid_session_is_importable_with_its_types(tmp_path: 
         assert value(k, "before") == "1", "the session's state survived the rebuild"
     finally:
         k.close()
+
+
+def test_a_kernel_whose_server_was_killed_exits_with_its_workers(tmp_path: Path) -> None:
+    # The Jupyter server SIGKILLed (no shutdown_request ever comes): the kernel must not linger
+    # holding the dead server's pipes and its workers' memory.
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys, time\n"
+        "from jupyter_client.manager import KernelManager\n"
+        f"km = KernelManager(kernel_name={KERNEL_NAME!r})\n"
+        "km.start_kernel()\n"
+        "kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60)\n"
+        "kc.execute_interactive('%%step warm\\nconst w = 1;', timeout=60)\n"
+        "print('KERNEL_PID', km.provisioner.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), str(script)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        found = None
+        while found is None:
+            line = server.stdout.readline()  # type: ignore[union-attr]
+            assert line, "the stand-in server ended before starting the kernel"
+            found = re.search(r"KERNEL_PID (\d+)", line)
+        kernel_pid = int(found.group(1))
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(kernel_pid)], capture_output=True, text=True).stdout.split()]
+        assert workers, "the step left a warm worker under the kernel"
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 10
+        alive = [kernel_pid, *workers]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
+        assert not alive, f"still running after the server died: {alive}"
+    finally:
+        server.kill()

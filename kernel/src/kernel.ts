@@ -171,7 +171,24 @@ export class Kernel {
     });
     process.on("unhandledRejection", (reason) => this.reportStray("Unhandled promise rejection", reason));
     process.on("uncaughtException", (err) => this.reportStray("Uncaught exception", err));
+    this.exitWithParent();
     await this.io.start((channel, msg, receivedAt) => this.enqueue(channel, msg, receivedAt));
+  }
+
+  /**
+   * As ipykernel's parent poller: when the Jupyter server that started this
+   * kernel dies without shutting it down (killed, crashed), the kernel exits
+   * with its workers instead of lingering on, holding the dead server's
+   * output pipes and the workers' memory.
+   */
+  private exitWithParent(): void {
+    const parent = Number(process.env.JPY_PARENT_PID);
+    if (!(parent > 1) || process.ppid !== parent) return;
+    setInterval(() => {
+      if (process.ppid === parent) return;
+      this.kernelLog(`[nbscale] the process that started this kernel (pid ${parent}) is gone; the kernel exits\n`);
+      process.exit(0);
+    }, 1000).unref();
   }
 
   private reportStray(what: string, err: unknown): void {
