@@ -6,13 +6,14 @@
  * (backends/slurm/settings.ts); endings are explained by the same code as a
  * `%%step --on slurm` cell (backends/slurm/failures.ts), reworded for a flow.
  */
-import { run, showNodes } from "../backends/slurm/commands";
+import { run } from "../backends/slurm/commands";
 import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
 import { taskKey } from "../backends/remote/protocol";
 import { backendFor } from "../store/backends";
 import type { StorageBackend } from "../store/backend";
-import { endedJobError, submitError } from "../backends/slurm/failures";
-import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
+import { endedJobError } from "../backends/slurm/failures";
+import { readOutputTail, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
+import { submitOrExplain } from "../backends/slurm/submit";
 import { packageDir } from "../backends/slurm/run";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "../backends/slurm/settings";
 import type { SubmittedTask } from "../backends/remote/kernel-side";
@@ -61,15 +62,8 @@ export class SlurmTarget implements RemoteTarget {
   async submit(task: SubmittedTask, r: StepResources): Promise<RemoteJob<SlurmJob, SlurmStatus>> {
     const settings = this.byPartition.get(r.settings.partition ?? "")!;
     const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs });
-    let job: SlurmJob;
-    try {
-      job = await launcher.submit(task);
-    } catch (e) {
-      if (!(e instanceof SbatchError)) throw e;
-      const nodes = await showNodes().catch(() => null);
-      const cell = submitError(task.step, e.stderr, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition }, nodes);
-      throw new SubmitRefused(stepErrorOf(task.step, cell, undefined));
-    }
+    const ask = { step: task.step, memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition };
+    const job = await submitOrExplain(launcher, task, ask, (cell) => new SubmitRefused(stepErrorOf(task.step, cell, undefined)));
     return {
       launcher,
       job,
@@ -98,14 +92,8 @@ export class SlurmTarget implements RemoteTarget {
     const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs, array: `0-${n - 1}${parallel}` });
     // The elements' output files (slurm-%A_%a.out) go in tasks/<base>/, and Slurm creates no directories.
     await this.backend.createExclusive(taskKey(task.id, "array.json"), Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })));
-    let job: SlurmJob;
-    try {
-      job = await launcher.submit(task);
-    } catch (e) {
-      if (!(e instanceof SbatchError)) throw e;
-      const nodes = await showNodes().catch(() => null);
-      throw new SubmitRefused(stepErrorOf(task.step, submitError(task.step, e.stderr, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition }, nodes), undefined));
-    }
+    const ask = { step: task.step, memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition };
+    const job = await submitOrExplain(launcher, task, ask, (cell) => new SubmitRefused(stepErrorOf(task.step, cell, undefined)));
     const elements = new ElementLauncher(new ArrayStates(job.id), launcher);
     return Array.from({ length: n }, (_, index) => {
       const id = `${job.id}_${index}`;

@@ -18,9 +18,10 @@ import { cancelledElement, elementResult, putElementTasks, watchElements, type E
 import type { Launcher } from "../remote/kernel-side";
 import { lazyInputError, UnreachableLazyInput } from "../remote/values";
 import { cellError } from "../../step/failures";
-import { sacctJob, showJob, showNodes, type JobInfo } from "./commands";
-import { endedJobError, submitError } from "./failures";
-import { describe, readOutputTail, SbatchError, SlurmLauncher, type SlurmStatus } from "./launcher";
+import { sacctJob, showJob, type JobInfo } from "./commands";
+import { endedJobError } from "./failures";
+import { describe, readOutputTail, SlurmLauncher, type SlurmStatus } from "./launcher";
+import { submitOrExplain } from "./submit";
 import { kernelDatastore, packageDir, SlurmStepError } from "./run";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
 
@@ -143,14 +144,12 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
 
   const parallel = req.parallel !== undefined && req.parallel < n ? `%${req.parallel}` : "";
   const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs, array: `0-${n - 1}${parallel}` });
-  let job: { id: string; outputFile?: string };
-  try {
-    job = await launcher.submit(task);
-  } catch (e) {
-    if (!(e instanceof SbatchError)) throw e;
-    const nodes = await showNodes().catch(() => null);
-    throw new SlurmStepError(submitError(req.step, e.stderr, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition }, nodes));
-  }
+  const job = await submitOrExplain(
+    launcher,
+    task,
+    { step: req.step, memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition },
+    (cell) => new SlurmStepError(cell),
+  );
   req.onSubmitted?.(job.id);
   display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
 

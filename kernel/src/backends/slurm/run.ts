@@ -18,9 +18,9 @@ import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
 import { lazyInputError, loadValues, UnreachableLazyInput } from "../remote/values";
-import { showNodes } from "./commands";
-import { endedJobError, submitError } from "./failures";
-import { readOutputTail, SbatchError, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
+import { endedJobError } from "./failures";
+import { readOutputTail, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
+import { submitOrExplain } from "./submit";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
 import { cellError } from "../../step/failures";
 
@@ -105,14 +105,12 @@ export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResu
     throw e instanceof UnreachableLazyInput ? new SlurmStepError(lazyInputError(req.step, e, "Slurm")) : e;
   });
   const launcher = new SlurmLauncher(settings, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, timeoutMs: req.timeoutMs });
-  let job: SlurmJob;
-  try {
-    job = await launcher.submit(task);
-  } catch (e) {
-    if (!(e instanceof SbatchError)) throw e;
-    const nodes = await showNodes().catch(() => null);
-    throw new SlurmStepError(submitError(req.step, e.stderr, { memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition }, nodes));
-  }
+  const job: SlurmJob = await submitOrExplain(
+    launcher,
+    task,
+    { step: req.step, memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition },
+    (cell) => new SlurmStepError(cell),
+  );
 
   // One line in the cell, replaced as the job moves through the queue.
   const line = display.create();
