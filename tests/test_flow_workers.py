@@ -10,21 +10,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CLI = str(REPO / "kernel" / "bin" / "nbscale.js")
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["node", CLI, *args], cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=90)
-
-
-def last_json(r: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(r.stdout.strip().splitlines()[-1])
+from test_flow import CLI, cli, last_json
 
 
 @pytest.fixture()
