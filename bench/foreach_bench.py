@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
+from results_io import write_result
 
 ITEMS = 8
 CPU_S = 1.0
@@ -114,11 +115,7 @@ def main() -> None:
         "meets_target": best["efficiency"] >= 0.85,
     }
     print(json.dumps(result, indent=2))
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "foreach_bench.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_result("foreach_bench", result)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from typing import Any
+from results_io import write_result
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -315,11 +316,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result[name] = fn(reps)
         print(f"{name}: {time.perf_counter() - t0:.1f}s {json.dumps(result[name])}", file=sys.stderr, flush=True)
-    out = os.path.join(HERE, "results", "metaflow_bench.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_result("metaflow_bench", result)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from jupyter_client.manager import start_new_kernel
+from results_io import write_result
 
 
 def measure(record: bool, n: int) -> dict[str, float]:
@@ -58,10 +59,7 @@ def main() -> None:
         "overhead_reply_p50_ms": round(on["reply_p50_ms"] - off["reply_p50_ms"], 2),
         "overhead_idle_p50_ms": round(on["idle_p50_ms"] - off["idle_p50_ms"], 2),
     }
-    out = os.path.join(os.path.dirname(__file__), "results", "record_kernel_latency.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+    write_result("record_kernel_latency", result)
     print(json.dumps(result, indent=2))
 
 

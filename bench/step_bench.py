@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from jupyter_client.manager import start_new_kernel
+from results_io import write_result
 
 MiB = 1 << 20
 BIG = 512 * MiB
@@ -128,11 +129,7 @@ def main() -> None:
         },
     }
     print(json.dumps(result, indent=2))
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "step_bench.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_result("step_bench", result)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,17 @@ def last_json(r: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def run_headless_and_latest_hashes(nb_path: Path, work: Path, timeout: int) -> dict[str, str]:
+    """Executes the notebook under nbclient; the sha256 of each name's latest recorded version."""
+    nb = nbformat.read(str(nb_path), as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(work)}}).execute()
+    recorded: dict[str, str] = {}
+    for ex in last_json(cli("history", "--json", cwd=work))["executions"]:  # newest first
+        for name, out in ex["outputs"].items():
+            recorded.setdefault(name, out["sha256"])
+    return recorded
+
+
 @pytest.fixture()
 def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NBSCALE_DATASTORE", str(tmp_path / "store"))
@@ -258,13 +269,7 @@ def test_flow_reproduces_the_notebooks_artifacts_by_hash(work: Path) -> None:
         "const total = weights.reduce((a, b) => a + b, 0);\nfunction helper(x: number) { return x + 1; }",
         "const summary = `m=${m.toFixed(6)} total=${total}`;\nsummary",
     )
-    nb = nbformat.read(str(nb_path), as_version=4)
-    NotebookClient(nb, timeout=60, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(work)}}).execute()
-    history = last_json(cli("history", "--json", cwd=work))["executions"]
-    recorded: dict[str, str] = {}
-    for ex in history:  # newest first
-        for name, out in ex["outputs"].items():
-            recorded.setdefault(name, out["sha256"])
+    recorded = run_headless_and_latest_hashes(nb_path, work, timeout=60)
     assert cli("export", str(nb_path), cwd=work).returncode == 0
     r = cli("run", "repro.flow.ts", "--json", cwd=work)
     assert r.returncode == 0, r.stderr
@@ -305,13 +310,7 @@ def test_a_foreach_step_stays_a_foreach_in_the_flow_and_matches_the_notebook(wor
         "%%step fit --foreach configs --parallel 2\nconst score = item * 10 + index;",
         "const total = score.reduce((a, b) => a + b, 0);",
     )
-    nb = nbformat.read(str(nb_path), as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(work)}}).execute()
-    history = last_json(cli("history", "--json", cwd=work))["executions"]
-    recorded: dict[str, str] = {}
-    for ex in history:  # newest first
-        for name, out in ex["outputs"].items():
-            recorded.setdefault(name, out["sha256"])
+    recorded = run_headless_and_latest_hashes(nb_path, work, timeout=120)
     assert cli("export", str(nb_path), cwd=work).returncode == 0
     flow_text = (work / "fan.flow.ts").read_text()
     assert re.search(r'step\("fit", \{[^\n]*foreach:', flow_text), flow_text

@@ -148,19 +148,24 @@ def test_request_no_node_can_satisfy_names_the_largest_node(k: KernelSession) ->
     assert time.monotonic() - t0 < 20
 
 
+def streamed_job_id(k: KernelSession, msg_id: str, pattern: str) -> str | None:
+    """The job id a running step prints (first match of `pattern` in its stdout), within 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        msg = k.kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            m = re.search(pattern, msg["content"]["text"])
+            if m:
+                return m.group(1)
+    return None
+
+
 def test_interrupt_cancels_the_job_with_scancel(k: KernelSession) -> None:
     msg_id = k.kc.execute("%%step sleepy --on slurm --memory 256M\n"
                           "console.log(`job ${process.env.SLURM_JOB_ID}`);\n"
                           "await new Promise((r) => setTimeout(r, 120_000));\n"
                           "const never = 1;")
-    job = None
-    deadline = time.monotonic() + 60
-    while job is None and time.monotonic() < deadline:
-        msg = k.kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            m = re.match(r"job (\d+)", msg["content"]["text"])
-            if m:
-                job = m.group(1)
+    job = streamed_job_id(k, msg_id, r"^job (\d+)")
     assert job is not None
     assert job_state(job) == "RUNNING"
     t0 = time.monotonic()
@@ -248,13 +253,7 @@ def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None
                           "console.log(`array ${process.env.SLURM_ARRAY_JOB_ID}`);\n"
                           "await new Promise((r) => setTimeout(r, 120_000));\n"
                           "const never = item;")
-    job = None
-    deadline = time.monotonic() + 60
-    while job is None and time.monotonic() < deadline:
-        msg = k.kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            m = re.search(r"array (\d+)", msg["content"]["text"])
-            job = m.group(1) if m else None
+    job = streamed_job_id(k, msg_id, r"array (\d+)")
     assert job is not None
     t0 = time.monotonic()
     k.km.interrupt_kernel()

@@ -11,19 +11,16 @@
  * means.
  */
 import { display } from "../../client/display";
-import { backendFor } from "../../store/backends";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import { cancelledElement, elementResult, putElementTasks, watchElements, type ElementOutcome } from "../remote/array";
 import type { Launcher } from "../remote/kernel-side";
 import { lazyInputError, UnreachableLazyInput } from "../remote/values";
-import { cellError } from "../../step/failures";
 import { sacctJob, showJob, type JobInfo } from "./commands";
 import { endedJobError } from "./failures";
 import { describe, readOutputTail, SlurmLauncher, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
-import { kernelDatastore, packageDir, SlurmStepError } from "./run";
-import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
+import { cellSlurmSetup, SlurmStepError } from "./run";
 
 type Inputs = Pick<EncodedValues, "specs" | "frames">;
 
@@ -128,15 +125,7 @@ export class ElementLauncher implements Launcher<number, SlurmStatus> {
 
 export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayResult> {
   const n = req.perItem.length;
-  const loc = kernelDatastore(req.cwd);
-  let settings: SlurmSettings;
-  try {
-    settings = slurmSettings({ partition: req.partition, env: process.env, datastore: loc, cwd: req.cwd, packageDir: packageDir() });
-  } catch (e) {
-    if (e instanceof SlurmConfigError) throw new SlurmStepError(cellError("SlurmConfigError", `step \`${req.step}\` was not submitted: ${e.message}`));
-    throw e;
-  }
-  const backend = backendFor(loc);
+  const { settings, backend } = cellSlurmSetup(req.step, req.partition, req.cwd);
   // tasks/<base>/ exists once written: the array's output files (slurm-%A_%a.out) go there, and Slurm won't create directories.
   const { base, task } = await putElementTasks(backend, req).catch((e: unknown) => {
     throw e instanceof UnreachableLazyInput ? new SlurmStepError(lazyInputError(req.step, e, "Slurm")) : e;

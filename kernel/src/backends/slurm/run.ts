@@ -12,6 +12,7 @@ import { display } from "../../client/display";
 import type { CellError } from "../../session/errors";
 import { notebookPath } from "../../session/recording";
 import { backendFor } from "../../store/backends";
+import type { StorageBackend } from "../../store/backend";
 import { resolveDatastore } from "../../store/location";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
@@ -83,16 +84,22 @@ function elapsed(since: number): string {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} m ${Math.round(s % 60)} s`;
 }
 
-export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResult> {
-  const loc = kernelDatastore(req.cwd);
-  let settings: SlurmSettings;
+/**
+ * The kernel's datastore and the Slurm settings for a cell's step (single or
+ * array); a bad setting becomes the cell's SlurmConfigError.
+ */
+export function cellSlurmSetup(step: string, partition: string | undefined, cwd: string): { settings: SlurmSettings; backend: StorageBackend } {
+  const loc = kernelDatastore(cwd);
   try {
-    settings = slurmSettings({ partition: req.partition, env: process.env, datastore: loc, cwd: req.cwd, packageDir: packageDir() });
+    return { settings: slurmSettings({ partition, env: process.env, datastore: loc, cwd, packageDir: packageDir() }), backend: backendFor(loc) };
   } catch (e) {
-    if (e instanceof SlurmConfigError) throw new SlurmStepError(cellError("SlurmConfigError", `step \`${req.step}\` was not submitted: ${e.message}`));
+    if (e instanceof SlurmConfigError) throw new SlurmStepError(cellError("SlurmConfigError", `step \`${step}\` was not submitted: ${e.message}`));
     throw e;
   }
-  const backend = backendFor(loc);
+}
+
+export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResult> {
+  const { settings, backend } = cellSlurmSetup(req.step, req.partition, req.cwd);
   // Lazy inputs travel as refs into this datastore: the job reads them from the shared filesystem, not through the kernel.
   const { task } = await putTask(backend, {
     step: req.step,
