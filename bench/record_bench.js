@@ -12,6 +12,13 @@
  * raw baseline (interleaved); a ratio is taken per pair and the median, min
  * and max are reported. Load averages before and after go into the result.
  *
+ * A full GC runs before every timed operation (raw or nbscale alike). Each
+ * 256 MB allocation starts V8's incremental marking of the kernel's large
+ * heap (the TypeScript compiler's ~200 MB); without the settle, the marking
+ * started by one measurement runs on into the next and is billed to it —
+ * the raw read's spilled into every restore. With it, each operation pays
+ * for the marking its own allocation starts, and no more.
+ *
  * Needs the kernel built (cd kernel && npx tsc -p tsconfig.json).
  * Numbers are reported, not asserted; the JSON result goes to --out
  * (default bench/results/record_bench.json).
@@ -38,10 +45,16 @@ const TRIVIAL = Number(arg("trivial", "100"));
 const REPS = Math.max(1, Number(arg("reps", "5")));
 const SIZE = MB << 20;
 const SLICE = 8 << 20;
-const ROOT = fs.mkdtempSync(path.join(arg("dir", path.join(__dirname, ".tmp")), "rb-"));
+const TMP = arg("dir", path.join(__dirname, ".tmp"));
+fs.mkdirSync(TMP, { recursive: true });
+const ROOT = fs.mkdtempSync(path.join(TMP, "rb-"));
 const OUT = arg("out", path.join(__dirname, "results", "record_bench.json"));
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
+require("node:v8").setFlagsFromString("--expose-gc");
+const fullGc = require("node:vm").runInNewContext("gc");
+/** Finishes any GC work earlier operations started, so the next measurement pays only for its own. */
+const settle = () => fullGc();
 const mbps = (bytes, ms) => Math.round(bytes / (1 << 20) / (ms / 1000));
 const median = (xs) => pct(xs, 50);
 const cpuMs = () => {
@@ -56,6 +69,7 @@ const stats = (xs, digits = 2) => ({
 const pct = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 function rawWrite(file, bytes) {
+  settle();
   const t = now();
   const fd = fs.openSync(file, "w");
   for (let off = 0; off < bytes.byteLength; off += SLICE) fs.writeSync(fd, bytes, off, Math.min(SLICE, bytes.byteLength - off));
@@ -88,11 +102,13 @@ async function main() {
   const magics = new CellMagics();
   registerRestore(magics, { recorder, executor });
 
-  async function cell(code) {
+  /** Runs and records a cell; `big` cells settle GC first (see the header). */
+  async function cell(code, big = false) {
     const msg = fakeMsg();
     const started = new Date();
     const outcome = await executor.execute(code);
     if (!outcome.ok) throw new Error(`${code}: ${outcome.error.evalue}`);
+    if (big) settle();
     const t0 = now();
     const pending = recorder.record({ msg, code, executionCount: execCount, started, outcome });
     const snapshotMs = now() - t0; // on the cell's critical path (before the reply)
@@ -124,7 +140,7 @@ async function main() {
   for (let i = 0; i < REPS; i++) {
     const rawW = rawWrite(rawFile, bigBytes);
     fs.rmSync(rawFile);
-    const r = await cell(`let big2 = new Float64Array(${SIZE / 8 + 1 + i}).map((_, i) => i / 3 + ${i})`);
+    const r = await cell(`let big2 = new Float64Array(${SIZE / 8 + 1 + i}).map((_, i) => i / 3 + ${i})`, true);
     write.raw.push(rawW);
     write.rec.push(r.totalMs);
     write.ratio.push(rawW / SIZE / (r.totalMs / freshBytes(i)));
@@ -133,8 +149,8 @@ async function main() {
   rawWrite(rawFile, bigBytes);
   const rawW1 = rawWrite(rawFile, bigBytes);
   fs.rmSync(rawFile);
-  const sameSize = await cell("big[0] = 42");
-  const unchanged = await cell("big[0] = 42"); // same bytes again: hash only, no write
+  const sameSize = await cell("big[0] = 42", true);
+  const unchanged = await cell("big[0] = 42", true); // same bytes again: hash only, no write
 
   // --- restore (%restore big2@N), through the magic handler, vs a raw read of a file of the same bytes ---
   await cell("const dummy = 0");
@@ -142,9 +158,11 @@ async function main() {
   // CPU time (all threads) says what a run costs whatever else the machine is doing.
   const read = { raw: [], restore: [], ratio: [], rawCpu: [], restoreCpu: [] };
   for (let i = 0; i < REPS; i++) {
+    settle();
     let c0 = cpuMs();
     const rawR = rawRead(rawFile, SIZE);
     read.rawCpu.push(cpuMs() - c0);
+    settle();
     c0 = cpuMs();
     const rt = now();
     const r = await magics.match(`%restore big2@${i + 1}`).run({ executor, msg: fakeMsg(), kernel: null });

@@ -1,6 +1,7 @@
 import { createHash, Hash } from "node:crypto";
 import { ObjectReader, StorageBackend } from "./backend";
 import {
+  canVerify,
   CHUNK_SIZE,
   ChunkHasher,
   ChunkManifest,
@@ -97,9 +98,8 @@ export class BlobStore {
    * found the blob present saw none); an existing manifest is kept.
    */
   private async putManifest(chunker: ChunkHasher, sha256: string, size: number): Promise<void> {
-    const digests = await chunker.digests();
+    const m = await chunker.finish(sha256);
     if (chunker.size !== size) return;
-    const m: ChunkManifest = { blob: sha256, size, chunkSize: chunker.chunkSize, chunks: digests };
     await this.backend.putIfAbsent(manifestKey(sha256), [encodeManifest(m)]);
   }
 
@@ -138,7 +138,7 @@ export class BlobStore {
       if (inner.size >= MANIFEST_MIN_SIZE) {
         // A damaged or foreign manifest is not an error here: the whole-blob hash still decides.
         const m = await this.manifest(sha256, inner.size);
-        if (m && !("invalid" in m)) manifest = m;
+        if (m && !("invalid" in m) && canVerify(m.chunkHash)) manifest = m;
       }
       const reader = new VerifyingReader(inner, sha256, label, manifest, options.whileReading);
       let result: T;
@@ -169,7 +169,7 @@ export class BlobStore {
     if (!inner) return { blob: "is missing from the datastore", manifest: null };
     const m = await this.manifest(sha256, inner.size);
     const whole = new VerifyingReader(inner, sha256, `blob ${sha256.slice(0, 12)}`, null);
-    const chunker = m && !("invalid" in m) ? new ChunkHasher(m.chunkSize) : null;
+    const chunker = m && !("invalid" in m) && canVerify(m.chunkHash) ? new ChunkHasher(m.chunkSize, m.chunkHash) : null;
     if (chunker) whole.observe((b) => chunker.update(b));
     try {
       await whole.drain();
@@ -182,6 +182,7 @@ export class BlobStore {
     }
     if (!m) return { blob: null, manifest: null };
     if ("invalid" in m) return { blob: null, manifest: { detail: m.invalid, refusesReads: false } };
+    if (!chunker) return { blob: null, manifest: null }; // a BLAKE3 manifest where BLAKE3 can't load: reads ignore it too
     const got = await (chunker as ChunkHasher).digests();
     const bad = got.findIndex((d, i) => d !== m.chunks[i]);
     return { blob: null, manifest: bad < 0 ? null : { detail: `disagrees with the blob's ${chunkRange(bad, m)}`, refusesReads: true } };
@@ -217,7 +218,7 @@ export class VerifyingReader {
     private whileReading?: () => void,
   ) {
     this.hash = manifest ? null : createHash("sha256");
-    this.chunker = manifest ? new ChunkHasher(manifest.chunkSize) : null;
+    this.chunker = manifest ? new ChunkHasher(manifest.chunkSize, manifest.chunkHash) : null;
   }
 
   get size(): number {
@@ -309,7 +310,7 @@ export class VerifyingReader {
       throw new CorruptArtifactError(
         this.label,
         this.sha256,
-        `does not match its chunk manifest: ${chunkRange(bad, m)} hash to sha256:${got[bad]}, the manifest written with the blob says sha256:${m.chunks[bad]}`,
+        `does not match its chunk manifest: ${chunkRange(bad, m)} hash to ${m.chunkHash}:${got[bad]}, the manifest written with the blob says ${m.chunkHash}:${m.chunks[bad]}`,
       );
     }
   }
