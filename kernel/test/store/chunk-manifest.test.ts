@@ -284,3 +284,40 @@ test("a process where BLAKE3 can't load reads BLAKE3-manifested blobs by their w
     await cleanup();
   }
 });
+
+test("matches: a large value's bytes are compared with a blob through its BLAKE3 manifest; recording uses it for same-size versions", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const { ds, root, sha, value } = await storeWithBig(dir);
+    const size = (await readFile(fileOf(root, blobKey(sha)))).length;
+    const chunksOf = (v: Float64Array) => prepareOutputs({ big: v })[0].s.chunks;
+    assert.equal(await ds.blobs.matches(sha, size, chunksOf(value)), true);
+    const changed = value.slice();
+    changed[changed.length - 2] = 0.25; // last chunk
+    assert.equal(await ds.blobs.matches(sha, size, chunksOf(changed)), false);
+    assert.equal(await ds.blobs.matches(sha, size, chunksOf(changed.subarray(1))), false, "another size");
+    // Re-recording the same bytes: same version, no new blob; changed bytes of the same size: a new version, read back intact.
+    const listBlobs = async () => {
+      const keys: string[] = [];
+      for await (const k of ds.backend.list("blobs/sha256/")) keys.push(k);
+      return keys.sort();
+    };
+    const blobsBefore = await listBlobs();
+    const rec = (v: Float64Array) =>
+      ds.recordExecution({ notebook: "/nb", cell: "c1", code: "big", preparedOutputs: prepareOutputs({ big: v }), status: "ok", started: new Date(), target: "kernel" });
+    const again = await rec(value);
+    assert.equal(again.outputs.big.version, 1);
+    assert.equal(again.outputs.big.new_version, false);
+    assert.deepEqual(await listBlobs(), blobsBefore);
+    const next = await rec(changed);
+    assert.equal(next.outputs.big.version, 2);
+    assert.equal(next.outputs.big.sha256, createHash("sha256").update(Buffer.concat(chunksOf(changed))).digest("hex"));
+    assert.equal(((await ds.restore("big@2")).value as Float64Array)[changed.length - 2], 0.25);
+    // Without a manifest the answer is "can't tell" and SHA-256 decides.
+    await rm(fileOf(root, manifestKey(sha)));
+    assert.equal(await ds.blobs.matches(sha, size, chunksOf(value)), null);
+    assert.equal((await rec(value)).outputs.big.version, 3, "value went back to version 1's bytes: a new version of the name, sharing version 1's blob");
+  } finally {
+    await cleanup();
+  }
+});
