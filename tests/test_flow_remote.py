@@ -463,3 +463,51 @@ def test_a_batch_foreach_flow_step_is_one_array_job_whose_children_complete_the_
         assert f"item {x} at {i} in stand-in:{i}" in logs, logs
     local = cli("run", "flow.ts", "--on", "local", "--json", cwd=tmp_path, env={**batch_env, "NBSCALE_DATASTORE": str(tmp_path / "local-store")})
     assert artifacts(last_json(local)) == artifacts(out)
+
+
+@needs_slurm
+def test_a_terminal_run_shows_each_slurm_jobs_state_on_the_steps_live_line(work: Path) -> None:
+    """What a user at a terminal sees: the live line of a remote step says where its job is
+    (submitted, PENDING, RUNNING on a node), and a foreach step's line counts its items' jobs."""
+    import pty
+
+    (work / "wait.ts").write_text("""import { flow, step } from "nbscale";
+const pause = (ms: number) => { const end = Date.now() + ms; while (Date.now() < end) { /* the job is visibly RUNNING */ } };
+const one = step("one", { on: "slurm" }, () => {
+  pause(1500);
+  const xs = [1, 2, 3];
+  return { xs };
+});
+const each = step("each", { on: "slurm", inputs: { xs: one.xs }, foreach: ({ xs }) => xs }, ({ item }) => {
+  pause(1500);
+  const y = item * 2;
+  return { y };
+});
+export default flow("wait", [one, each]);
+""")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on a 200-column terminal, as a user runs it
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        os.chdir(work)
+        os.execve(NODE, [NODE, CLI, "run", "wait.ts"], {**os.environ, "COLUMNS": "200"})
+    screen = b""
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the CLI exited and closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[\d*[A-Z]", "", screen.decode("utf-8", "replace"))
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert re.search(r"▸ one +\d+\.\ds +Slurm job \d+: (submitted|PENDING|RUNNING)", text), text
+    assert re.search(r"▸ one .*Slurm job \d+: RUNNING on \S+", text), text
+    assert re.search(r"▸ each .*\] \d/3 +(\d running|\d queued)", text), text
+    assert "done     each" in text and "run " in text and "succeeded" in text

@@ -31,6 +31,14 @@ export interface LaunchOptions {
   env: Record<string, string>;
   /** Every chunk of the step's stdout and stderr, as it arrives. */
   onOutput?: (text: string) => void;
+  /** Scheduler jobs only: the job's state whenever it changes (`Slurm job 12: RUNNING on n1`). */
+  onJobState?: (state: JobState) => void;
+}
+
+export interface JobState {
+  phase: "submitted" | "queued" | "running" | "ended";
+  /** `Slurm job 12: PENDING (Priority)` */
+  text: string;
 }
 
 export interface TaskOutcome {

@@ -7,6 +7,7 @@
  * prefixed with the step name.
  */
 import type { StepRecord } from "../store/runs";
+import type { JobState } from "./pool";
 import type { RunResult } from "./runner";
 
 export interface Progress {
@@ -14,6 +15,8 @@ export interface Progress {
   started(step: string): void;
   output(label: string, text: string): void;
   items(step: string, done: number, total: number): void;
+  /** A Slurm/Batch job's state changed (item: the foreach item it runs, or null). */
+  jobState(step: string, item: number | null, state: JobState): void;
   finished(step: string, rec: StepRecord, elapsedMs: number): void;
   end(result: RunResult): void;
 }
@@ -48,6 +51,9 @@ export class PlainProgress implements Progress {
   items(step: string, done: number, total: number): void {
     this.out.write(`items    ${step} ${done}/${total}\n`);
   }
+  jobState(_step: string, _item: number | null, _state: JobState): void {
+    // Already in the step's output lines ("[nbscale] Slurm job 12: RUNNING"), which plain mode prints.
+  }
   finished(step: string, rec: StepRecord, ms: number): void {
     const rest = this.partial.get(step);
     if (rest) this.out.write(`  ${step} | ${rest}\n`);
@@ -60,7 +66,7 @@ export class PlainProgress implements Progress {
 }
 
 export class TtyProgress implements Progress {
-  private readonly running = new Map<string, { start: number; done?: number; total?: number }>();
+  private readonly running = new Map<string, { start: number; done?: number; total?: number; jobs?: Map<number | null, JobState> }>();
   private drawn = 0;
   private timer: NodeJS.Timeout | null = null;
 
@@ -81,6 +87,14 @@ export class TtyProgress implements Progress {
   items(step: string, done: number, total: number): void {
     const r = this.running.get(step);
     if (r) Object.assign(r, { done, total });
+    this.draw();
+  }
+  jobState(step: string, item: number | null, state: JobState): void {
+    const r = this.running.get(step);
+    if (!r) return;
+    r.jobs ??= new Map();
+    if (state.phase === "ended" && item !== null) r.jobs.delete(item);
+    else r.jobs.set(item, state);
     this.draw();
   }
   finished(step: string, rec: StepRecord, ms: number): void {
@@ -105,6 +119,8 @@ export class TtyProgress implements Progress {
         const filled = r.total === 0 ? cells : Math.round((cells * (r.done ?? 0)) / r.total);
         line += `  [${"#".repeat(filled)}${".".repeat(cells - filled)}] ${r.done ?? 0}/${r.total}`;
       }
+      const jobs = r.jobs ? jobSummary(r.jobs) : "";
+      if (jobs) line += `  ${jobs}`;
       return line.slice(0, width);
     });
     for (const l of live) text += `\x1b[2K${l}\n`;
@@ -115,6 +131,21 @@ export class TtyProgress implements Progress {
     this.drawn = live.length;
     this.out.write(text);
   }
+}
+
+/** One job: its state line. Items' jobs: how many are in each phase (`2 running · 6 queued`). */
+export function jobSummary(jobs: Map<number | null, JobState>): string {
+  const single = jobs.get(null);
+  if (single) return single.text;
+  const counts = new Map<string, number>();
+  for (const j of jobs.values()) {
+    const phase = j.phase === "submitted" ? "queued" : j.phase;
+    counts.set(phase, (counts.get(phase) ?? 0) + 1);
+  }
+  return ["running", "queued", "ended"]
+    .filter((p) => counts.get(p))
+    .map((p) => `${counts.get(p)} ${p}`)
+    .join(" · ");
 }
 
 export function progressFor(out: NodeJS.WritableStream): Progress {

@@ -18,7 +18,7 @@ import type { CellError } from "../session/errors";
 import type { Datastore } from "../store";
 import type { StepError } from "../store/runs";
 import type { StepSettings } from "./api";
-import type { LaunchOptions, StepLauncher, TaskOutcome } from "./pool";
+import type { JobState, LaunchOptions, StepLauncher, TaskOutcome } from "./pool";
 import type { FlowRemoteResult, FlowRemoteTask } from "./remote-task";
 import type { WorkerTask } from "./worker";
 
@@ -132,6 +132,7 @@ export class RemoteFlowLauncher implements StepLauncher {
       }
       const a = await array;
       if ("failure" in a) return { ...nothing(out.log), failure: a.failure };
+      options.onJobState?.({ phase: "submitted", text: `${a.elements[index].label}: submitted` });
       return this.watch(a.elements[index], a.tasks[index], key, out);
     }
     const submitted = await this.putTask(task, options, index !== null ? `${task.step}-${index}` : task.step);
@@ -144,6 +145,7 @@ export class RemoteFlowLauncher implements StepLauncher {
     }
     if (job.notice) out.say(job.notice);
     out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
+    options.onJobState?.({ phase: "submitted", text: `${job.label}: submitted` });
     return this.watch(job, submitted, key, out);
   }
 
@@ -219,6 +221,7 @@ export class RemoteFlowLauncher implements StepLauncher {
           if (s.label === last) return;
           last = s.label;
           out.say(`[nbscale] ${job.label}: ${s.label}\n`);
+          out.state({ phase: s.phase, text: `${job.label}: ${s.label}` });
         },
       });
       const pid = outcome.started?.pid ?? null;
@@ -240,6 +243,7 @@ export class RemoteFlowLauncher implements StepLauncher {
       }
     } finally {
       this.running.delete(abort);
+      out.state({ phase: "ended", text: `${job.label}: ended` });
     }
   }
 
@@ -266,6 +270,9 @@ class Output {
   say(text: string): void {
     this.log += text;
     this.options.onOutput?.(text);
+  }
+  state(s: JobState): void {
+    this.options.onJobState?.(s);
   }
 }
 

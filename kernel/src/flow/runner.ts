@@ -370,7 +370,12 @@ async function runOne(ctx: Ctx, label: string, task: WorkerTask, launch: Launch)
   let outcome: TaskOutcome;
   try {
     const launcher = remote ?? ctx.launcher;
-    outcome = await launcher.run(task, { ...launch, onOutput: (t) => ctx.options.progress.output(label, t) });
+    const item = task.item && "index" in task.item ? task.item.index : null;
+    outcome = await launcher.run(task, {
+      ...launch,
+      onOutput: (t) => ctx.options.progress.output(label, t),
+      onJobState: (st) => ctx.options.progress.jobState(task.step, item, st),
+    });
   } finally {
     release();
   }

@@ -36,7 +36,7 @@ const RUNNING = new Set(["RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "S
 
 export function describe(info: JobInfo | null): SlurmStatus {
   if (!info) return { phase: "ended", label: "no longer known to Slurm", info };
-  if (QUEUED.has(info.state)) return { phase: "queued", label: `${info.state} (${info.reason})`, info };
+  if (QUEUED.has(info.state)) return { phase: "queued", label: info.reason && info.reason !== "None" ? `${info.state} (${info.reason})` : info.state, info };
   if (RUNNING.has(info.state)) return { phase: "running", label: `${info.state}${info.nodes ? ` on ${info.nodes}` : ""}`, info };
   return { phase: "ended", label: `${info.state}${info.nodes ? ` on ${info.nodes}` : ""}`, info };
 }
