@@ -53,6 +53,9 @@ JobAcctGatherFrequency=1
 JobAcctGatherParams=OverMemoryKill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# As most sites do: a job that asks for no memory gets 2 GiB per CPU, not the whole node
+# (which would run such jobs one at a time).
+DefMemPerCPU=2048
 SchedulerParameters=batch_sched_delay=0
 SchedulerType=sched/backfill
 EnforcePartLimits=ALL
