@@ -294,3 +294,34 @@ def test_lazy_inputs_are_read_by_slurm_jobs_from_the_datastore(tmp_path: Any) ->
         assert "Slurm" in err["evalue"]
     finally:
         s.close()
+
+
+def test_a_jobs_output_past_the_log_limit_stays_in_its_own_output_file(tmp_path: Any) -> None:
+    # NBSCALE_LOG_BYTES reaches the job with the kernel's environment (sbatch --export=ALL).
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NBSCALE_LOG_BYTES", "64K")
+    try:
+        s = KernelSession(cwd=str(tmp_path))
+    finally:
+        mp.undo()
+    try:
+        lines = 3000  # 300 KB of 100-byte lines
+        msgs = ok(s, "%%step chatty --on slurm --memory 512M\n"
+                     f"for (let i = 0; i < {lines}; i++) console.log(String(i).padStart(99, \".\"));\n"
+                     "const said = true;", timeout=180)
+        shown = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+        errs = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+        assert len(shown.encode()) <= 64 * 1024, len(shown.encode())
+        assert shown.startswith("." * 98 + "0\n")
+        assert "printed more than 65.5 kB (NBSCALE_LOG_BYTES)" in errs and "job's own output" in errs, errs[-500:]
+        # What was not shipped is in the job's output file, next to its task in the datastore.
+        outs = list((tmp_path / ".nbscale" / "tasks").glob("*/slurm-*.out"))
+        assert len(outs) == 1, outs
+        own = "".join(line for line in outs[0].read_text().splitlines(keepends=True) if not line.startswith("[nbscale"))
+        expected = "".join(str(i).rjust(99, ".") + "\n" for i in range(lines))
+        assert shown + own == expected, (shown[-120:], own[:120])
+        # Only the shipped part went through the datastore's event chunks.
+        events = sum(p.stat().st_size for p in (tmp_path / ".nbscale" / "tasks").glob("*/events/**/*") if p.is_file())
+        assert events < 100 * 1024, events
+    finally:
+        s.close()

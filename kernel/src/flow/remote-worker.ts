@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ThreadedEventLog } from "../backends/remote/event-thread";
+import { ShippedOutput } from "../backends/remote/output-cap";
 import { FORMAT, taskKey, type RemoteStarted } from "../backends/remote/protocol";
 import { Datastore } from "../store";
 import { resolveDatastore } from "../store/location";
@@ -63,14 +64,15 @@ export async function runFlowTaskIfAny(opts: FlowWorkerOptions): Promise<number 
   }
 
   const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs });
-  // Output goes to the event log (live, for `nbscale run`) and still to the job's own output file
-  // (the log location a failure names). console.* writes through these too.
+  // Output goes to the event log (live, for `nbscale run`; up to NBSCALE_LOG_BYTES, see output-cap.ts)
+  // and still to the job's own output file (the log location a failure names). console.* writes through these too.
+  const shipping = new ShippedOutput((name, text) => events.push({ type: "stream", name, text }));
   for (const name of ["stdout", "stderr"] as const) {
     const stream = process[name];
     const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
       const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
-      events.push({ type: "stream", name, text });
+      shipping.offer(name, text);
       return write(chunk, ...rest);
     }) as typeof stream.write;
   }

@@ -12,10 +12,13 @@ export type StreamSink = (name: "stdout" | "stderr", text: string) => void;
 export interface CapturedStreams {
   /** The process's real stderr, for kernel diagnostics that must not reach a cell. */
   kernelLog(text: string): void;
+  /** Writes to the process's real stdout or stderr, past the capture. */
+  real(name: "stdout" | "stderr", text: string): void;
 }
 
 export function captureOutput(sink: StreamSink): CapturedStreams {
   const realErrWrite = process.stderr.write.bind(process.stderr);
+  const realOutWrite = process.stdout.write.bind(process.stdout);
   const toText = (chunk: unknown, encoding?: unknown): string =>
     typeof chunk === "string"
       ? chunk
@@ -43,7 +46,10 @@ export function captureOutput(sink: StreamSink): CapturedStreams {
       },
     });
   globalThis.console = new Console({ stdout: writable("stdout"), stderr: writable("stderr"), colorMode: false });
-  return { kernelLog: (text) => void realErrWrite(text) };
+  return {
+    kernelLog: (text) => void realErrWrite(text),
+    real: (name, text) => void (name === "stdout" ? realOutWrite : realErrWrite)(text),
+  };
 }
 
 /** What a cell shows of its stdout+stderr by default: enough to read, little enough for a browser tab. */

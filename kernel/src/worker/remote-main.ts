@@ -14,6 +14,7 @@ import { installDisplaySink } from "../client/display";
 import { backendFor } from "../store/backends";
 import { resolveDatastore } from "../store/location";
 import { ThreadedEventLog } from "../backends/remote/event-thread";
+import { ShippedOutput } from "../backends/remote/output-cap";
 import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
 import { loadValues, storeValues } from "../backends/remote/values";
 import { decodeValues, encodeValues } from "./codec";
@@ -92,7 +93,12 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
   }
 
   const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs, attempt });
-  captureStreams((name, text) => events.push({ type: "stream", name, text }));
+  // Past NBSCALE_LOG_BYTES the output stays in the job's own stdout/stderr (output-cap.ts).
+  const shipping = new ShippedOutput((name, text) => events.push({ type: "stream", name, text }));
+  const streams = captureStreams((name, text) => {
+    const rest = shipping.offer(name, text);
+    if (rest) streams.real(name, rest);
+  });
   installDisplaySink({
     display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
     clear: (wait) => events.push({ type: "clear", wait }),

@@ -3,7 +3,7 @@
  * writes into events, and its exceptions into something that travels.
  */
 import { inspect } from "node:util";
-import { captureOutput, type StreamSink } from "../session/output-capture";
+import { captureOutput, type CapturedStreams, type StreamSink } from "../session/output-capture";
 import type { RemoteError, StepEvent } from "./events";
 import type { WireHeader, WireMessage } from "./wire";
 
@@ -11,8 +11,8 @@ import type { WireHeader, WireMessage } from "./wire";
  * console.* and process.stdout/stderr.write go to `sink` (and nowhere else):
  * the same capture the kernel uses for its own cells.
  */
-export function captureStreams(sink: StreamSink): void {
-  captureOutput(sink);
+export function captureStreams(sink: StreamSink): CapturedStreams {
+  return captureOutput(sink);
 }
 
 export function toRemoteError(e: unknown): RemoteError {

@@ -11,6 +11,7 @@ import { ItemOutput } from "../../src/step/foreach-output";
 import { StreamJoiner } from "../../src/worker/streams";
 import type { WireMessage } from "../../src/worker/wire";
 import type { StepEvent } from "../../src/worker/events";
+import { ShippedOutput } from "../../src/backends/remote/output-cap";
 
 test("a request shows output up to its limit, cut at a line end, and counts the rest", () => {
   const limit = new CellOutputLimit(100);
@@ -88,4 +89,19 @@ test("a worker's writes are joined per task and stream, and never overtake other
   assert.equal(sent.length, 1);
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(sent.length, 2);
+});
+
+test("a remote job ships output up to its limit (cut on a character boundary), says so once, and returns the rest for its own stream", () => {
+  const shipped: Array<[string, string]> = [];
+  const out = new ShippedOutput((name, text) => shipped.push([name, text]), 10);
+  assert.equal(out.offer("stdout", "abcdef"), "");
+  assert.equal(out.offer("stdout", "ghé€xyz"), "€xyz", "9 bytes fit: ghé ends at 10, € would not");
+  assert.equal(out.offer("stderr", "more"), "more");
+  assert.equal(out.offer("stdout", "and more"), "and more");
+  const notes = shipped.filter(([, t]) => t.includes("NBSCALE_LOG_BYTES"));
+  assert.equal(notes.length, 1);
+  assert.match(notes[0][1], /printed more than 0\.0 kB .*the job's own output/);
+  assert.deepEqual(shipped.filter(([, t]) => !t.includes("NBSCALE_LOG_BYTES")), [["stdout", "abcdef"], ["stdout", "ghé"]]);
+  const bytes = shipped.filter(([, t]) => !t.includes("NBSCALE_LOG_BYTES")).reduce((n, [, t]) => n + Buffer.byteLength(t), 0);
+  assert.equal(bytes, 10);
 });
