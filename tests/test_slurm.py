@@ -325,3 +325,40 @@ def test_a_jobs_output_past_the_log_limit_stays_in_its_own_output_file(tmp_path:
         assert events < 100 * 1024, events
     finally:
         s.close()
+
+
+def test_retries_run_a_job_that_died_under_the_step_again_as_a_new_job(k: KernelSession, tmp_path: Any) -> None:
+    marker = tmp_path / "died-once"
+    # The first job's worker is killed (as by a lost node or the OOM killer of another job); the second finishes.
+    body = (f"const fs = require(\"fs\");\n"
+            f"if (!fs.existsSync({str(marker)!r})) {{ fs.writeFileSync({str(marker)!r}, process.env.SLURM_JOB_ID!); process.kill(process.pid, \"SIGKILL\"); }}\n"
+            "const survivedJob: string = process.env.SLURM_JOB_ID!;")
+    msgs = ok(k, f"%%step flaky --on slurm --memory 512M --retries 2\n{body}", timeout=180)
+    err = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    first = marker.read_text()
+    assert re.search(rf"step `flaky`: attempt 1 of 3 failed \(.*Slurm job {first}.*\); retrying as a new Slurm job", err), err
+    assert "succeeded on attempt 2 of 3" in err, err
+    second = value(k, "survivedJob").strip("'")
+    assert second != first and job_state(second) == "COMPLETED"
+    # Without --retries the same death is the cell's error, with the job's ending.
+    marker.unlink()
+    e = fails(k, f"%%step flaky2 --on slurm --memory 512M\n{body}", timeout=120)
+    assert e["ename"] == "WorkerDied" and marker.read_text() in e["evalue"], e
+
+
+def test_retries_run_the_array_items_whose_jobs_died_again_and_keep_the_others(k: KernelSession, tmp_path: Any) -> None:
+    marker = tmp_path / "item-died-once"
+    msgs = ok(k, "%%step flakyeach --on slurm --memory 512M --foreach [10,20,30] --retries 1\n"
+                 "const fs = require(\"fs\");\n"
+                 f"if (index === 1 && !fs.existsSync({str(marker)!r})) {{ fs.writeFileSync({str(marker)!r}, process.env.SLURM_ARRAY_JOB_ID!); process.kill(process.pid, \"SIGKILL\"); }}\n"
+                 "const doubled = item * 2;\n"
+                 "const arrayJob: string = process.env.SLURM_ARRAY_JOB_ID!;", timeout=240)
+    err = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    assert re.search(r"step `flakyeach\[1\]`: attempt 1 of 2 failed \(.*\); retrying", err), err
+    assert value(k, "JSON.stringify(doubled)") == "'[20,40,60]'"
+    jobs = value(k, "JSON.stringify(arrayJob)")
+    first = marker.read_text()
+    arrays = re.findall(r"\d+", jobs)
+    assert arrays[0] == first and arrays[2] == first and arrays[1] != first, (jobs, first)
+    shown = displays(msgs)
+    assert any(re.search(r"Slurm array job \d+: 1 item \(item 1, attempt 2 of 2\)", t) for t in shown), shown

@@ -25,6 +25,7 @@ import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
 import { BatchBackend, BatchStepError } from "../backends/batch/run";
 import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
+import { retryableEnding } from "../backends/slurm/failures";
 import { humanBytes } from "../backends/memory";
 import { encodeStepInputs, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
 
@@ -157,7 +158,15 @@ export class StepRunner {
                 ? await this.runOnSlurm(name, attempt, o, pkg, inputs)
                 : await this.runOnPool(name, attempt, o, pkg, inputs);
       } catch (e) {
-        if (e instanceof SlurmStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
+        if (e instanceof SlurmStepError) {
+          // A job that died under the step is re-run like a dead local worker (a new job each attempt).
+          if (e.jobId && retryableEnding(e.cellError) && attempt < attempts && !this.interrupted) {
+            process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${e.cellError.evalue}); retrying as a new Slurm job\n`);
+            continue;
+          }
+          meta.attempts = attempt;
+          return { ok: false, error: withAttempts(e.cellError, attempt, attempts), meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
+        }
         if (e instanceof BatchStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
         if (!(e instanceof WorkerStartError)) throw e;
         return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };

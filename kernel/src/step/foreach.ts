@@ -157,7 +157,6 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   if (array) {
     // One array job; the scheduler decides how many run at once, so no lanes here.
     try {
-      if (o.on === "slurm" && o.retries) process.stderr.write(`warning: step \`${name}\`: --retries is not applied to Slurm array elements yet; a failed item is reported, not re-run\n`);
       if (o.on === "batch" && o.parallel !== undefined) {
         process.stderr.write(`warning: step \`${name}\`: --parallel is not applied to AWS Batch arrays; the queue's compute environments (their maxvCpus) decide how many items run at once\n`);
       }
@@ -342,8 +341,9 @@ async function itemRun(
  * `--on slurm` / `--on batch`: all items as one array job
  * (backends/slurm/array.ts, backends/batch/array.ts); fills `runs` in item
  * order. A scheduler's ending without a result is the item's error. On
- * Slurm --retries is not applied per element (a retry would be a second
- * array); on Batch it is each child's retryStrategy.
+ * Slurm, --retries runs the items whose jobs died under them again as a new
+ * array of just those items, up to the count; on Batch it is each child's
+ * retryStrategy.
  */
 async function runOnArray(
   d: ForeachDeps,
@@ -371,8 +371,30 @@ async function runOnArray(
   };
   const onItem = (i: number, e: StepEvent) => outs[i].onEvent(e);
   if (o.on === "slurm") {
-    const r = await runSlurmArray({ ...shared, partition: o.partition, parallel: o.parallel, cwd: d.host.cwd, onEvent: onItem });
-    await collectElements(d, pkg, r.elements, outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`);
+    // --retries: the items whose jobs died under them (not an exception, not out of memory) run again, as a new array of just those.
+    const attempts = 1 + (o.retries ?? 0);
+    const tries = new Array<number>(perItem.length).fill(1);
+    let pending: number[] | null = null; // null: every item, first round
+    for (let attempt = 1; pending === null || pending.length > 0; attempt++) {
+      const round: number[] | null = pending;
+      const before = { done: runs.filter((r) => r?.exec.status === "ok").length, failed: runs.filter((r) => r?.exec.status === "error").length };
+      const r = await runSlurmArray({
+        ...shared,
+        ...(round ? { perItem: round.map((i) => perItem[i]), items: round, attempt: { n: attempt, of: attempts } } : {}),
+        onCounts: (c) => progress.set({ done: before.done + c.done, running: c.running, failed: before.failed + c.failed }),
+        partition: o.partition,
+        parallel: o.parallel,
+        cwd: d.host.cwd,
+        onEvent: onItem,
+      });
+      for (const el of r.elements) tries[el.index] = attempt;
+      const again = attempt < attempts && !d.interrupted() ? r.elements.filter((el) => "error" in el && el.retryable) : [];
+      await collectElements(d, pkg, r.elements.filter((el) => !again.includes(el)), outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`, tries);
+      for (const el of again) {
+        if ("error" in el) process.stderr.write(`step \`${d.name}[${el.index}]\`: attempt ${attempt} of ${attempts} failed (${el.error.evalue}); retrying\n`);
+      }
+      pending = again.map((el) => el.index);
+    }
   } else {
     const r = await d.batch!().runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
     await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
@@ -387,6 +409,8 @@ async function collectElements(
   outs: ItemOutput[],
   runs: Array<ItemRun | undefined>,
   where: (el: ElementOutcome) => string,
+  /** Attempts each item took, where the kernel re-ran items (Slurm); else the element's own count. */
+  tries?: number[],
 ): Promise<void> {
   const o = d.step.options;
   for (const el of elements) {
@@ -404,13 +428,13 @@ async function collectElements(
         outputTypes: {},
         worker,
         memory: { requestedBytes: o.memory, peakBytes: el.peakRss || undefined },
-        attempts: 1,
+        attempts: tries?.[el.index] ?? 1,
         stdout: out.stdout,
         stderr: out.stderr,
       };
       runs[el.index] = { exec, values: null, stubs: [] };
     } else {
-      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: el.result.attempts ?? 1, worker, where: where(el) });
+      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: tries?.[el.index] ?? el.result.attempts ?? 1, worker, where: where(el) });
       run.exec.finished = el.finished;
       runs[el.index] = run;
     }

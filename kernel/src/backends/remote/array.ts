@@ -28,8 +28,8 @@ type Inputs = Pick<EncodedValues, "specs" | "frames">;
 export type ElementOutcome =
   /** The worker wrote a result (done or failed), or the element was cancelled (status "died"). */
   | { index: number; job: string; host?: string; started: Date; finished: Date; result: TaskResult }
-  /** The element ended without a result: the scheduler's ending, in the user's terms. */
-  | { index: number; job: string; host?: string; started: Date; finished: Date; error: CellError; peakRss: number };
+  /** The element ended without a result: the scheduler's ending, in the user's terms (`retryable`: an ending `--retries` re-runs). */
+  | { index: number; job: string; host?: string; started: Date; finished: Date; error: CellError; peakRss: number; retryable?: boolean };
 
 export interface ElementCounts {
   done: number;
@@ -48,6 +48,8 @@ export interface ElementTasksRequest {
   common: Inputs;
   perItem: Inputs[];
   memory?: number;
+  /** The foreach item each element runs (a retry runs some items again); by default element i runs item i. */
+  items?: number[];
 }
 
 /**
@@ -60,11 +62,12 @@ export async function putElementTasks(backend: StorageBackend, req: ElementTasks
   // Also makes tasks/<base>/ exist: a shared-directory datastore may need it for the scheduler's own files.
   await backend.createExclusive(taskKey(base, "array.json"), Buffer.from(JSON.stringify({ step: req.step, items: n, created: new Date().toISOString() })));
   for (let i = 0; i < n; i++) {
+    const item = req.items?.[i] ?? i;
     await putTask(backend, {
       id: elementTaskId(base, i),
-      step: `${req.step}[${i}]`,
+      step: `${req.step}[${item}]`,
       attempt: 1,
-      env: { ...req.env, NBSCALE_FOREACH_INDEX: String(i) },
+      env: { ...req.env, NBSCALE_FOREACH_INDEX: String(item) },
       program: req.program,
       inputs: { specs: [...req.common.specs, ...req.perItem[i].specs], frames: [...req.common.frames, ...req.perItem[i].frames] },
       memory: req.memory,
@@ -78,6 +81,8 @@ export interface WatchElementsOptions<S extends LaunchStatus> {
   base: string;
   task: SubmittedTask;
   n: number;
+  /** The foreach item of each element, for labels (see ElementTasksRequest). */
+  items?: number[];
   /** Status and cancel of element i (`job` = the index), answered from one shared poll. */
   launcher: Launcher<number, S>;
   signal: AbortSignal;
@@ -117,7 +122,7 @@ export async function watchElements<S extends LaunchStatus>(o: WatchElementsOpti
     };
     const outcome = await watchTask<number, S>({
       backend: o.backend,
-      task: { ...o.task, id: elementTaskId(o.base, index), step: `${o.task.step}[${index}]` },
+      task: { ...o.task, id: elementTaskId(o.base, index), step: `${o.task.step}[${o.items?.[index] ?? index}]` },
       launcher: o.launcher,
       job: index,
       onEvent: (e) => {

@@ -17,7 +17,7 @@ import { cancelledElement, elementResult, putElementTasks, watchElements, type E
 import type { Launcher } from "../remote/kernel-side";
 import { lazyInputError, UnreachableLazyInput } from "../remote/values";
 import { sacctJob, showJob, type JobInfo } from "./commands";
-import { endedJobError } from "./failures";
+import { endedJobError, retryableEnding } from "./failures";
 import { describe, readOutputTail, SlurmLauncher, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
 import { cellSlurmSetup, SlurmStepError } from "./run";
@@ -44,6 +44,10 @@ export interface SlurmArrayRequest {
   onSubmitted?(job: string): void;
   /** Element phases changed: running = elements Slurm runs that have no result yet. */
   onCounts(c: { done: number; running: number; failed: number }): void;
+  /** The foreach item of each element (a retry round runs some items again); element i runs item i by default. Outcomes and events carry item indices. */
+  items?: number[];
+  /** A retry round: its attempt number, said when the array is submitted. */
+  attempt?: { n: number; of: number };
 }
 
 export type { ElementOutcome } from "../remote/array";
@@ -140,16 +144,19 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
     (cell) => new SlurmStepError(cell),
   );
   req.onSubmitted?.(job.id);
-  display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
+  const item = (i: number) => req.items?.[i] ?? i;
+  const which = req.items ? ` (item${n === 1 ? "" : "s"} ${req.items.join(", ")}${req.attempt ? `, attempt ${req.attempt.n} of ${req.attempt.of}` : ""})` : "";
+  display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${which}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
 
   const watched = await watchElements<SlurmStatus>({
     backend,
     base,
     task,
     n,
+    items: req.items,
     launcher: new ElementLauncher(new ArrayStates(job.id), launcher),
     signal: req.signal,
-    onEvent: req.onEvent,
+    onEvent: (i, e) => req.onEvent(item(i), e),
     onCounts: req.onCounts,
   });
   const outcomes = await Promise.all(
@@ -157,11 +164,11 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
       const id = `${job.id}_${index}`;
       const host = outcome.status?.info?.nodes || outcome.started?.host;
       const worker = { id, pid: outcome.started?.pid ?? 0 };
-      const end = { index, job: id, host, started, finished };
+      const end = { index: item(index), job: id, host, started, finished };
       if (outcome.kind === "cancelled") return { ...end, result: cancelledElement(worker, outcome.peakRss) };
       if (outcome.kind === "ended") {
         const error = endedJobError({
-          step: `${req.step}[${index}]`,
+          step: `${req.step}[${item(index)}]`,
           job: id,
           info: outcome.status.info,
           output: readOutputTail(job.outputFile?.replace(/%a/g, String(index))),
@@ -171,9 +178,9 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
           node: outcome.started?.host,
           pid: outcome.started?.pid,
         });
-        return { ...end, error, peakRss: outcome.peakRss };
+        return { ...end, error, peakRss: outcome.peakRss, retryable: retryableEnding(error) };
       }
-      return { ...end, result: await elementResult(backend, `${req.step}[${index}]`, outcome.result, worker) };
+      return { ...end, result: await elementResult(backend, `${req.step}[${item(index)}]`, outcome.result, worker) };
     }),
   );
   if (req.signal.aborted) process.stderr.write(`step \`${req.step}\`: interrupted; Slurm array job ${job.id} was cancelled with scancel\n`);

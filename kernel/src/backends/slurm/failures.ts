@@ -48,6 +48,19 @@ function lastLines(output: string, n = 8): string[] {
     .map((l) => `    ${l}`);
 }
 
+/**
+ * Endings `--retries` re-runs, as it re-runs a local worker's death or
+ * timeout: the job died under the step (a signal, a lost or preempted node,
+ * the time limit). Not re-run: out of memory (it would fail again; the error
+ * says how much to ask for), a cancel from outside (someone meant it), a
+ * datastore the nodes can't see, and an exception (the step's own result).
+ */
+const RETRYABLE_ENDINGS = new Set(["WorkerDied", "StepNodeFailed", "StepPreempted", "StepTimeout"]);
+
+export function retryableEnding(e: CellError): boolean {
+  return RETRYABLE_ENDINGS.has(e.ename);
+}
+
 export function endedJobError(e: EndedJob): CellError {
   const state = e.info?.state ?? "UNKNOWN";
   // Slurm's name for the node (what squeue shows), else the hostname the worker saw.
