@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import boto3
@@ -23,6 +24,17 @@ import pytest
 from conftest import KernelSession
 from moto_server import MotoServer
 from test_batch import BUCKET, Recorder, aws, env, env_of, error_of, moto, nothing_sent, recorder, registry, run, run_with_container, stderr, timed_batch, value_of  # noqa: F401
+
+
+def machine_registry_trust() -> dict[str, str]:
+    out: dict[str, str] = {}
+    cafile = subprocess.run(["npm", "config", "get", "cafile"], capture_output=True, text=True).stdout.strip()
+    if cafile and cafile not in ("null", "undefined") and Path(cafile).exists():
+        out["npm_config_cafile"] = cafile
+    for name in ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        if os.environ.get(name):
+            out[name] = os.environ[name]
+    return out
 
 
 def test_the_job_installs_the_kernels_own_package_from_s3_and_runs_the_step(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
@@ -36,6 +48,9 @@ def test_the_job_installs_the_kernels_own_package_from_s3_and_runs_the_step(env:
         "npm_config_cache": os.path.expanduser("~/.npm"),
         "npm_config_prefer_offline": "true",
         "npm_config_update_notifier": "false",
+        # What this machine's npm trusts to reach the registry (here, behind a proxy with its own CA;
+        # a real image reaches the public registry). The image's own prefix has no npmrc to say it.
+        **machine_registry_trust(),
     }
     k = KernelSession(cwd=str(tmp_path))
     try:
