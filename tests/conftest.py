@@ -17,8 +17,10 @@ TIMEOUT = 30
 class KernelSession:
     """A kernel plus helpers that collect every message of one request."""
 
-    def __init__(self, cwd: str | None = None) -> None:
-        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=cwd)
+    def __init__(self, cwd: str | None = None, env: dict[str, str] | None = None) -> None:
+        """`env`: variables the kernel gets on top of this process's environment."""
+        extra = {"env": {**os.environ, **env}} if env else {}
+        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=cwd, **extra)
 
     def collect(self, msg_id: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """iopub messages for msg_id until its idle status."""
@@ -46,6 +48,22 @@ class KernelSession:
         msg_id = self.kc.execute(code, **kw)
         reply = self.shell_reply(msg_id, timeout)
         return reply, self.collect(msg_id, timeout)
+
+    def timed(self, code: str, timeout: float = TIMEOUT) -> list[tuple[float, dict[str, Any]]]:
+        """Runs a cell that must succeed; its iopub messages with the seconds since the request
+        at which each arrived (for tests that output is live, not one burst at the end)."""
+        msg_id = self.kc.execute(code)
+        t0 = time.monotonic()
+        seen: list[tuple[float, dict[str, Any]]] = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            seen.append((time.monotonic() - t0, msg))
+        assert self.shell_reply(msg_id)["content"]["status"] == "ok", [m["content"] for _, m in seen if m["msg_type"] == "error"]
+        return seen
 
     def stdout(self, msgs: list[dict[str, Any]]) -> str:
         return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")

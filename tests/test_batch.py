@@ -507,26 +507,19 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
             time.sleep(0.3)
         raise AssertionError("no job to fail")
 
+    def error_when_failed_with(reason: str, code: str) -> dict[str, Any]:
+        t = threading.Thread(target=fail_job_with, args=(reason,))
+        recorder.reset()
+        t.start()
+        _, msgs = run(k, code, timeout=90)
+        t.join()
+        return error_of(msgs)
+
     k = KernelSession(cwd=str(tmp_path))
     try:
-        t = threading.Thread(target=fail_job_with, args=("OutOfMemoryError: Container killed due to memory usage",))
-        recorder.reset()
-        t.start()
-        _, msgs = run(k, "%%step hungry --on batch --memory 8G\nconst x = 1;", timeout=90)
-        t.join()
-        oom = error_of(msgs)
-        t = threading.Thread(target=fail_job_with, args=("CannotPullContainerError: pull access denied for acme/nb",))
-        recorder.reset()
-        t.start()
-        _, msgs = run(k, "%%step pull --on batch\nconst x = 1;", timeout=90)
-        t.join()
-        pull = error_of(msgs)
-        t = threading.Thread(target=fail_job_with, args=("Job attempt duration exceeded timeout",))
-        recorder.reset()
-        t.start()
-        _, msgs = run(k, "%%step long --on batch --timeout 90s\nconst x = 1;", timeout=90)
-        t.join()
-        late = error_of(msgs)
+        oom = error_when_failed_with("OutOfMemoryError: Container killed due to memory usage", "%%step hungry --on batch --memory 8G\nconst x = 1;")
+        pull = error_when_failed_with("CannotPullContainerError: pull access denied for acme/nb", "%%step pull --on batch\nconst x = 1;")
+        late = error_when_failed_with("Job attempt duration exceeded timeout", "%%step long --on batch --timeout 90s\nconst x = 1;")
     finally:
         k.close()
     assert late["ename"] == "StepTimeout" and "did not finish within its --timeout 1m30s" in late["evalue"], late

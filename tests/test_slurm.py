@@ -91,17 +91,7 @@ def test_output_streams_while_the_job_runs(k: KernelSession) -> None:
             "while (Date.now() < until) {}\n"
             "console.log(\"finished\");\n"
             "const liveJob = process.env.SLURM_JOB_ID!;")
-    msg_id = k.kc.execute(code)
-    t0 = time.monotonic()
-    seen: list[tuple[float, dict[str, Any]]] = []
-    while True:
-        msg = k.kc.get_iopub_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-        seen.append((time.monotonic() - t0, msg))
-    assert k.shell_reply(msg_id)["content"]["status"] == "ok"
+    seen = k.timed(code, timeout=60)
     at = {m["content"]["text"]: t for t, m in seen if m["msg_type"] == "stream"}
     progress = [t for t, m in seen if m["msg_type"] == "display_data" and m["content"]["data"].get("text/plain") == "progress 1"]
     assert "started\n" in at and "finished\n" in at, at
@@ -273,12 +263,7 @@ def test_foreach_array_interrupt_cancels_the_array_job(k: KernelSession) -> None
 def test_lazy_inputs_are_read_by_slurm_jobs_from_the_datastore(tmp_path: Any) -> None:
     # A Lazy handle points into the kernel's datastore, which Slurm jobs read on the shared
     # filesystem: a single step and a job array get the value itself, never through the kernel.
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NBSCALE_LAZY_BYTES", "1M")
-    try:
-        s = KernelSession(cwd=str(tmp_path))
-    finally:
-        mp.undo()
+    s = KernelSession(cwd=str(tmp_path), env={"NBSCALE_LAZY_BYTES": "1M"})
     try:
         out = s.stdout(ok(s, "%%step big\nconst big = new Float64Array(2_000_000).fill(1.5);"))
         assert "stays in the datastore" in out, out
@@ -298,12 +283,7 @@ def test_lazy_inputs_are_read_by_slurm_jobs_from_the_datastore(tmp_path: Any) ->
 
 def test_a_jobs_output_past_the_log_limit_stays_in_its_own_output_file(tmp_path: Any) -> None:
     # NBSCALE_LOG_BYTES reaches the job with the kernel's environment (sbatch --export=ALL).
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NBSCALE_LOG_BYTES", "64K")
-    try:
-        s = KernelSession(cwd=str(tmp_path))
-    finally:
-        mp.undo()
+    s = KernelSession(cwd=str(tmp_path), env={"NBSCALE_LOG_BYTES": "64K"})
     try:
         lines = 3000  # 300 KB of 100-byte lines
         msgs = ok(s, "%%step chatty --on slurm --memory 512M\n"

@@ -69,17 +69,7 @@ def test_output_streams_while_the_step_runs(k: KernelSession) -> None:
             "const until = Date.now() + 2000;\n"
             "while (Date.now() < until) {}\n"
             "console.log(\"finished\");")
-    msg_id = k.kc.execute(code)
-    t0 = time.monotonic()
-    seen: list[tuple[float, dict[str, Any]]] = []
-    while True:
-        msg = k.kc.get_iopub_msg(timeout=30)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-        seen.append((time.monotonic() - t0, msg))
-    assert k.shell_reply(msg_id)["content"]["status"] == "ok"
+    seen = k.timed(code, timeout=30)
     outputs = [
         (t, m) for t, m in seen
         if m["msg_type"] in ("stream", "display_data", "update_display_data")
