@@ -272,14 +272,18 @@ test("a process where BLAKE3 can't load reads BLAKE3-manifested blobs by their w
         const { blobKey } = require(${JSON.stringify(join(__dirname, "..", "..", "src", "store", "blobs"))});
         const m = decodeManifest(await ds.backend.get(manifestKey(s)), s, (await ds.backend.stat(blobKey(s))).size);
         out.written = m.chunkHash ?? m.invalid;
+        const { fsck } = require(${JSON.stringify(join(__dirname, "..", "..", "src", "store", "fsck"))});
+        const f = await fsck(ds.backend);
+        out.fsck = f.consistent ? "consistent" : f.problems.map((p) => p.kind).join(",");
         console.log(JSON.stringify(out));
       })();`;
     const run = () => JSON.parse(execFileSync(process.execPath, ["-e", script, root], { env: { ...process.env, NBSCALE_NO_BLAKE3: "1" }, encoding: "utf8" }).trim().split("\n").pop() as string);
     const first = run();
-    assert.deepEqual(first, { value: value[value.length - 1], written: "sha256" });
+    assert.deepEqual(first, { value: value[value.length - 1], written: "sha256", fsck: "consistent" });
     await writeOver(fileOf(root, blobKey(sha)), 3 * CHUNK_SIZE + 1, Buffer.from([7]));
     const second = run();
     assert.match(second.error, /CorruptArtifactError: .*big@1.*hashes to sha256:/);
+    assert.equal(second.fsck, "corrupt-blob", "fsck without BLAKE3 still finds the damage by the whole SHA-256");
   } finally {
     await cleanup();
   }
