@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -12,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
-from conftest import KERNEL_NAME, KernelSession
+from conftest import KernelSession
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(REPO / "kernel" / "bin" / "nbscale.js")
@@ -58,11 +58,6 @@ def store_bytes(store: Path) -> int:
     return sum(p.stat().st_size for p in (store / "blobs").rglob("*") if p.is_file())
 
 
-class EnvKernel(KernelSession):
-    """A KernelSession with extra environment variables."""
-
-    def __init__(self, cwd: str, env: dict[str, str]) -> None:  # pylint: disable=super-init-not-called
-        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=cwd, env={**os.environ, **env})
 
 
 def test_versions_change_only_when_bytes_change_including_in_place(fresh_kernel: KernelSession, tmp_path: Path) -> None:
@@ -283,8 +278,8 @@ def test_two_kernels_writing_into_one_store_lose_nothing(tmp_path: Path) -> None
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     env = {"NBSCALE_DATASTORE": str(store)}
-    ka = EnvKernel(str(tmp_path / "a"), env)
-    kb = EnvKernel(str(tmp_path / "b"), env)
+    ka = KernelSession(cwd=str(tmp_path / "a"), env=env)
+    kb = KernelSession(cwd=str(tmp_path / "b"), env=env)
     n = 12
     try:
         ids = []
@@ -311,7 +306,7 @@ def test_two_kernels_writing_into_one_store_lose_nothing(tmp_path: Path) -> None
 def test_storage_failure_is_a_warning_never_a_failed_cell(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the datastore should be")
-    k = EnvKernel(str(tmp_path), {"NBSCALE_DATASTORE": str(blocker)})
+    k = KernelSession(cwd=str(tmp_path), env={"NBSCALE_DATASTORE": str(blocker)})
     try:
         msgs = ok(k, "const q = 1; q + 1")
         assert result(msgs)["text/plain"] == "2"
@@ -319,3 +314,16 @@ def test_storage_failure_is_a_warning_never_a_failed_cell(tmp_path: Path) -> Non
         assert "not recorded" in warning and warning.count("\n") == 1
     finally:
         k.close()
+
+
+def test_a_long_restore_shows_a_live_line_that_ends_with_size_and_speed(fresh_kernel: KernelSession) -> None:
+    # 1 GiB: its restore takes ~1 s here, well past the 0.4 s after which the line appears.
+    k = fresh_kernel
+    ok(k, "let huge = new Float64Array(2 ** 27).map((_, i) => i / 3)", timeout=120)
+    msgs = ok(k, "%restore huge@1", timeout=120)
+    lines = [(m["msg_type"], m["content"]["data"]["text/plain"]) for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
+    assert lines and lines[0][0] == "display_data" and lines[0][1].startswith("reading huge@1  ["), lines
+    assert all(t == "update_display_data" for t, _ in lines[1:])
+    assert re.fullmatch(r"read huge@1: 1\.0 GiB in [\d.]+ s \([\d.]+ [MG]iB/s\), every chunk verified", lines[-1][1]), lines[-1]
+    assert "restored huge@1" in k.stdout(msgs)
+    assert result(ok(k, "huge[3]"))["text/plain"] == "1"

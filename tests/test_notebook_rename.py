@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import KernelSession, ok, value
-from test_history import EnvKernel, cli_json
+from test_history import cli_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def test_history_and_versions_follow_a_renamed_notebook(tmp_path: Path) -> None:
     nbdir = root / "proj"
     nbdir.mkdir()
     env = {"JPY_SESSION_NAME": "proj/analysis.ipynb"}
-    k = EnvKernel(str(nbdir), env)
+    k = KernelSession(cwd=str(nbdir), env=env)
     try:
         ok(k, "let model = [1, 2, 3]")
         answer = comm(k, "proj/final.ipynb")
@@ -76,7 +76,7 @@ def test_history_and_versions_follow_a_renamed_notebook(tmp_path: Path) -> None:
 
     # A kernel started later under the new name sees the whole history, names included.
     (root / "archive").mkdir(exist_ok=True)
-    k2 = EnvKernel(str(root / "archive"), {"JPY_SESSION_NAME": "archive/final.ipynb", "NBSCALE_DATASTORE": str(nbdir / ".nbscale")})
+    k2 = KernelSession(cwd=str(root / "archive"), env={"JPY_SESSION_NAME": "archive/final.ipynb", "NBSCALE_DATASTORE": str(nbdir / ".nbscale")})
     try:
         out = text(ok(k2, "%history model"))
         assert "model@1" in out and "model@2" in out, out

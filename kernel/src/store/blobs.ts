@@ -159,7 +159,7 @@ export class BlobStore {
         const m = await this.manifest(sha256, inner.size);
         if (m && !("invalid" in m) && canVerify(m.chunkHash)) manifest = m;
       }
-      const reader = new VerifyingReader(inner, sha256, label, manifest, options.whileReading);
+      const reader = new VerifyingReader(inner, sha256, label, manifest, options.whileReading, options.onProgress);
       let result: T;
       try {
         result = await consume(reader);
@@ -215,6 +215,8 @@ export interface ReadOptions {
    * once, when the bulk of the reads is in flight, or at the end.
    */
   whileReading?: () => void;
+  /** Bytes read and verified so far, after each slice (for a progress display). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -235,6 +237,7 @@ export class VerifyingReader {
     readonly label: string,
     private readonly manifest: ChunkManifest | null = null,
     private whileReading?: () => void,
+    private readonly onProgress?: (done: number, total: number) => void,
   ) {
     this.hash = manifest ? null : createHash("sha256");
     this.chunker = manifest ? new ChunkHasher(manifest.chunkSize, manifest.chunkHash) : null;
@@ -289,6 +292,7 @@ export class VerifyingReader {
         else this.hash?.update(b);
         await tapped;
         await queued;
+        this.onProgress?.(slices[i].at + b.byteLength, this.inner.size);
       }
     } catch (e) {
       // No read may still be writing into memory the caller gets back.

@@ -72,6 +72,8 @@ export type LoadOptions = VersionFilter &
   DeserializeOptions & {
     /** Work for this thread while the version's bytes are read and verified (see ReadOptions). */
     whileReading?: (record: VersionRecord) => void;
+    /** Bytes of the version read and verified so far (see ReadOptions). */
+    onProgress?: (done: number, total: number, record: VersionRecord) => void;
   };
 
 export interface LoadedArtifact {
@@ -284,8 +286,15 @@ export class Datastore {
   /** Resolves and reads (verifying the hash) a version. */
   async load(spec: string, options: LoadOptions = {}): Promise<LoadedArtifact> {
     const record = await this.resolve(spec, options.notebook !== undefined ? { notebook: options.notebook } : {});
-    const { whileReading, ...rest } = options;
-    return { record, decoded: await this.artifacts.load(record, { ...rest, ...(whileReading ? { whileReading: () => whileReading(record) } : {}) }) };
+    const { whileReading, onProgress, ...rest } = options;
+    return {
+      record,
+      decoded: await this.artifacts.load(record, {
+        ...rest,
+        ...(whileReading ? { whileReading: () => whileReading(record) } : {}),
+        ...(onProgress ? { onProgress: (done: number, total: number) => onProgress(done, total, record) } : {}),
+      }),
+    };
   }
 
   /**

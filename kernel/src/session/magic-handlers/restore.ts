@@ -10,6 +10,7 @@ import { magicFailure } from "../magic-dispatch";
 import type { Executor } from "../executor";
 import type { Recorder } from "../recording";
 import { DatastoreConfigError, StoreError, type Datastore } from "../../store";
+import { ReadProgress } from "../read-progress";
 
 export interface RestoreServices {
   recorder: Recorder;
@@ -31,6 +32,7 @@ export function register(magics: CellMagics, services: RestoreServices): void {
       throw e;
     }
     let restored;
+    let progress: ReadProgress | null = null;
     // The binding is type-checked while the bytes are read and verified on other threads.
     let early: { decl: string; declOutput: string } | null = null;
     try {
@@ -41,6 +43,7 @@ export function register(magics: CellMagics, services: RestoreServices): void {
           const c = executor.has(name) ? executor.valueOf(name) : undefined;
           return typeof c === "function" ? c : undefined;
         },
+        onProgress: (done, total, record) => (progress ??= new ReadProgress(`${record.name}@${record.version}`)).update(done, total),
         whileReading: (record) => {
           if (record.kind !== "v8") return;
           try {
@@ -62,6 +65,7 @@ export function register(magics: CellMagics, services: RestoreServices): void {
       throw e;
     }
     const { record, kind, value } = restored;
+    (progress as ReadProgress | null)?.finish(record.size);
     const label = `${record.name}@${record.version}`;
     let outcome;
     if (kind === "source") {
