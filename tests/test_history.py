@@ -316,10 +316,14 @@ def test_storage_failure_is_a_warning_never_a_failed_cell(tmp_path: Path) -> Non
         k.close()
 
 
-def test_a_long_restore_shows_a_live_line_that_ends_with_size_and_speed(fresh_kernel: KernelSession) -> None:
+def test_long_recording_and_restore_show_a_live_line_that_ends_with_what_was_done(fresh_kernel: KernelSession) -> None:
     # 1 GiB: its restore takes ~1 s here, well past the 0.4 s after which the line appears.
     k = fresh_kernel
-    ok(k, "let huge = new Float64Array(2 ** 27).map((_, i) => i / 3)", timeout=120)
+    made = ok(k, "let huge = new Float64Array(2 ** 27).map((_, i) => i / 3)", timeout=120)
+    # Recording 1 GiB takes over 0.5 s here: the cell says so while the kernel is still busy with it.
+    notes = [m["content"]["data"]["text/plain"] for m in made if m["msg_type"] in ("display_data", "update_display_data")]
+    assert notes and re.fullmatch(r"recording huge \(1\.0 GiB\) to .+…", notes[0]), notes
+    assert re.fullmatch(r"recorded huge@1 \(1\.0 GiB\) in [\d.]+ s", notes[-1]), notes
     msgs = ok(k, "%restore huge@1", timeout=120)
     lines = [(m["msg_type"], m["content"]["data"]["text/plain"]) for m in msgs if m["msg_type"] in ("display_data", "update_display_data")]
     assert lines and lines[0][0] == "display_data" and lines[0][1].startswith("reading huge@1  ["), lines

@@ -57,6 +57,7 @@ import {
 } from "../store";
 import { isLazy, type Lazy } from "../client/lazy";
 import { LogBuffer, logLimit } from "./log-buffer";
+import { RECORD_NOTE_MIN_BYTES, RecordingNote } from "./record-progress";
 import { formatMB } from "./output-capture";
 
 const MAX_CAPTURES = 8;
@@ -447,6 +448,8 @@ export class Recorder {
     }
     const captured = this.captures.get(msg.header.msg_id);
     const capture = logs ?? (captured ? logChunks(captured) : undefined);
+    const large = prepared.filter((p) => !p.stored && p.s.size >= RECORD_NOTE_MIN_BYTES / 8).map((p) => ({ name: p.name, bytes: p.s.size }));
+    const note = large.reduce((n, v) => n + v.bytes, 0) >= RECORD_NOTE_MIN_BYTES ? new RecordingNote(large, this.location.path) : null;
     const rec = await ds.recordExecution({
       id: s.id,
       notebook: this.notebook,
@@ -469,7 +472,11 @@ export class Recorder {
       worker: s.worker,
       memory: s.memory,
       environment: environmentInfo(this.notebookDir),
+    }).catch((e: unknown) => {
+      note?.failed();
+      throw e;
     });
+    note?.done(Object.fromEntries(Object.entries(rec.outputs).map(([n, o]) => [n, o.version])));
     for (const [name, o] of Object.entries(rec.outputs)) this.known.set(name, { version: o.version, sha256: o.sha256, size: o.size });
     // A lazy handle's note named the version it expected; it now holds the recorded one.
     for (const p of prepared) if (isLazy(p.value) && rec.outputs[p.name] && p.value.sha256 === rec.outputs[p.name].sha256) p.value.version = rec.outputs[p.name].version;
