@@ -185,6 +185,35 @@ test.describe('history sidebar', () => {
     });
   });
 
+  test('recording and restoring a 1 GiB value show their live line in the cell', async ({
+    page
+  }) => {
+    await page.notebook.createNew('big.ipynb', { kernel: 'nbscale' });
+    // Recording runs after the reply while the kernel stays busy; its line lands in the cell all the same.
+    await run(
+      page,
+      0,
+      'let huge = new Float64Array(2 ** 27).map((_, i) => i / 3);'
+    );
+    const made = page
+      .locator('.jp-Cell')
+      .nth(0)
+      .locator('.jp-OutputArea-output');
+    await expect(made).toHaveText(/recorded huge@1 \(1\.0 GiB\) in [\d.]+ s/, {
+      timeout: 60000
+    });
+    await run(page, 1, '%restore huge@1');
+    const restored = page.locator('.jp-Cell').nth(1).locator('.jp-OutputArea');
+    await expect(restored).toContainText(
+      /read huge@1: 1\.0 GiB in [\d.]+ s \([\d.]+ [MG]iB\/s\), every chunk verified/,
+      { timeout: 60000 }
+    );
+    await expect(restored).toContainText('restored huge@1: Float64Array');
+    await page
+      .locator('.jp-NotebookPanel .jp-Notebook')
+      .screenshot({ path: path.join(SCREENSHOTS, 'large-values.png') });
+  });
+
   test('the sidebar is restored on reload', async ({ page }) => {
     await page.notebook.createNew('restored.ipynb', { kernel: 'nbscale' });
     await page.notebook.save();
