@@ -132,7 +132,6 @@ export class RemoteFlowLauncher implements StepLauncher {
       }
       const a = await array;
       if ("failure" in a) return { ...nothing(out.log), failure: a.failure };
-      options.onJobState?.({ phase: "submitted", text: `${a.elements[index].label}: submitted` });
       return this.watch(a.elements[index], a.tasks[index], key, out);
     }
     const submitted = await this.putTask(task, options, index !== null ? `${task.step}-${index}` : task.step);
@@ -145,7 +144,6 @@ export class RemoteFlowLauncher implements StepLauncher {
     }
     if (job.notice) out.say(job.notice);
     out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
-    options.onJobState?.({ phase: "submitted", text: `${job.label}: submitted` });
     return this.watch(job, submitted, key, out);
   }
 
@@ -200,6 +198,7 @@ export class RemoteFlowLauncher implements StepLauncher {
 
   /** Tails the job's output into the step's log until its result, its end, or Ctrl-C. */
   private async watch(job: RemoteJob<unknown, LaunchStatus>, submitted: SubmittedTask, key: string, out: Output): Promise<RemoteTaskOutcome> {
+    out.state({ phase: "submitted", text: `${job.label}: submitted` });
     const abort = new AbortController();
     this.running.add(abort);
     let last = "";

@@ -11,8 +11,7 @@ import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
 import { taskKey } from "../backends/remote/protocol";
 import { backendFor } from "../store/backends";
 import type { StorageBackend } from "../store/backend";
-import { endedJobError } from "../backends/slurm/failures";
-import { readOutputTail, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
+import { jobEnding, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";
 import { submitOrExplain } from "../backends/slurm/submit";
 import { packageDir } from "../backends/slurm/run";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "../backends/slurm/settings";
@@ -69,18 +68,7 @@ export class SlurmTarget implements RemoteTarget {
       job,
       label: `Slurm job ${job.id}`,
       ended: async (status, facts) => {
-        const cell = endedJobError({
-          step: task.step,
-          job: job.id,
-          info: status.info,
-          output: readOutputTail(job.outputFile),
-          memory: r.memory,
-          timeoutMs: r.timeoutMs,
-          peakRss: facts.peakRss,
-          node: facts.started?.host,
-          pid: facts.started?.pid,
-        });
-        return stepErrorOf(task.step, cell, job.outputFile);
+        return stepErrorOf(task.step, jobEnding(task.step, job.id, job.outputFile, status.info, r, facts), job.outputFile);
       },
     };
   }
@@ -103,21 +91,7 @@ export class SlurmTarget implements RemoteTarget {
         job: index,
         label: `Slurm array job ${id}`,
         ended: async (status: SlurmStatus, facts: JobFacts) =>
-          stepErrorOf(
-            `${task.step}[${index}]`,
-            endedJobError({
-              step: `${task.step}[${index}]`,
-              job: id,
-              info: status.info,
-              output: readOutputTail(outputFile),
-              memory: r.memory,
-              timeoutMs: r.timeoutMs,
-              peakRss: facts.peakRss,
-              node: facts.started?.host,
-              pid: facts.started?.pid,
-            }),
-            outputFile,
-          ),
+          stepErrorOf(`${task.step}[${index}]`, jobEnding(`${task.step}[${index}]`, id, outputFile, status.info, r, facts), outputFile),
       };
     });
   }

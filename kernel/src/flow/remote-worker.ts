@@ -11,6 +11,7 @@ import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ThreadedEventLog } from "../backends/remote/event-thread";
 import { ShippedOutput } from "../backends/remote/output-cap";
+import { PeakRss } from "../backends/remote/peak-rss";
 import { FORMAT, taskKey, type RemoteStarted } from "../backends/remote/protocol";
 import { Datastore } from "../store";
 import { resolveDatastore } from "../store/location";
@@ -76,12 +77,7 @@ export async function runFlowTaskIfAny(opts: FlowWorkerOptions): Promise<number 
       return write(chunk, ...rest);
     }) as typeof stream.write;
   }
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    const rss = process.memoryUsage.rss();
-    if (rss > peakRss * 1.05) events.push({ type: "usage", peakRss: (peakRss = rss) });
-  }, 500);
-  sampler.unref();
+  const memory = new PeakRss((r) => events.push(r));
 
   Object.assign(process.env, task.env, { NBSCALE_FLOW_STEP: task.flow.step, NBSCALE_RUN: task.flow.run, NBSCALE_ATTEMPT: String(task.attempt) });
   const tmp = mkdtempSync(join(tmpdir(), "nbscale-flow-job-"));
@@ -98,10 +94,9 @@ export async function runFlowTaskIfAny(opts: FlowWorkerOptions): Promise<number 
     process.stderr.write(`${err.stack ?? err.message}\n`);
     reply = { type: "failed", ename: err.name, message: err.message, stack: err.stack ?? "" };
   } finally {
-    clearInterval(sampler);
     rmSync(tmp, { recursive: true, force: true });
   }
-  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  const peakRss = memory.stop();
   const chunks = await events.flush();
   const result: FlowRemoteResult = {
     format: FORMAT,

@@ -495,8 +495,11 @@ export class Recorder {
     if (!ref || ref.size !== p.s.size) return false;
     // Large values: the known version's BLAKE3 chunk manifest answers ~3x faster than a SHA-256 of the bytes.
     const same = p.stored ? null : await ds.blobs.matches(ref.sha256, ref.size, p.s.chunks);
-    if (same === false) return false;
-    if (same === null && (p.stored?.sha256 ?? sha256Of(p.s.chunks).sha256) !== ref.sha256) return false;
+    if (same === false || (same === null && (p.stored?.sha256 ?? sha256Of(p.s.chunks).sha256) !== ref.sha256)) {
+      // The write that follows need not compare them again.
+      p.differsFrom = ref.sha256;
+      return false;
+    }
     this.known.set(p.name, ref);
     return true;
   }

@@ -22,8 +22,8 @@
  * older nbscale versions ignore these keys (and manifests of a format they
  * don't know).
  */
-import { createHash, Hash, webcrypto } from "node:crypto";
-import { blake3 } from "./blake3";
+import { createHash, webcrypto } from "node:crypto";
+import { blake3, type Blake3 } from "./blake3";
 
 export const MANIFEST_PREFIX = "blobs/manifests/";
 export const CHUNK_SIZE = 8 << 20;
@@ -152,12 +152,15 @@ export class ChunkHasher {
   private current: Incremental | null = null;
   private filled = 0;
   private total = 0;
+  /** The BLAKE3 implementation when chunks are BLAKE3; null: SHA-256. */
+  private readonly b3: Blake3 | null;
 
   constructor(
     readonly chunkSize = CHUNK_SIZE,
     readonly algorithm: ChunkHashName = preferredChunkHash(),
   ) {
-    if (algorithm === "blake3" && !blake3()) throw new Error("BLAKE3 is not available in this process (the @napi-rs/blake-hash addon did not load)");
+    this.b3 = algorithm === "blake3" ? blake3() : null;
+    if (algorithm === "blake3" && !this.b3) throw new Error("BLAKE3 is not available in this process (the @napi-rs/blake-hash addon did not load)");
   }
 
   /** Takes the bytes; they may change once this returns. */
@@ -180,13 +183,12 @@ export class ChunkHasher {
   }
 
   private incremental(): Incremental {
-    return this.algorithm === "blake3" ? (blake3() as NonNullable<ReturnType<typeof blake3>>).create() : (createHash("sha256") as Hash & Incremental);
+    return this.b3 ? this.b3.create() : createHash("sha256");
   }
 
   private wholeChunk(piece: Uint8Array): void {
-    const b3 = this.algorithm === "blake3" ? blake3() : null;
-    if (b3) {
-      this.results.push(b3.hex(piece));
+    if (this.b3) {
+      this.results.push(this.b3.hex(piece));
     } else if (piece.byteLength >= OFFLOAD_MIN && this.inFlight.size < MAX_IN_FLIGHT) {
       const p = webcrypto.subtle.digest("SHA-256", piece).then((d) => Buffer.from(d).toString("hex"));
       this.inFlight.add(p);

@@ -249,7 +249,7 @@ export class Datastore {
     }
     const prev = s.size <= HASH_FIRST_BELOW ? null : await this.artifacts.latestFrom(p.name, notebook);
     // A large previous version of the same size: its BLAKE3 chunk manifest says at ~3x SHA-256's speed whether these are its bytes.
-    const same = prev && prev.size === s.size && !hashed ? await this.blobs.matches(prev.sha256, prev.size, s.chunks) : null;
+    const same = prev && prev.size === s.size && !hashed ? (p.differsFrom === prev.sha256 ? false : await this.blobs.matches(prev.sha256, prev.size, s.chunks)) : null;
     if (same === true && prev && (await this.blobs.has(prev.sha256))) return { sha256: prev.sha256, size: prev.size, s };
     if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size || same === false)) {
       const put = await this.blobs.putUnhashed(s.chunks);
@@ -331,6 +331,8 @@ export interface PreparedOutput {
    * header and size only, no chunks.
    */
   stored?: { sha256: string; size: number };
+  /** A blob these bytes are known to differ from (the caller compared them already): not compared again. */
+  differsFrom?: string;
 }
 
 /** Values at or below this size are hashed before writing (cheap, and an existing blob then costs no write). */

@@ -15,6 +15,7 @@ import { backendFor } from "../store/backends";
 import { resolveDatastore } from "../store/location";
 import { ThreadedEventLog } from "../backends/remote/event-thread";
 import { ShippedOutput } from "../backends/remote/output-cap";
+import { PeakRss } from "../backends/remote/peak-rss";
 import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "../backends/remote/protocol";
 import { loadValues, storeValues } from "../backends/remote/values";
 import { decodeValues, encodeValues } from "./codec";
@@ -28,9 +29,6 @@ export interface RemoteWorkerOptions {
   task: string;
   cwd: string;
 }
-
-/** How often the worker looks at its own memory, so an out-of-memory kill can say how much was used. */
-const USAGE_MS = 500;
 
 /** The launcher's job id, from the environment the scheduler gives the job. */
 function jobId(env: NodeJS.ProcessEnv): string | undefined {
@@ -103,13 +101,7 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
     display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
     clear: (wait) => events.push({ type: "clear", wait }),
   });
-  let peakRss = process.memoryUsage.rss();
-  const sampler = setInterval(() => {
-    const rss = process.memoryUsage.rss();
-    // Only news worth a line: 5% more than said before.
-    if (rss > peakRss * 1.05) events.push({ type: "usage", peakRss: (peakRss = rss) });
-  }, USAGE_MS);
-  sampler.unref();
+  const memory = new PeakRss((r) => events.push(r));
 
   let fail: ((e: unknown) => void) | null = null;
   process.on("uncaughtException", (e) => (fail ? fail(e) : log(`uncaught: ${(e as Error)?.stack ?? e}`)));
@@ -131,9 +123,8 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
     outcome = { status: "failed", error: toRemoteError(e) };
   } finally {
     fail = null;
-    clearInterval(sampler);
   }
-  peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  const peakRss = memory.stop();
   const chunks = await events.flush();
   const result: RemoteResult = {
     format: FORMAT,

@@ -26,19 +26,16 @@ function bigValue(): Float64Array {
   return new Float64Array(MANIFEST_MIN_SIZE / 8 + 12345).map((_, i) => i * 1.5 - 3);
 }
 
+/** Records `value` as `big`, by cell c1 of /nb. */
+function recordBig(ds: Datastore, value: Float64Array) {
+  return ds.recordExecution({ notebook: "/nb", cell: "c1", code: "big", preparedOutputs: prepareOutputs({ big: value }), status: "ok", started: new Date(), target: "kernel" });
+}
+
 async function storeWithBig(dir: string): Promise<{ ds: Datastore; root: string; sha: string; value: Float64Array }> {
   const root = join(dir, "s");
   const ds = await Datastore.open(root, { create: true });
   const value = bigValue();
-  const rec = await ds.recordExecution({
-    notebook: "/nb",
-    cell: "c1",
-    code: "big",
-    preparedOutputs: prepareOutputs({ big: value }),
-    status: "ok",
-    started: new Date(),
-    target: "kernel",
-  });
+  const rec = await recordBig(ds, value);
   return { ds, root, sha: rec.outputs.big.sha256, value };
 }
 
@@ -307,8 +304,7 @@ test("matches: a large value's bytes are compared with a blob through its BLAKE3
       return keys.sort();
     };
     const blobsBefore = await listBlobs();
-    const rec = (v: Float64Array) =>
-      ds.recordExecution({ notebook: "/nb", cell: "c1", code: "big", preparedOutputs: prepareOutputs({ big: v }), status: "ok", started: new Date(), target: "kernel" });
+    const rec = (v: Float64Array) => recordBig(ds, v);
     const again = await rec(value);
     assert.equal(again.outputs.big.version, 1);
     assert.equal(again.outputs.big.new_version, false);

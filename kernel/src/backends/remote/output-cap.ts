@@ -30,13 +30,14 @@ export class ShippedOutput {
     let rest = text;
     if (this.shipped < this.limit) {
       const room = this.limit - this.shipped;
-      const bytes = Buffer.from(text);
-      if (bytes.byteLength <= room) {
-        this.shipped += bytes.byteLength;
+      const size = Buffer.byteLength(text);
+      if (size <= room) {
+        this.shipped += size;
         this.ship(name, text);
         return "";
       }
       // Cut so the shipped log stops at the limit, on a character boundary.
+      const bytes = Buffer.from(text);
       let cut = room;
       while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
       const head = bytes.subarray(0, cut).toString("utf8");

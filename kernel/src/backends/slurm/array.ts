@@ -17,8 +17,8 @@ import { cancelledElement, elementResult, putElementTasks, watchElements, type E
 import type { Launcher } from "../remote/kernel-side";
 import { lazyInputError, UnreachableLazyInput } from "../remote/values";
 import { sacctJob, showJob, type JobInfo } from "./commands";
-import { endedJobError, retryableEnding } from "./failures";
-import { describe, readOutputTail, SlurmLauncher, type SlurmStatus } from "./launcher";
+import { retryableEnding } from "./failures";
+import { describe, jobEnding, SlurmLauncher, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
 import { cellSlurmSetup, SlurmStepError } from "./run";
 
@@ -167,17 +167,7 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
       const end = { index: item(index), job: id, host, started, finished };
       if (outcome.kind === "cancelled") return { ...end, result: cancelledElement(worker, outcome.peakRss) };
       if (outcome.kind === "ended") {
-        const error = endedJobError({
-          step: `${req.step}[${item(index)}]`,
-          job: id,
-          info: outcome.status.info,
-          output: readOutputTail(job.outputFile?.replace(/%a/g, String(index))),
-          memory: req.memory,
-          timeoutMs: req.timeoutMs,
-          peakRss: outcome.peakRss,
-          node: outcome.started?.host,
-          pid: outcome.started?.pid,
-        });
+        const error = jobEnding(`${req.step}[${item(index)}]`, id, job.outputFile?.replace(/%a/g, String(index)), outcome.status.info, req, outcome);
         return { ...end, error, peakRss: outcome.peakRss, retryable: retryableEnding(error) };
       }
       return { ...end, result: await elementResult(backend, `${req.step}[${item(index)}]`, outcome.result, worker) };

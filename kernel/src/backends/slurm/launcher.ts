@@ -8,7 +8,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { LaunchStatus, Launcher, SubmittedTask } from "../remote/kernel-side";
 import { taskKey } from "../remote/protocol";
+import type { CellError } from "../../session/errors";
 import { run, sacctJob, showJob, type JobInfo } from "./commands";
+import { endedJobError } from "./failures";
 import { batchScript, sbatchArgs, type JobSpec } from "./script";
 import type { SlurmSettings } from "./settings";
 
@@ -107,4 +109,29 @@ export function readOutputTail(file: string | undefined, bytes = 16384): string 
   } catch {
     return "";
   }
+}
+
+/**
+ * Why a job ended without a result (endedJobError), from its last state, the
+ * tail of its output file and what its worker reported while it ran.
+ */
+export function jobEnding(
+  step: string,
+  job: string,
+  outputFile: string | undefined,
+  info: JobInfo | null,
+  ask: { memory?: number; timeoutMs?: number },
+  seen: { peakRss: number; started?: { host: string; pid: number } | null },
+): CellError {
+  return endedJobError({
+    step,
+    job,
+    info,
+    output: readOutputTail(outputFile),
+    memory: ask.memory,
+    timeoutMs: ask.timeoutMs,
+    peakRss: seen.peakRss,
+    node: seen.started?.host,
+    pid: seen.started?.pid,
+  });
 }

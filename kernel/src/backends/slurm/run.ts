@@ -19,8 +19,7 @@ import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
 import { lazyInputError, loadValues, UnreachableLazyInput } from "../remote/values";
-import { endedJobError } from "./failures";
-import { readOutputTail, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
+import { jobEnding, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
 import { cellError } from "../../step/failures";
@@ -153,20 +152,7 @@ export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResu
   }
   if (outcome.kind === "ended") {
     show(outcome.status.label);
-    throw new SlurmStepError(
-      endedJobError({
-        step: req.step,
-        job: job.id,
-        info: outcome.status.info,
-        output: readOutputTail(job.outputFile),
-        memory: req.memory,
-        timeoutMs: req.timeoutMs,
-        peakRss: outcome.peakRss,
-        node: outcome.started?.host,
-        pid: outcome.started?.pid,
-      }),
-      job.id,
-    );
+    throw new SlurmStepError(jobEnding(req.step, job.id, job.outputFile, outcome.status.info, req, outcome), job.id);
   }
   const r = outcome.result;
   show(`${r.status === "done" ? "COMPLETED" : "FAILED"}${host ? ` on ${host}` : ""}`);
