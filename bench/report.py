@@ -4,7 +4,10 @@ Runs in the bench venv (matplotlib). Reads what step_bench.py, foreach_bench.py,
 record_bench.js and metaflow_bench.py wrote in this run; computes nothing new
 except ratios of numbers measured in the same run.
 
-    bench/.venv/bin/python bench/report.py [--chart docs/benchmarks.png]
+    bench/.venv/bin/python bench/report.py [--chart docs/benchmarks.png] [--kernels-chart docs/kernels.png]
+
+bench/results/kernels.json (kernels_bench.py: nbscale vs Deno vs tslab) adds
+its own table (also in bench/results/kernels_table.md) and docs/kernels.png.
 """
 from __future__ import annotations
 
@@ -70,6 +73,14 @@ def main() -> None:
          f"min {fmt(res['ratio']['min'])}, max {fmt(res['ratio']['max'])}; resume {fmt(res['resume_s']['median'])} s vs full {fmt(res['full_run_s']['median'])} s", "—"),
     ]
 
+    # Timings the tests do not assert (they check what happens; these say how fast, here).
+    if os.path.exists(os.path.join(HERE, "results", "responsiveness_bench.json")):
+        resp = load("responsiveness_bench.json")
+        for where in ("kernel", "step"):
+            i, c = resp["interrupt_ms"][where], resp["control_kernel_info_ms_during_100_MB_flood"][where]
+            rows.append((f"interrupt_ms_{where}", i["p50"], None, "lower", f"p50 of {i['n']}, max {fmt(i['max'], 0)} ms", "—"))
+            rows.append((f"control_during_flood_ms_{where}", c["max"], None, "lower", f"max of {c['n']} kernel_info round trips, p50 {fmt(c['p50'], 1)} ms", "—"))
+
     def verdict(v: float, t: float | None, better: str) -> str:
         if t is None:
             return "reported"
@@ -123,6 +134,21 @@ def main() -> None:
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(chart)), exist_ok=True)
     fig.savefig(chart, dpi=110)
+
+    # nbscale's kernel vs Deno's and tslab's (bench/kernels_bench.py), when it ran.
+    import kernels_report
+    kres = kernels_report.load()
+    if kres is not None:
+        ktable = kernels_report.table(kres)
+        print("\n## Kernel engine vs Deno and tslab\n\n" + ktable)
+        with open(os.path.join(HERE, "results", "kernels_table.md"), "w") as f:
+            f.write(ktable + "\n")
+        kchart = sys.argv[sys.argv.index("--kernels-chart") + 1] if "--kernels-chart" in sys.argv else os.path.join(ROOT, "docs", "kernels.png")
+        kernels_report.chart(kres, kchart)
+        out["sources"]["kernels_bench"] = kres
+        with open(os.path.join(HERE, "results.json"), "w") as f:
+            json.dump(out, f, indent=2)
+            f.write("\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,80 @@ from jupyter_client.manager import start_new_kernel
 
 KERNEL_NAME = os.environ.get("NBSCALE_TEST_KERNEL", "nbscale")
 TIMEOUT = 30
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- parts of the machine a test needs ----------------------------------------
+# A test marked `slurm` needs the single-node cluster scripts/slurm.sh starts.
+# Without it the test skips, with the reason -- unless NBSCALE_TEST_SLURM=1
+# (scripts/test.sh always exports it): then Slurm is required and its absence
+# fails the test, naming why Slurm is not there (slurm-up.log's last lines).
+# A test marked `no_skip` (the kernel conformance suite) fails where it would skip.
+
+
+# (Both markers are declared in pyproject.toml.)
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError as e:
+        return f"({path} unreadable: {e.strerror})"
+    return "\n".join(text[-lines:]) if text else f"({path} is empty)"
+
+
+def slurm_missing() -> str | None:
+    """Why the test Slurm cluster cannot be used, or None when it can."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        why = "SLURM_CONF is not set"
+        log = os.environ.get("NBSCALE_SLURM_UP_LOG")
+        if log:
+            why += f"; scripts/slurm.sh up failed, {log} ends with:\n{_tail(Path(log))}"
+        else:
+            why += ": run through scripts/test.sh (or `bash scripts/slurm.sh up` and export SLURM_CONF=$PWD/.slurm/slurm.conf)"
+        return why
+    if not Path(conf).is_file():
+        return f"SLURM_CONF={conf} does not exist"
+    if not shutil.which("sinfo"):
+        return "sinfo is not on PATH (bash scripts/slurm.sh install)"
+    r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        return f"sinfo failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()}"
+    return None
+
+
+_slurm_state: dict[str, str | None] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("slurm") is None:
+        return
+    if "why" not in _slurm_state:
+        _slurm_state["why"] = slurm_missing()
+    why = _slurm_state["why"]
+    if why is None:
+        return
+    if os.environ.get("NBSCALE_TEST_SLURM") == "1":
+        pytest.fail(f"Slurm is required (NBSCALE_TEST_SLURM=1) and not available: {why}", pytrace=False)
+    pytest.skip(f"needs a Slurm cluster: {why}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.skipped or hasattr(rep, "wasxfail"):
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr or "")
+    reason = re.sub(r"^Skipped(:\s*|$)", "", reason.strip()).strip()  # pytest.skip() with no reason says "Skipped"
+    if item.get_closest_marker("no_skip") is not None:
+        rep.outcome = "failed"
+        rep.longrepr = f"{item.nodeid} skipped, and a skip of this test is a failure: {reason or '(no reason given)'}"
+    elif not reason:
+        rep.outcome = "failed"
+        rep.longrepr = f"{item.nodeid} skipped without a reason: say why (pytest.skip(reason=...))"
 
 
 class KernelSession:
@@ -37,12 +114,37 @@ class KernelSession:
                 return out
             out.append(msg)
 
-    def shell_reply(self, msg_id: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    def shell_reply(self, msg_id: str, timeout: float = TIMEOUT, waiting_for: str = "") -> dict[str, Any]:
+        """The shell reply to msg_id. A time limit here only guards against a hang: it fails
+        with `waiting_for` (what the test expected to happen) rather than a bare queue.Empty."""
         deadline = time.monotonic() + timeout
         while True:
-            reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            try:
+                reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"{waiting_for or 'no reply'}: no execute_reply within {timeout:g} s") from None
             if reply["parent_header"].get("msg_id") == msg_id:
                 return reply
+
+    def wait_stream(self, msg_id: str, pattern: str, timeout: float = 60, what: str = "") -> tuple[re.Match[str], list[dict[str, Any]]]:
+        """Reads msg_id's iopub messages until one of its stream outputs matches `pattern`: the
+        match, and the messages read up to and including it. Fails clearly after `timeout` s
+        (only a guard against a hang: the test waits for the event, not for a time)."""
+        deadline = time.monotonic() + timeout
+        seen: list[dict[str, Any]] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise queue.Empty
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError(f"{what or repr(pattern)}: not seen within {timeout:g} s; got {[m['msg_type'] for m in seen]}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            seen.append(msg)
+            if msg["msg_type"] == "stream" and (m := re.search(pattern, msg["content"]["text"])):
+                return m, seen
 
     def run(self, code: str, timeout: float = TIMEOUT, **kw: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         msg_id = self.kc.execute(code, **kw)

@@ -362,6 +362,7 @@ def test_what_is_sent_queue_definition_resources_command_environment(env: dict[s
         # moto's simple backend runs nothing: the job SUCCEEDS and no worker ever wrote a result.
         e = error_of(msgs)
         _, msgs2 = run(k, "%%step again --on batch\nconst x = 1;")
+        node_major = value_of(k, "process.versions.node.split('.')[0]").strip("'")
     finally:
         k.close()
     assert e["ename"] == "BatchJobFailed" and "SUCCEEDED but its worker left no result" in e["evalue"], e
@@ -387,7 +388,9 @@ def test_what_is_sent_queue_definition_resources_command_environment(env: dict[s
     assert len(regs) <= 1 and s["jobDefinition"].startswith("nbscale-") and subs[1]["jobDefinition"] == s["jobDefinition"]
     jd = client(moto, "batch").describe_job_definitions(jobDefinitionName=s["jobDefinition"].split(":")[0])["jobDefinitions"][0]
     cp = jd["containerProperties"]
-    assert cp["image"] == "public.ecr.aws/docker/library/node:20-bookworm-slim"
+    # The default image runs the kernel's own Node major (values travel in V8's serialization format).
+    assert node_major.isdigit(), node_major
+    assert cp["image"] == f"public.ecr.aws/docker/library/node:{node_major}-bookworm-slim"
     assert cp["command"][:2] == ["sh", "-c"] and 'exec nbscale worker --task "$NBSCALE_DATASTORE" "$NBSCALE_TASK"' in cp["command"][2]
     assert "npm install --global" in cp["command"][2] and "want='0.1.0'" in cp["command"][2]
     assert any("SUCCEEDED" in line for line in job_lines(msgs)), job_lines(msgs)

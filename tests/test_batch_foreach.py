@@ -25,6 +25,7 @@ FOREACH = (
 )
 
 
+@pytest.mark.timeout(600)  # array children run one after another by the stand-in
 def test_foreach_runs_as_one_array_job_with_ordered_results_and_named_failures(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
     timed_batch(moto, 8)
     xs = [2, 3, 5, 7]

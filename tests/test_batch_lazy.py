@@ -17,7 +17,7 @@ import pytest
 
 from conftest import KernelSession
 from moto_server import MotoServer
-from test_batch import BUCKET, Recorder, aws, env, error_of, moto, nothing_sent, recorder, registry, run, run_with_container, timed_batch, value_of  # noqa: F401
+from test_batch import BUCKET, Recorder, aws, client, env, error_of, moto, nothing_sent, recorder, registry, run, run_with_container, timed_batch, value_of  # noqa: F401
 
 CONTAINER_UA = "nbscale-container"
 N = 60_000  # 480 KB of float64: over the lazy threshold set below
@@ -47,6 +47,30 @@ def test_a_lazy_input_in_the_s3_datastore_is_read_by_the_job_not_the_kernel(env:
     assert len(blob_gets) == len(by_job), [e["url"] for e in blob_gets if e not in by_job]
     big_puts = [len(e["text"]) for e in recorder.entries() if e["method"] in ("PUT", "POST") and f"/{BUCKET}/" in e["url"] and len(e["text"]) >= N * 8]
     assert big_puts == [], "the lazy value was uploaded again"
+
+
+def test_a_corrupted_lazy_blob_in_s3_is_refused_by_the_job(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBSCALE_LAZY_BYTES", "100000")
+    timed_batch(moto, 8)
+    k = KernelSession(cwd=str(tmp_path))
+    try:
+        reply, msgs = run(k, f"%%step make\nconst big = Float64Array.from({{ length: {N} }}, (_, i) => i % 11);", timeout=120)
+        assert reply["content"]["status"] == "ok", [m["content"] for m in msgs if m["msg_type"] == "error"]
+        sha = value_of(k, "big.sha256").strip("'\"")
+        s3 = client(moto, "s3")
+        prefix = env["NBSCALE_DATASTORE"].split(f"s3://{BUCKET}/", 1)[1]
+        key = f"{prefix}/blobs/sha256/{sha[:2]}/{sha}"
+        body = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        body[len(body) // 2] ^= 0xFF  # same size, wrong content
+        s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+        code = "%%step use_big --on batch\nconst s: number = big[3];"
+        reply, msgs, procs = run_with_container(k, moto, recorder, tmp_path / "container", code, runs=[{"AWS_SDK_UA_APP_ID": CONTAINER_UA}])
+        assert reply["content"]["status"] == "error", reply["content"]
+        err = error_of(msgs)
+        text = err["evalue"] + "\n" + err["text"]
+        assert "big" in text and sha[:12] in text, text
+    finally:
+        k.close()
 
 
 def test_a_lazy_input_the_job_cannot_reach_is_refused_before_submitting(env: dict[str, str], recorder: Recorder, tmp_path: Path) -> None:

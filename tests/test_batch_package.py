@@ -5,14 +5,16 @@ from a presigned URL.
 
 Data plane: the container stand-in runs the submitted command in an image
 WITHOUT nbscale (the plain Node image's situation): the bootstrap must
-install it from moto's S3 with npm and then run the step. npm's own cache
-on this machine stands in for the registry the job would get nbscale's
-dependencies from (npm_config_prefer_offline). moto does not check
+install it from moto's S3 with npm and then run the step. The project's npm
+cache (the one scripts/setup.sh's `npm ci` filled, with the project's registry
+and CA file, all passed explicitly: project_npm) stands in for the registry the
+job would get nbscale's dependencies from (npm_config_prefer_offline). moto does not check
 signatures: that the presigned URL is accepted by real S3 is not shown here.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -26,31 +28,61 @@ from moto_server import MotoServer
 from test_batch import BUCKET, Recorder, aws, env, env_of, error_of, moto, nothing_sent, recorder, registry, run, run_with_container, stderr, timed_batch, value_of  # noqa: F401
 
 
-def machine_registry_trust() -> dict[str, str]:
-    out: dict[str, str] = {}
-    cafile = subprocess.run(["npm", "config", "get", "cafile"], capture_output=True, text=True).stdout.strip()
-    if cafile and cafile not in ("null", "undefined") and Path(cafile).exists():
-        out["npm_config_cafile"] = cafile
-    for name in ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_npm() -> dict[str, str]:
+    """How the project's own npm reaches the registry, as `npm config` in the checkout
+    resolves it (the checkout's, the user's and the global npmrc, npm_config_* variables):
+    the registry and the cache `npm ci` filled for scripts/setup.sh (npm's cache is keyed
+    by registry URL, so the image must ask the same registry to hit it), and what the
+    registry is trusted with (CA file, proxy). Read when this module is imported, before
+    any fixture points npm_config_registry at the empty test registry."""
+    r = subprocess.run(["npm", "config", "ls", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"npm config ls --json failed in {ROOT}: {r.stderr.strip()}")
+    config = json.loads(r.stdout)
+    out = {"npm_config_registry": config["registry"], "npm_config_cache": config["cache"]}
+    if config.get("cafile") and Path(config["cafile"]).exists():
+        out["npm_config_cafile"] = config["cafile"]
+    for key in ("ca", "proxy", "https-proxy", "noproxy", "strict-ssl"):
+        v = config.get(key)
+        if v not in (None, "", [], [""]):
+            out[f"npm_config_{key.replace('-', '_')}"] = ",".join(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
+    # Node's own trust and proxy settings (the machine's: behind a proxy with its own CA here;
+    # a real image reaches the public registry directly).
+    for name in ("NODE_EXTRA_CA_CERTS", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
         if os.environ.get(name):
             out[name] = os.environ[name]
     return out
 
 
+PROJECT_NPM = project_npm()
+
+
+@pytest.mark.timeout(600)  # npm installs nbscale and its dependencies in the stand-in
 def test_the_job_installs_the_kernels_own_package_from_s3_and_runs_the_step(env: dict[str, str], recorder: Recorder, moto: MotoServer, tmp_path: Path) -> None:
-    timed_batch(moto, 10)
+    # Each Batch state lasts this long on moto: the stand-in's `npm install` of the packed kernel
+    # and its dependencies must finish while the job is RUNNING, on a busy CI box too.
+    timed_batch(moto, 45)
     home = tmp_path / "container"
     prefix = home / "npm-global"
+    home.mkdir(exist_ok=True)
+    (home / "global-npmrc").write_text("")
     image = {
         # The plain Node image: npm, no nbscale. Its npm installs globally under `prefix`.
         "PATH": f"{prefix / 'bin'}:{os.environ['PATH']}",
         "npm_config_prefix": str(prefix),
-        "npm_config_cache": os.path.expanduser("~/.npm"),
+        # No npmrc of this machine's: everything the image's npm uses is said here.
+        "npm_config_globalconfig": str(home / "global-npmrc"),
+        "npm_config_userconfig": str(home / ".npmrc"),
         "npm_config_prefer_offline": "true",
         "npm_config_update_notifier": "false",
-        # What this machine's npm trusts to reach the registry (here, behind a proxy with its own CA;
-        # a real image reaches the public registry). The image's own prefix has no npmrc to say it.
-        **machine_registry_trust(),
+        "npm_config_audit": "false",
+        "npm_config_fund": "false",
+        # The project's registry, npm cache (standing in for the registry the job would get
+        # nbscale's dependencies from) and CA file.
+        **PROJECT_NPM,
     }
     k = KernelSession(cwd=str(tmp_path))
     try:

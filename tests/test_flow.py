@@ -69,6 +69,11 @@ function mark(name: string): void {
   fs.appendFileSync(process.env.FLOW_COUNTER!, `${name} ${Date.now()}\\n`);
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Waits up to FLOW_MEET_MS (default 0) for the other branch to start.
+async function meet(other: string): Promise<void> {
+  const until = Date.now() + Number(process.env.FLOW_MEET_MS ?? 0);
+  while (Date.now() < until && !fs.readFileSync(process.env.FLOW_COUNTER!, "utf8").includes(`${other}-start `)) await sleep(10);
+}
 
 const load = step("load", {}, () => {
 mark("load");
@@ -78,7 +83,7 @@ return { data };
 
 const left = step("left", { inputs: { data: load.data } }, async ({ data }) => {
 mark("left-start");
-await sleep(800);
+await meet("right");
 const squares = data.map((x) => x * x);
 mark("left-end");
 return { squares };
@@ -86,7 +91,7 @@ return { squares };
 
 const right = step("right", { inputs: { data: load.data } }, async ({ data }) => {
 mark("right-start");
-await sleep(800);
+await meet("left");
 const total = data.reduce((a, b) => a + b, 0);
 mark("right-end");
 return { total };
@@ -109,8 +114,10 @@ def counter(work: Path) -> list[str]:
     return [line.split()[0] for line in p.read_text().splitlines()] if p.exists() else []
 
 
-def times(work: Path) -> dict[str, int]:
-    return {line.split()[0]: int(line.split()[1]) for line in (work / "counter.txt").read_text().splitlines()}
+def order(work: Path) -> dict[str, int]:
+    """Each mark's position in $FLOW_COUNTER: the order the steps wrote them in (appends from
+    every process go to the end of the one file)."""
+    return {name: i for i, name in enumerate(counter(work))}
 
 
 def test_export_keeps_step_options_and_derives_a_dag(work: Path) -> None:
@@ -157,7 +164,7 @@ def test_export_bad_input_names_the_cell(work: Path) -> None:
 
 def test_run_json_shape_and_independent_branches_run_concurrently(work: Path) -> None:
     (work / "flow.ts").write_text(FLOW)
-    r = cli("run", "flow.ts", "--json", cwd=work)
+    r = cli("run", "flow.ts", "--json", cwd=work, env={"FLOW_MEET_MS": "60000"})
     assert r.returncode == 0, r.stderr
     out = last_json(r)
     assert set(out) == {"run", "status", "steps"}
@@ -168,15 +175,17 @@ def test_run_json_shape_and_independent_branches_run_concurrently(work: Path) ->
         assert step["status"] == "succeeded" and step["executed"] is True
         assert all(SHA.match(h) for h in step["artifacts"].values())
     assert set(out["steps"]["report"]["artifacts"]) == {"summary"}
-    t = times(work)
-    # The two branches overlapped in time.
-    assert t["left-start"] < t["right-end"] and t["right-start"] < t["left-end"]
-    # --max-workers 1: they don't.
+    t = order(work)
+    # The two branches overlapped: each started before the other ended. (Each waited for the
+    # other to start, up to 60 s: with no overlap, the first would have ended alone.)
+    assert t["left-start"] < t["right-end"] and t["right-start"] < t["left-end"], counter(work)
+    # --max-workers 1: they don't. (Each waits 1 s for the other: a second one running
+    # alongside would have started meanwhile.)
     (work / "counter.txt").unlink()
-    r = cli("run", "flow.ts", "--max-workers", "1", cwd=work)
+    r = cli("run", "flow.ts", "--max-workers", "1", cwd=work, env={"FLOW_MEET_MS": "1000"})
     assert r.returncode == 0, r.stderr
-    t = times(work)
-    assert t["left-end"] <= t["right-start"] or t["right-end"] <= t["left-start"]
+    t = order(work)
+    assert t["left-end"] < t["right-start"] or t["right-end"] < t["left-start"], counter(work)
     # Plain progress lines when stdout is not a terminal.
     assert "started  left" in r.stdout and re.search(r"done     report in [0-9.]+s", r.stdout)
     # Same inputs, same code → same hashes.

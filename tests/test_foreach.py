@@ -6,8 +6,10 @@ from __future__ import annotations
 import glob
 import json
 import os
+import queue
 import re
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -68,6 +70,7 @@ def test_results_are_typed_arrays_and_item_is_typed(k: KernelSession) -> None:
 
 
 def test_any_iterable_and_expressions_work(k: KernelSession) -> None:
+    ok(k, "const configs = [5, 4, 3, 2, 1];")  # each test says what it iterates (they also run alone)
     ok(k, "const m = new Map([['a', 1], ['b', 2]]);")
     ok(k, "%%step pairs --foreach m\nconst kv = `${item[0]}=${item[1]}`;")
     assert json_value(k, "kv") == ["a=1", "b=2"]
@@ -76,6 +79,7 @@ def test_any_iterable_and_expressions_work(k: KernelSession) -> None:
 
 
 def test_partial_failure_reports_indices_and_keeps_the_rest(k: KernelSession) -> None:
+    ok(k, "const configs = [5, 4, 3, 2, 1];")  # each test says what it iterates (they also run alone)
     err = fails(k, "%%step some_fail --foreach configs --parallel 2\n"
                    "if (index === 1 || index === 3) throw new Error(`bad config ${item}`);\n"
                    "const sq = item * item;")
@@ -90,6 +94,7 @@ def test_partial_failure_reports_indices_and_keeps_the_rest(k: KernelSession) ->
 
 
 def test_retries_apply_to_each_item(k: KernelSession) -> None:
+    ok(k, "const configs = [5, 4, 3, 2, 1];")  # each test says what it iterates (they also run alone)
     msgs = ok(k, "%%step flaky --foreach configs --parallel 2 --retries 1\n"
                  "if (index === 2 && process.env.NBSCALE_ATTEMPT === '1') process.kill(process.pid, 'SIGKILL');\n"
                  "const attempt = Number(process.env.NBSCALE_ATTEMPT);")
@@ -99,23 +104,50 @@ def test_retries_apply_to_each_item(k: KernelSession) -> None:
     assert "flaky[0]" not in err
 
 
-def test_progress_updates_arrive_while_items_run(k: KernelSession) -> None:
+def test_progress_updates_arrive_while_items_run(k: KernelSession, tmp_path: Path) -> None:
+    # The last item waits for a file the test creates only once the cell has shown progress
+    # with the other five items done: progress that arrived in one burst at the end would
+    # never release it (it gives up after 60 s and fails).
+    release = tmp_path / "release"
     ok(k, "const six = [0, 1, 2, 3, 4, 5];")
-    seen = k.timed("%%step slow --foreach six --parallel 2\n"
-                   "await new Promise((r) => setTimeout(r, 500));\n"
-                   "const v = item;", timeout=30)
-    shows = [(t, m) for t, m in seen if m["msg_type"] in ("display_data", "update_display_data")]
-    assert shows[0][1]["msg_type"] == "display_data" and all(m["msg_type"] == "update_display_data" for _, m in shows[1:])
-    assert len({m["content"]["transient"]["display_id"] for _, m in shows}) == 1, "one progress output, updated in place"
-    status = [(t, m["content"]["data"][STEP_MIME]) for t, m in shows]
-    # Updates while items are still running, spread over the run (3 waves of 0.5 s).
-    mid = [(t, s) for t, s in status if s["state"] == "running" and 0 < s["foreach"]["done"] < 6]
-    assert mid, status
-    assert max(t for t, _ in mid) - min(t for t, _ in mid) > 0.4, "progress arrived in one burst"
-    assert all(s["foreach"]["running"] <= 2 for _, s in status), "--parallel 2 exceeded"
-    final = status[-1][1]
+    msg_id = k.kc.execute(
+        "%%step slow --foreach six --parallel 2\n"
+        'import * as fs from "fs";\n'
+        "if (index === 5) {\n"
+        "  const until = Date.now() + 60_000;\n"
+        f"  while (!fs.existsSync({json.dumps(str(release))}) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));\n"
+        f"  if (!fs.existsSync({json.dumps(str(release))})) throw new Error('never released: no progress reached the notebook while this item ran');\n"
+        "}\n"
+        "const v = item;")
+    seen: list[dict[str, Any]] = []
+    released_at = None
+    deadline = time.monotonic() + 120
+    while True:
+        msg = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        seen.append(msg)
+        data = msg["content"].get("data", {})
+        if released_at is None and STEP_MIME in data:
+            s_ = data[STEP_MIME]
+            if s_["state"] == "running" and s_["foreach"]["done"] == 5 and s_["foreach"]["running"] == 1:
+                release.write_text("")
+                released_at = len(seen)
+    reply = k.shell_reply(msg_id)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert released_at is not None, "no progress update while the last item ran"
+    shows = [m for m in seen if m["msg_type"] in ("display_data", "update_display_data")]
+    assert shows[0]["msg_type"] == "display_data" and all(m["msg_type"] == "update_display_data" for m in shows[1:])
+    assert len({m["content"]["transient"]["display_id"] for m in shows}) == 1, "one progress output, updated in place"
+    status = [m["content"]["data"][STEP_MIME] for m in shows]
+    # Updates while items are still running, before the end: some with part of the items done.
+    assert any(s["state"] == "running" and 0 < s["foreach"]["done"] < 6 for s in status), status
+    assert all(s["foreach"]["running"] <= 2 for s in status), "--parallel 2 exceeded"
+    final = status[-1]
     assert final["state"] == "succeeded" and final["foreach"] == {"done": 6, "running": 0, "failed": 0, "total": 6}
-    texts = [m["content"]["data"]["text/plain"] for _, m in shows]
+    texts = [m["content"]["data"]["text/plain"] for m in shows]
     assert "6/6 done" in texts[-1] and "█" in texts[-1]
     assert any("left" in t for t in texts), "an estimate once an item finished"
 
@@ -129,6 +161,7 @@ def test_empty_list_succeeds_with_empty_arrays_and_says_so(k: KernelSession) -> 
 
 
 def test_bad_input_names_the_expression(k: KernelSession) -> None:
+    ok(k, "const configs = [5, 4, 3, 2, 1];")  # each test says what it iterates (they also run alone)
     err = fails(k, "%%step s1 --foreach missing_list\nconst a = item;")
     assert err["ename"] == "ForeachInputError" and "`missing_list` is not defined" in err["evalue"]
     ok(k, "const answer = 42; const nothing_here = undefined;")
@@ -180,16 +213,28 @@ def test_failed_slots_keep_the_array_type(k: KernelSession) -> None:
 
 def test_interrupt_stops_the_foreach_and_keeps_the_kernel(k: KernelSession) -> None:
     ok(k, "const spins = [0, 1, 2, 3, 4];")
+    # Workers already up (as after the earlier steps of a session); a cold pool is the next test.
+    ok(k, "%%step warm_up --foreach spins --parallel 2\nconst warmed = index;")
+    interrupt_a_spinning_foreach(k)
+
+
+def test_interrupt_while_the_pool_is_still_starting_workers_stops_the_foreach(fresh_kernel: KernelSession) -> None:
+    """The first foreach of a new kernel: one item spins on a warm worker while the
+    second worker is still starting. The interrupt must stop that one too."""
+    ok(fresh_kernel, "const spins = [0, 1, 2, 3, 4];")
+    interrupt_a_spinning_foreach(fresh_kernel)
+
+
+def interrupt_a_spinning_foreach(k: KernelSession) -> None:
     msg_id = k.kc.execute("%%step spin --foreach spins --parallel 2\nconsole.log('spinning');\nwhile (true) {}\nconst never = 1;")
     while True:
         msg = k.kc.get_iopub_msg(timeout=30)
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
             break
-    t0 = time.monotonic()
     k.km.interrupt_kernel()
-    reply = k.shell_reply(msg_id, timeout=15)
+    # The items never end by themselves: any reply at all means the interrupt stopped them.
+    reply = k.shell_reply(msg_id, timeout=60, waiting_for="interrupt did not stop the foreach")
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-    assert time.monotonic() - t0 < 5
     msgs = k.collect(msg_id)
     assert statuses(msgs)[-1]["state"] == "cancelled"
     assert value(k, "1 + 1") == "2"

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(600)  # nbconvert is allowed 300 s
 def test_nbconvert_executes_the_quickstart(tmp_path: Path) -> None:
     nb = tmp_path / "quickstart.ipynb"
     shutil.copy(ROOT / "examples" / "quickstart.ipynb", nb)

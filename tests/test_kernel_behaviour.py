@@ -2,9 +2,9 @@
 interrupts, error shapes, stdin, comms, stop_on_error, and hostile messages."""
 from __future__ import annotations
 
+import json
 import queue
-import threading
-import time
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.session import Session
@@ -73,51 +73,52 @@ def test_queued_requests_are_aborted_after_an_error_by_default(fresh_kernel: Ker
     assert k.run("1 + 1")[0]["content"]["status"] == "ok"
 
 
-def interrupt_after(k: KernelSession, delay: float) -> None:
-    def go() -> None:
-        time.sleep(delay)
-        k.km.interrupt_kernel()
-
-    threading.Thread(target=go, daemon=True).start()
-
-
 def test_interrupt_stops_a_busy_synchronous_loop(fresh_kernel: KernelSession) -> None:
     k = fresh_kernel
     k.run("let kept = 42;")
-    interrupt_after(k, 1.0)
-    t0 = time.monotonic()
-    reply, _ = k.run("let spins = 0;\nwhile (true) { spins++; }", timeout=30)
-    elapsed = time.monotonic() - t0
+    # Interrupt once the loop has started (its first line says so), not after a guessed delay.
+    msg_id = k.kc.execute('console.log("spinning");\nlet spins = 0;\nwhile (true) { spins++; }')
+    k.wait_stream(msg_id, "spinning", what="the loop never started")
+    k.km.interrupt_kernel()
+    # The loop never ends by itself: any reply at all means the interrupt stopped it.
+    reply = k.shell_reply(msg_id, timeout=60, waiting_for="interrupt did not stop the loop")
+    k.collect(msg_id)
     err = error_of(reply)
     assert err["ename"] == "KeyboardInterrupt"
-    assert elapsed < 5, f"interrupt took {elapsed:.1f}s"
     reply, msgs = k.run("kept + 1")
     assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["43"]
 
 
 def test_interrupt_stops_a_pending_await(fresh_kernel: KernelSession) -> None:
     k = fresh_kernel
-    interrupt_after(k, 1.0)
-    t0 = time.monotonic()
-    reply, _ = k.run("await new Promise(() => {}); 1", timeout=30)
+    msg_id = k.kc.execute('console.log("waiting");\nawait new Promise(() => {}); 1')
+    k.wait_stream(msg_id, "waiting", what="the cell never reached its await")
+    k.km.interrupt_kernel()
+    reply = k.shell_reply(msg_id, timeout=60, waiting_for="interrupt did not stop the pending await")
+    k.collect(msg_id)
     assert error_of(reply)["ename"] == "KeyboardInterrupt"
-    assert time.monotonic() - t0 < 5
     assert k.run("2")[0]["content"]["status"] == "ok"
 
 
-def test_output_of_a_long_synchronous_loop_arrives_while_it_runs(fresh_kernel: KernelSession) -> None:
+def test_output_of_a_long_synchronous_loop_arrives_while_it_runs(fresh_kernel: KernelSession, tmp_path: Path) -> None:
+    # The loop spins until a file exists that the test creates only once it has received
+    # "started": if stdout were held back until the loop ended, it would never end
+    # (the loop gives up after 60 s and says so).
     k = fresh_kernel
+    release = tmp_path / "release"
     msg_id = k.kc.execute(
-        'console.log("started");\nconst until = Date.now() + 2500;\nwhile (Date.now() < until) {}\nconsole.log("finished");'
+        'import * as fs from "fs";\n'
+        'console.log("started");\n'
+        f'const until = Date.now() + 60_000;\nwhile (!fs.existsSync({json.dumps(str(release))}) && Date.now() < until) {{}}\n'
+        f'console.log(fs.existsSync({json.dumps(str(release))}) ? "finished" : "never released");'
     )
-    t0 = time.monotonic()
-    while True:
-        msg = k.kc.get_iopub_msg(timeout=10)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            break
-    assert msg["content"]["text"].startswith("started")
-    assert time.monotonic() - t0 < 2.0, "stdout was held back until the loop ended"
-    k.shell_reply(msg_id)
+    m, _ = k.wait_stream(msg_id, "started|finished|never released", timeout=90, what="no output from the loop")
+    assert m.group(0) == "started", "stdout was held back until the loop ended"
+    release.write_text("")
+    m, _ = k.wait_stream(msg_id, "finished|never released", timeout=90, what="the loop did not end after its release")
+    assert m.group(0) == "finished"
+    assert k.shell_reply(msg_id)["content"]["status"] == "ok"
+    k.collect(msg_id)
 
 
 def test_stdin_prompt(fresh_kernel: KernelSession) -> None:
@@ -180,17 +181,19 @@ def test_forged_and_malformed_messages_are_dropped(fresh_kernel: KernelSession) 
     unsigned.send(k.kc.shell_channel.socket, unsigned.msg("execute_request", {"code": "globalThis.forged = true"}))
     k.kc.shell_channel.socket.send_multipart([b"garbage", b"<IDS|MSG>", b"sig", b"{not json"])
     k.kc.shell_channel.socket.send_multipart([b"no delimiter at all"])
-    time.sleep(0.5)
-    # Nothing answers the forged requests (a late kernel_info_reply from the
-    # client's own start-up handshake may still arrive; it is not ours).
+    # The kernel handles shell messages in order: anything it answered of the forged ones
+    # comes before the reply to this request (a late kernel_info_reply from the client's
+    # own start-up handshake may arrive too; it is not ours).
+    probe = k.kc.execute("typeof (globalThis as any).forged")
     replies = []
-    while True:
+    while not replies or replies[-1]["parent_header"].get("msg_id") != probe:
         try:
-            replies.append(k.kc.get_shell_msg(timeout=0.5))
+            replies.append(k.kc.get_shell_msg(timeout=60))
         except queue.Empty:
-            break
+            raise TimeoutError("no execute_reply to the probe within 60 s") from None
+    reply = replies.pop()
     assert [r["msg_type"] for r in replies if r["msg_type"] != "kernel_info_reply"] == []
-    reply, msgs = k.run("typeof (globalThis as any).forged")
+    msgs = k.collect(probe)
     assert reply["content"]["status"] == "ok"
     assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["'undefined'"]
 
@@ -198,7 +201,8 @@ def test_forged_and_malformed_messages_are_dropped(fresh_kernel: KernelSession) 
 def test_unhandled_rejection_does_not_kill_the_kernel(fresh_kernel: KernelSession) -> None:
     k = fresh_kernel
     k.run('Promise.reject(new Error("nobody catches me")); setTimeout(() => { throw new Error("late") }, 10); 1')
-    time.sleep(0.5)
+    # A timer set later for later fires later: this cell ends after the "late" throw happened.
+    assert k.run("await new Promise((r) => setTimeout(r, 50)); 1 + 1")[0]["content"]["status"] == "ok"
     assert k.run("1 + 1")[0]["content"]["status"] == "ok"
     assert k.km.is_alive()
 
@@ -254,7 +258,7 @@ def test_a_replayed_request_is_dropped(fresh_kernel: KernelSession) -> None:
     assert k.shell_reply(msg["header"]["msg_id"])["content"]["status"] == "ok"
     # The same signed frames again, as an eavesdropper would replay them.
     k.kc.shell_channel.socket.send_multipart(frames)
-    time.sleep(0.5)
+    # Shell requests are handled in order: had the replay run, it ran before this one.
     _, msgs = k.run("counter")
     assert [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"] == ["1"]
 

@@ -68,10 +68,15 @@ def cli_json(*args: str, cwd: Path) -> Any:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def test_big_output_stays_in_the_datastore_as_a_typed_handle(k: KernelSession, nb: Path) -> None:
+@pytest.fixture(scope="module")
+def made(k: KernelSession) -> list[dict[str, Any]]:
+    """The step that makes `big` (once per module, for whichever test asks first): its messages."""
     ok(k, "const ab0 = process.memoryUsage().arrayBuffers;")
-    msgs = ok(k, "%%step make\nconst big = Float64Array.from({ length: 2_000_000 }, (_, i) => i * 0.5);\nconst small = [1, 2, 3];")
-    out = k.stdout(msgs)
+    return ok(k, "%%step make\nconst big = Float64Array.from({ length: 2_000_000 }, (_, i) => i * 0.5);\nconst small = [1, 2, 3];")
+
+
+def test_big_output_stays_in_the_datastore_as_a_typed_handle(k: KernelSession, made: list[dict[str, Any]]) -> None:
+    out = k.stdout(made)
     assert "`big` (15 MiB Float64Array) stays in the datastore as big@1; load it with `await big.load()` or use it in another %%step" in out, out
     # Only big is lazy: a small output comes back as a value.
     assert value(k, "small.length") == "3"
@@ -84,13 +89,13 @@ def test_big_output_stays_in_the_datastore_as_a_typed_handle(k: KernelSession, n
     assert grown < 8_000_000, grown
 
 
-def test_handle_is_typed_with_the_value_type(k: KernelSession) -> None:
+def test_handle_is_typed_with_the_value_type(k: KernelSession, made: list[dict[str, Any]]) -> None:
     ok(k, "const p: Promise<Float64Array> = big.load(); void p;")
     err = fails(k, "const wrong: Promise<string> = big.load();")
     assert "Float64Array" in err, err
 
 
-def test_a_later_step_reads_the_value_from_the_datastore(k: KernelSession) -> None:
+def test_a_later_step_reads_the_value_from_the_datastore(k: KernelSession, made: list[dict[str, Any]]) -> None:
     ok(k, "const ab1 = process.memoryUsage().arrayBuffers;")
     # The body sees `big` as a Float64Array (type-checked as such) and gets its values.
     ok(k, "%%step use\nconst picked: number = big[5] + big[1_999_999];\nconst n = big.length;\nconst kind = big.constructor.name;")
@@ -103,18 +108,20 @@ def test_a_later_step_reads_the_value_from_the_datastore(k: KernelSession) -> No
     assert "number" in err and "string" in err, err
 
 
-def test_load_in_a_plain_cell(k: KernelSession) -> None:
+def test_load_in_a_plain_cell(k: KernelSession, made: list[dict[str, Any]]) -> None:
     ok(k, "const arr = await big.load();")
     assert value(k, "[arr instanceof Float64Array, arr.length, arr[3]]") == "[ true, 2000000, 1.5 ]"
 
 
-def test_the_value_is_in_the_history(k: KernelSession, nb: Path) -> None:
+def test_the_value_is_in_the_history(k: KernelSession, nb: Path, made: list[dict[str, Any]]) -> None:
     sha = value(k, "big.sha256").strip("'")
+    ok(k, "%%step reads_big\nconst read_back = big[7];")
+    ok(k, "const loaded = await big.load();")
     got = cli_json("artifact", "get", "big", cwd=nb)
     assert got["name"] == "big" and got["version"] == 1 and got["sha256"] == sha
     # The step that read it names that version as its input.
     hist = cli_json("history", cwd=nb)["executions"]
-    use = [e for e in hist if "%%step use" in json.dumps(e) or e.get("outputs", {}).get("picked")]
+    use = [e for e in hist if "read_back" in e.get("outputs", {})]
     assert use and use[0]["inputs"]["big"] == {"version": 1, "sha256": sha}, use
     # Reading the handle in a plain cell did not record the handle as a new version of big.
     assert len([e for e in hist if "big" in e["outputs"]]) == 1, hist
@@ -122,12 +129,12 @@ def test_the_value_is_in_the_history(k: KernelSession, nb: Path) -> None:
     cli_json("fsck", cwd=nb)
 
 
-def test_on_kernel_step_gets_the_value(k: KernelSession) -> None:
+def test_on_kernel_step_gets_the_value(k: KernelSession, made: list[dict[str, Any]]) -> None:
     ok(k, "%%step --on kernel\nconst first = big[1];")
     assert value(k, "first") == "0.5"
 
 
-def test_foreach_items_read_the_value_from_the_datastore(k: KernelSession) -> None:
+def test_foreach_items_read_the_value_from_the_datastore(k: KernelSession, made: list[dict[str, Any]]) -> None:
     ok(k, "%%step pick --foreach [1,3]\nconst v: number = big[item];")
     assert value(k, "v") == "[ 0.5, 1.5 ]"
 
@@ -148,3 +155,27 @@ def test_a_datastore_that_cannot_take_the_value_sends_it_back(tmp_path: Path) ->
         assert value(s, "[big instanceof Float64Array, big[7]]") == "[ true, 2 ]"
     finally:
         s.close()
+
+
+def corrupt_blob(store: Path, sha: str) -> None:
+    """Flips one byte in the middle of a blob: same size, wrong content."""
+    blob = store / "blobs" / "sha256" / sha[:2] / sha
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+
+
+def test_a_corrupted_blob_behind_a_lazy_input_is_refused_by_the_worker(tmp_path: Path) -> None:
+    session = KernelSession(cwd=str(tmp_path), env={"NBSCALE_LAZY_BYTES": "1M"})
+    try:
+        ok(session, "%%step make\nconst big2 = Float64Array.from({ length: 2_000_000 }, (_, i) => i);")
+        sha = cli_json("artifact", "get", "big2", cwd=tmp_path)["sha256"]
+        corrupt_blob(tmp_path / ".nbscale", sha)
+        for target in ["local", "kernel"]:
+            err = fails(session, f"%%step read_{target} --on {target}\nconst s = big2[7];")
+            assert "big2" in err and sha[:12] in err, (target, err)
+        # The session is intact: a value not read from the damaged blob still works.
+        ok(session, "%%step fine\nconst t = 1 + 1;")
+    finally:
+        session.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -30,14 +31,33 @@ def result_text(msgs: list[dict[str, Any]]) -> list[str]:
     return [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
 
 
+def why_no_tmpfs() -> str | None:
+    """Why this machine does not let the tests mount a tmpfs (root with CAP_SYS_ADMIN), or None."""
+    if os.geteuid() != 0:
+        return f"mounting a tmpfs needs root; the tests run as uid {os.geteuid()}"
+    status = Path("/proc/self/status").read_text()
+    m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)$", status, re.M)
+    if m and not int(m.group(1), 16) & (1 << 21):
+        return "mounting a tmpfs needs CAP_SYS_ADMIN, which this container does not have"
+    return None
+
+
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 24 MiB tmpfs: a datastore that fills up."""
+    """A 24 MiB tmpfs: a datastore that fills up. Skips (saying why) only where the
+    machine does not allow a tmpfs; where it does, a failed mount fails the test."""
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True, text=True, timeout=30)
+        error = r.stderr.strip() if r.returncode != 0 else None
+    except FileNotFoundError as e:
+        error = f"{e.filename} is not installed (util-linux)"
+    if error is not None:
+        why = why_no_tmpfs()
+        if why is None:
+            pytest.fail(f"this machine allows a tmpfs (root, CAP_SYS_ADMIN) but mounting one failed: {error}", pytrace=False)
+        pytest.skip(f"cannot mount a tmpfs here ({why}): {error}")
     try:
         yield mnt
     finally:
@@ -135,21 +155,19 @@ def test_a_worker_sigkilled_mid_step_fails_the_cell_and_the_pool_replaces_it(tmp
             if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
                 m = re.search(r"pid (\d+)", msg["content"]["text"])
                 pid = int(m.group(1)) if m else None
-        killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        reply = k.shell_reply(msg_id, timeout=10)
-        failed_after = time.monotonic() - killed_at
+        # A dead worker sends nothing: the reply can only come from the kernel noticing the death.
+        reply = k.shell_reply(msg_id, timeout=60, waiting_for="the cell did not fail after its worker was SIGKILLed")
         k.collect(msg_id)
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "WorkerDied", reply["content"]
         assert str(pid) in reply["content"]["evalue"] and "SIGKILL" in reply["content"]["evalue"]
-        assert failed_after < 5, f"the cell failed {failed_after:.1f} s after the kill"
         # The kernel and its state stay; the step's name was never bound.
         assert value(k, "before.kept.length") == "3"
         assert "never" in fails(k, "never")["evalue"]
         # The pool replaced the dead worker, and the next step runs on a live one.
         # The pool keeps NBSCALE_WARM_WORKERS (1) idle workers ready whatever died.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while (pids := worker_pids(k)) and (pid in pids or not pids) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pid not in pids and len(pids) >= 1, (pool_before, pids)
@@ -165,46 +183,88 @@ def test_a_worker_sigkilled_mid_step_fails_the_cell_and_the_pool_replaces_it(tmp
 # --- a cell that floods 100 MB of output -------------------------------------
 
 FLOOD_LINES = 1_000_000
-# 1e6 lines of 100 bytes: 100 MB. Each line ends with its number, so the log can be checked.
-FLOOD = f"for (let i = 0; i < {FLOOD_LINES}; i++) console.log(String(i).padStart(99, '.'));"
+PINGS_DURING_FLOOD = 3
 
 
-def ping_control(k: KernelSession, stop: threading.Event, latencies: list[float]) -> None:
-    """kernel_info on the control channel, again and again: how long the kernel takes to answer."""
+def flood(release: Path) -> str:
+    """1e6 lines of 100 bytes: 100 MB. Each line ends with its number, so the log can be checked.
+    Halfway the cell waits (up to 120 s) for `release`, which the test creates once the control
+    channel has answered PINGS_DURING_FLOOD requests sent after the flood's output began."""
+    r = json.dumps(str(release))
+    half = FLOOD_LINES // 2
+    return (
+        'import * as fs from "fs";\n'
+        f"for (let i = 0; i < {half}; i++) console.log(String(i).padStart(99, '.'));\n"
+        f"{{ const until = Date.now() + 120_000; while (!fs.existsSync({r}) && Date.now() < until) {{}} }}\n"
+        f"if (!fs.existsSync({r})) throw new Error('the control channel did not answer {PINGS_DURING_FLOOD} kernel_info requests during the flood');\n"
+        f"for (let i = {half}; i < {FLOOD_LINES}; i++) console.log(String(i).padStart(99, '.'));"
+    )
+
+
+def ping_control(k: KernelSession, stop: threading.Event, flooding: threading.Event, release: Path, latencies: list[float]) -> None:
+    """kernel_info on the control channel, again and again; once PINGS_DURING_FLOOD requests sent
+    after the flood's output began were answered, creates `release`. The latencies are reported
+    only (a speed on this machine, not a property of the kernel)."""
+    answered_during = 0
     while not stop.is_set():
         msg = k.kc.session.msg("kernel_info_request")
+        sent_while_flooding = flooding.is_set()
         t0 = time.monotonic()
         k.kc.control_channel.send(msg)
         while True:
-            reply = k.kc.control_channel.get_msg(timeout=10)
+            try:
+                reply = k.kc.control_channel.get_msg(timeout=60)
+            except queue.Empty:
+                return  # the cell waits for `release` in vain and fails, naming the control channel
             if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
                 break
         latencies.append(time.monotonic() - t0)
+        if sent_while_flooding:
+            answered_during += 1
+            if answered_during == PINGS_DURING_FLOOD:
+                release.write_text("")
         stop.wait(0.1)
 
 
+@pytest.mark.timeout(600)  # a 100 MB flood, 240 s allowed for the reply
 @pytest.mark.parametrize("where", ["kernel", "local"])
 def test_a_100_mb_output_flood_is_bounded_in_the_cell_and_whole_in_nbscale_logs(tmp_path: Path, where: str) -> None:
     k = KernelSession(cwd=str(tmp_path))
     try:
-        code = FLOOD if where == "kernel" else f"%%step flood\n{FLOOD}\nconst flooded = true;"
+        release = tmp_path / "release"
+        code = flood(release) if where == "kernel" else f"%%step flood\n{flood(release)}\nconst flooded = true;"
         if where == "local":
             ok(k, "%%step warm\nconst warmed = 1;")
-        stop, latencies = threading.Event(), []
-        pinger = threading.Thread(target=ping_control, args=(k, stop, latencies))
+        stop, flooding, latencies = threading.Event(), threading.Event(), []
+        pinger = threading.Thread(target=ping_control, args=(k, stop, flooding, release, latencies))
         t0 = time.monotonic()
         msg_id = k.kc.execute(code)
         pinger.start()
+        msgs: list[dict[str, Any]] = []
         try:
-            reply = k.shell_reply(msg_id, timeout=240)
-            msgs = k.collect(msg_id, timeout=60)
+            # Every iopub message of the cell; its first output marks the start of the flood.
+            deadline = time.monotonic() + 300
+            while True:
+                try:
+                    msg = k.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise TimeoutError("the flood did not end within 300 s") from None
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+                msgs.append(msg)
+                if msg["msg_type"] == "stream":
+                    flooding.set()
+            reply = k.shell_reply(msg_id, timeout=60)
         finally:
             stop.set()
             pinger.join()
         elapsed = time.monotonic() - t0
         assert reply["content"]["status"] == "ok", reply["content"]
         print(f"\n{where}: 100 MB flood took {elapsed:.1f} s; control kernel_info answered {len(latencies)} times, max {max(latencies) * 1000:.0f} ms")
-        assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+        # The cell ended normally, so it was released: the control channel answered during the flood.
+        assert release.exists()
 
         shown = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
         shown_bytes = len(shown.encode())
@@ -245,6 +305,7 @@ def rss_mb(pid: int) -> float:
 ROUNDS = 5
 
 
+@pytest.mark.timeout(1200)  # 5 rounds of 200 items, each round allowed 600 s
 def test_200_foreach_items_all_complete_and_kernel_memory_stays_bounded(tmp_path: Path) -> None:
     k = KernelSession(cwd=str(tmp_path))
     try:
@@ -321,7 +382,11 @@ def test_huge_and_missing_frames_are_dropped_and_logged_and_nothing_runs(tmp_pat
         attacker.connect(f"tcp://{k.km.ip}:{k.km.shell_port}")
         try:
             s.send(attacker, huge)
-            time.sleep(3)
+            # Until the kernel has dropped that connection (it logs so), not for a guessed 3 s.
+            deadline = time.monotonic() + 120
+            while not ("shell: a client connection closed" in k.log() and "256 MiB" in k.log()):
+                assert time.monotonic() < deadline, f"the kernel did not drop the oversized request within 120 s: {k.log()[-2000:]}"
+                time.sleep(0.1)
         finally:
             attacker.close()
         del huge
@@ -472,11 +537,11 @@ def test_a_kernel_whose_server_was_killed_exits_with_its_workers(tmp_path: Path)
         assert workers, "the step left a warm worker under the kernel"
         server.kill()
         server.wait()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         alive = [kernel_pid, *workers]
         while alive and time.monotonic() < deadline:
             time.sleep(0.2)
             alive = [p for p in alive if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()]
-        assert not alive, f"still running after the server died: {alive}"
+        assert not alive, f"still running 60 s after the server died: {alive}"
     finally:
         server.kill()

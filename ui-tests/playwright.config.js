@@ -53,7 +53,13 @@ module.exports = {
     url: `http://127.0.0.1:${port}/lab`,
     timeout: 180 * 1000,
     reuseExistingServer: !!process.env.NBSCALE_UI_REUSE_SERVER,
-    env: { ...process.env, NBSCALE_UI_PORT: String(port) },
+    // NBSCALE_PROGRESS_AFTER_MS=0: the live lines of large recordings and restores appear
+    // whatever this machine's speed (history.spec.ts waits for them)
+    env: {
+      ...process.env,
+      NBSCALE_UI_PORT: String(port),
+      NBSCALE_PROGRESS_AFTER_MS: '0'
+    },
     stdout: 'ignore',
     stderr: 'pipe'
   }

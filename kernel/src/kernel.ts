@@ -3,6 +3,7 @@
  * and publishes their output. Protocol plumbing lives in protocol/, TypeScript
  * execution in session/, cell magics in magics/.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { readConnectionFile } from "./protocol/connection";
 import { KernelIo, InputInterrupted } from "./protocol/kernel-io";
@@ -18,9 +19,10 @@ import { formatValue } from "./session/format";
 import { heading, type CellError } from "./session/errors";
 import { display, installDisplaySink, newDisplay } from "./client/display";
 import { PACKAGE_DIR, VERSION } from "./version";
-import * as ts from "@tslab/typescript-for-tslab";
+import { ts } from "./step/typescript";
 import { CellMagics } from "./session/magic-dispatch";
 import { registerStepMagics } from "./session/magic-handlers/step";
+import type { LocalPool } from "./backends/local-pool";
 import type { HistoryCell } from "./step/analysis";
 import { Recorder } from "./session/recording";
 import { register as registerHistory } from "./session/magic-handlers/history";
@@ -86,6 +88,9 @@ export class Kernel {
   private executionCount = 0;
   /** Parent of output written now: the running cell, or the last one for late output. */
   private parent: JupyterMessage | null = null;
+  /** The execute_request whose cell started the async work now running (timers, promises). */
+  private readonly origin = new AsyncLocalStorage<JupyterMessage>();
+  private readonly pool: LocalPool | null = null;
   private kernelLog: (text: string) => void = (t) => void process.stderr.write(t);
   private readonly outputLimit: CellOutputLimit;
   /** Stream output that bypasses the cell's output limit (the limit's own note). */
@@ -142,7 +147,7 @@ export class Kernel {
     registerHistoryComm(this.comms, { recorder: this.recorder });
     registerExportComm(this.comms, { recorder: this.recorder });
     registerNotebookComm(this.comms, { recorder: this.recorder });
-    registerStepMagics(this.magics, {
+    this.pool = registerStepMagics(this.magics, {
       executor: this.executor,
       cells: this.cells,
       cwd: options.cwd,
@@ -150,7 +155,7 @@ export class Kernel {
       log: (t) => this.kernelLog(t),
       knownVersion: (name) => this.recorder.knownVersion(name),
       lazyStore: { location: this.recorder.location, lineage: () => this.recorder.lineage(), recorded: this.recorder.enabled },
-    });
+    }).pool;
   }
 
   async start(): Promise<void> {
@@ -173,6 +178,10 @@ export class Kernel {
     process.on("uncaughtException", (err) => this.reportStray("Uncaught exception", err));
     this.exitWithParent();
     await this.io.start((channel, msg, receivedAt) => this.enqueue(channel, msg, receivedAt));
+    // The kernel answers first; the compiler loads while the user types, so the first cell is quick too.
+    setTimeout(() => {
+      if (!this.processing) this.executor.warmUp();
+    }, 0);
   }
 
   /**
@@ -184,16 +193,25 @@ export class Kernel {
   private exitWithParent(): void {
     const parent = Number(process.env.JPY_PARENT_PID);
     if (!(parent > 1) || process.ppid !== parent) return;
-    setInterval(() => {
+    const poll = setInterval(() => {
       if (process.ppid === parent) return;
+      clearInterval(poll);
       this.kernelLog(`[nbscale] the process that started this kernel (pid ${parent}) is gone; the kernel exits\n`);
-      process.exit(0);
-    }, 1000).unref();
+      void this.exit(0);
+    }, 1000);
+    poll.unref();
   }
 
+  /**
+   * An unhandled rejection or uncaught exception is shown in the cell whose
+   * code started the failing work — a timer or promise of cell 1 that fails
+   * while cell 2 runs, or after every cell finished, reports in cell 1 — and
+   * in the running cell when its origin is unknown.
+   */
   private reportStray(what: string, err: unknown): void {
     const text = err instanceof Error ? err.stack ?? err.message : String(err);
-    if (this.parent) this.io.stream(this.parent.header, "stderr", `${what} (the kernel keeps running): ${text}\n`);
+    const parent = this.origin.getStore() ?? this.parent;
+    if (parent) this.io.stream(parent.header, "stderr", `${what} (the kernel keeps running): ${text}\n`);
     else this.kernelLog(`[nbscale] ${what}: ${text}\n`);
   }
 
@@ -300,7 +318,8 @@ export class Kernel {
     const started = new Date().toISOString();
     const executionId = newExecutionId(new Date(started));
 
-    const outcome = await this.runCell(code, msg);
+    // Timers and promises the cell starts carry its request, after it has finished too (reportStray).
+    const outcome = await this.origin.run(msg, () => this.runCell(code, msg));
     this.noteHiddenOutput(msg, silent ? null : executionId);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
     const recorded = this.recorder.record({ id: executionId, msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
@@ -314,6 +333,7 @@ export class Kernel {
       const err = outcome.error;
       if (!silent) this.io.publish("error", { ...err }, msg.header);
       const failedAt = Date.now();
+      if (!recorded.large) await recorded;
       this.io.reply(channel, msg, "execute_reply", { status: "error", execution_count: count, ...err }, { ...meta, status: "error" });
       await recorded;
       if (c.stop_on_error !== false) await this.abortQueuedExecutions(failedAt);
@@ -323,6 +343,9 @@ export class Kernel {
     for (const [name, expr] of Object.entries(c.user_expressions ?? {})) {
       userExpressions[name] = await this.evaluateExpression(expr);
     }
+    // A small record (the usual cell) is committed before the reply, so reply and idle arrive together;
+    // a large one replies first and shows its live line while the kernel stays busy writing.
+    if (!recorded.large) await recorded;
     this.io.reply(
       channel,
       msg,
@@ -428,7 +451,8 @@ export class Kernel {
   private isComplete(channel: RequestChannel, msg: JupyterMessage): void {
     const code = (msg.content as { code?: string }).code ?? "";
     const { body } = this.magics.bodyOf(code);
-    const r = /^\s*%[^%]/.test(code) ? { status: "complete" as const } : this.executor.isComplete(body);
+    // `%line` magics and `name?` (the pager) are one line each.
+    const r = /^\s*%[^%]/.test(code) || /^\s*[A-Za-z_$][\w$.]*\s*\?\s*$/.test(code) ? { status: "complete" as const } : /^\s*%%/.test(code) ? cellMagicCompleteness(body, (b) => this.executor.isComplete(b)) : this.executor.isComplete(body);
     this.io.reply(channel, msg, "is_complete_reply", r.status === "incomplete" ? { status: r.status, indent: r.indent ?? "" } : { status: r.status });
   }
 
@@ -455,9 +479,28 @@ export class Kernel {
     const restart = Boolean((msg.content as { restart?: unknown }).restart);
     this.io.reply(channel, msg, "shutdown_reply", { status: "ok", restart });
     this.io.status("idle", msg.header);
-    await this.io.close();
-    this.executor.close();
-    process.exit(0);
+    await this.exit(0);
+  }
+
+  private exiting: Promise<never> | null = null;
+  /**
+   * The kernel's one way out (shutdown_request, its parent gone): the io
+   * thread sends what is queued and ends, the worker pool stops, then the
+   * process exits. Exiting while the io thread still holds zeromq sockets
+   * aborts the process in zeromq's teardown.
+   */
+  private exit(code: number): Promise<never> {
+    this.exiting ??= (async (): Promise<never> => {
+      try {
+        this.pool?.close();
+      } catch (e) {
+        this.kernelLog(`[nbscale] stopping the worker pool failed: ${(e as Error).message}\n`);
+      }
+      await this.io.close();
+      this.executor.close();
+      process.exit(code);
+    })();
+    return this.exiting;
   }
 
   /** For magics: the header of the request being executed. */
@@ -478,6 +521,23 @@ function bundleBytes(content: unknown): number {
   let n = 0;
   for (const v of Object.values(data)) n += typeof v === "string" ? v.length : JSON.stringify(v ?? null).length;
   return n;
+}
+
+/**
+ * As IPython answers for cell magics: a `%%step` line alone, or with a body
+ * not yet ended by a blank line, is incomplete, so a terminal client lets the
+ * user type the body instead of running an empty step.
+ */
+function cellMagicCompleteness(
+  body: string,
+  check: (b: string) => { status: "complete" | "incomplete" | "invalid"; indent?: string },
+): { status: "complete" | "incomplete" | "invalid"; indent?: string } {
+  if (body.trim() === "") return { status: "incomplete", indent: "" };
+  if (!/\n\s*$/.test(body)) {
+    const inner = check(body);
+    return { status: "incomplete", indent: inner.indent ?? "" };
+  }
+  return check(body);
 }
 
 function clampCursor(code: string, pos: unknown): number {

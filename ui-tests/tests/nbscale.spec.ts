@@ -1,15 +1,7 @@
 import { expect, test } from '@jupyterlab/galata';
-import * as path from 'path';
+import { screenshotPath } from './screenshots';
 
 const PLUGIN_ID = 'jupyterlab-nbscale:plugin';
-const SCREENSHOT = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  'docs',
-  'screenshots',
-  'notebook.png'
-);
 
 test.describe('jupyterlab-nbscale extension', () => {
   test('loads without console errors', async ({ page }) => {
@@ -126,7 +118,7 @@ test.describe('the nbscale kernel', () => {
 
     await page.sidebar.close('left');
     await page.notebook.selectCells(1);
-    await page.screenshot({ path: SCREENSHOT });
+    await page.screenshot({ path: screenshotPath('notebook.png') });
   });
 
   test('console.log and Node globals work in a notebook outside the repository', async ({

@@ -4,10 +4,9 @@
  */
 import { expect, test } from '@jupyterlab/galata';
 import { Page } from '@playwright/test';
-import * as path from 'path';
+import { screenshotPath } from './screenshots';
 
 const PLUGIN_ID = 'jupyterlab-nbscale:plugin';
-const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'docs', 'screenshots');
 
 /** The source of cell `index` as the notebook model holds it. */
 async function cellSource(page: Page, index: number): Promise<string> {
@@ -113,7 +112,7 @@ test.describe('cell toolbar step control', () => {
     await page
       .locator('.jp-Cell')
       .nth(0)
-      .screenshot({ path: path.join(SCREENSHOTS, 'toolbar.png') });
+      .screenshot({ path: screenshotPath('toolbar.png') });
 
     // run it: it runs as a step on a local worker, and `total` comes back
     await page.notebook.runCell(0, { inplace: true });

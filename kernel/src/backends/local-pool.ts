@@ -189,8 +189,15 @@ export class LocalPool {
 
   /** Runs a step on a worker. Never rejects for the step's own reasons: see TaskResult. */
   async run(req: TaskRequest): Promise<TaskResult> {
+    const epoch = this.cancelEpoch;
     await this.start();
     const w = await this.acquire(req.memory);
+    if (this.cancelEpoch !== epoch) {
+      // Interrupted while this task waited for its worker (a cold pool still starting one):
+      // the worker goes back to the pool unused and the task ends as interrupted ones do.
+      this.release(w, true);
+      return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker: { id: w.id, pid: w.pid }, peakRss: 0 };
+    }
     const id = randomUUID();
     const sent = spillFrames(req.inputs.frames, this.spillDir);
     return await new Promise<TaskResult>((resolve) => {
@@ -235,6 +242,7 @@ export class LocalPool {
 
   /** Stops every running step now (interrupt): their workers are killed and replaced. */
   cancelRunning(): number {
+    this.cancelEpoch++;
     let n = 0;
     for (const w of this.workers.values()) {
       if (w.task) {
@@ -258,6 +266,9 @@ export class LocalPool {
   private fits(memory: number | undefined): boolean {
     return this.reserved() + (memory ?? 0) <= this.totalMemory;
   }
+
+  /** Bumped by each interrupt: tasks that were still waiting for a worker then don't run. */
+  private cancelEpoch = 0;
 
   private async acquire(memory: number | undefined): Promise<PoolWorker> {
     while (!this.fits(memory)) await new Promise<void>((r) => this.waiters.push(r));

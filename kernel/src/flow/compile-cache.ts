@@ -23,7 +23,7 @@ import { VERSION } from "../version";
 import type { CompiledFlow } from "./compile";
 
 /** Bump when what compile.ts derives from a source changes shape or meaning. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.NBSCALE_CACHE_DIR) return env.NBSCALE_CACHE_DIR;
@@ -37,7 +37,7 @@ let compilerVersion: string | null = null;
 function typescriptVersion(): string {
   if (compilerVersion === null) {
     try {
-      const file = require.resolve("@tslab/typescript-for-tslab/package.json");
+      const file = require.resolve("typescript/package.json");
       compilerVersion = (JSON.parse(readFileSync(file, "utf8")) as { version?: string }).version ?? "?";
     } catch {
       compilerVersion = "?";
@@ -69,7 +69,8 @@ export function readCompiled(dir: string, key: string): CompiledFlow | null {
   try {
     const entry = JSON.parse(readFileSync(entryPath(dir, key), "utf8")) as Entry;
     if (entry.key !== key || typeof entry.js !== "string" || typeof entry.shared !== "string" || typeof entry.calls !== "object") return null;
-    return { js: entry.js, shared: entry.shared, calls: entry.calls };
+    if (!Array.isArray(entry.imports) || !Array.isArray(entry.sharedImports)) return null;
+    return { js: entry.js, shared: entry.shared, calls: entry.calls, imports: entry.imports, sharedImports: entry.sharedImports };
   } catch {
     return null;
   }

@@ -8,6 +8,7 @@
 import { ts } from "../step/typescript";
 import { analyzeCellDefinitions } from "../step/analysis";
 import { FlowLoadError } from "./evaluate";
+import { importsUsedBy, isRelative, type LocalImport } from "./local-imports";
 
 /** What a `step("name", options, fn)` call in the source says. */
 export interface CallInfo {
@@ -25,6 +26,10 @@ export interface CompiledFlow {
   /** Top-level statements that are not steps or the flow list. */
   shared: string;
   calls: Record<string, CallInfo>;
+  /** The flow file's relative imports (local modules), with the names each binds. */
+  imports: LocalImport[];
+  /** Those of them that every step depends on: used by shared code, side-effect imports, re-exports. */
+  sharedImports: string[];
 }
 
 export const COMPILER_OPTIONS = {
@@ -37,8 +42,8 @@ export const COMPILER_OPTIONS = {
 
 export function compileFlow(path: string, source: string): CompiledFlow {
   const js = transpileFlow(path, source);
-  const { shared, calls } = readSource(path, source);
-  return { js, shared, calls: Object.fromEntries(calls) };
+  const { shared, calls, imports, sharedImports } = readSource(path, source);
+  return { js, shared, calls: Object.fromEntries(calls), imports, sharedImports };
 }
 
 export function transpileFlow(path: string, source: string): string {
@@ -55,7 +60,10 @@ export function transpileFlow(path: string, source: string): string {
 }
 
 /** Finds `step("name", options, fn)` calls and the shared (non-step) top-level code. */
-export function readSource(path: string, source: string): { shared: string; calls: Map<string, CallInfo> } {
+export function readSource(
+  path: string,
+  source: string,
+): { shared: string; calls: Map<string, CallInfo>; imports: LocalImport[]; sharedImports: string[] } {
   const sf = ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const stepNames = new Set<string>();
   const flowNames = new Set<string>();
@@ -101,12 +109,43 @@ export function readSource(path: string, source: string): { shared: string; call
     ts.forEachChild(n, visit);
   };
   const shared: string[] = [];
+  const sharedCode: string[] = [];
+  const imports: LocalImport[] = [];
   for (const st of sf.statements) {
     containsStepOrFlow = false;
     visit(st);
-    if (!containsStepOrFlow) shared.push(st.getText(sf));
+    if (containsStepOrFlow) continue;
+    shared.push(st.getText(sf));
+    const local = localImportOf(st);
+    if (local) imports.push(local);
+    else sharedCode.push(st.getText(sf));
   }
-  return { shared: shared.join("\n"), calls };
+  return { shared: shared.join("\n"), calls, imports, sharedImports: importsUsedBy(sharedCode.join("\n"), imports) };
+}
+
+/** A top-level `import … from "./x"`, `import x = require("./x")` or `export … from "./x"`. */
+function localImportOf(st: ts.Statement): LocalImport | null {
+  if (ts.isImportDeclaration(st) && ts.isStringLiteral(st.moduleSpecifier) && isRelative(st.moduleSpecifier.text)) {
+    const names: string[] = [];
+    const c = st.importClause;
+    if (c?.name) names.push(c.name.text);
+    const b = c?.namedBindings;
+    if (b && ts.isNamespaceImport(b)) names.push(b.name.text);
+    if (b && ts.isNamedImports(b)) for (const el of b.elements) names.push(el.name.text);
+    return { specifier: st.moduleSpecifier.text, names };
+  }
+  if (
+    ts.isImportEqualsDeclaration(st) &&
+    ts.isExternalModuleReference(st.moduleReference) &&
+    ts.isStringLiteral(st.moduleReference.expression) &&
+    isRelative(st.moduleReference.expression.text)
+  ) {
+    return { specifier: st.moduleReference.expression.text, names: [st.name.text] };
+  }
+  if (ts.isExportDeclaration(st) && st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier) && isRelative(st.moduleSpecifier.text)) {
+    return { specifier: st.moduleSpecifier.text, names: [] };
+  }
+  return null;
 }
 
 /** Functions and classes a body declares, as the kernel records them (TypeScript source). */

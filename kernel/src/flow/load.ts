@@ -9,7 +9,10 @@
  * function) plus the flow's shared code: every top-level statement that is
  * not a step or the flow list (imports, helper functions, classes, types).
  * Comments between statements don't count; a change to any helper
- * re-runs every step, which is conservative but never stale.
+ * re-runs every step, which is conservative but never stale. The hash also
+ * covers the local modules the step's code runs — files of the flow's folder
+ * it imports, transitively (local-imports.ts) — so an edit to `./lib` re-runs
+ * the steps that use it; a flow without local imports hashes as before.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -18,6 +21,7 @@ import { Flow, FlowDefinitionError, StepDef } from "./api";
 import { evaluateFlow, FlowLoadError } from "./evaluate";
 import { cacheDir, cacheKey, readCompiled, writeCompiled } from "./compile-cache";
 import type { CompiledFlow } from "./compile";
+import { importsUsedBy, LocalModules } from "./local-imports";
 
 export { evaluateFlow, FlowLoadError };
 
@@ -32,6 +36,8 @@ export interface StepSource {
   /** TypeScript source of the functions and classes its body declares (recorded as source, as the kernel does). */
   functionSources: Record<string, string>;
   codeSha256: string;
+  /** SHA-256 of each local module the step's code runs, by path relative to the flow's folder (in its code hash). */
+  modules: Record<string, string>;
 }
 
 export interface LoadedFlow {
@@ -83,19 +89,27 @@ export function loadFlow(file: string, options: LoadOptions = {}): LoadedFlow {
   }
   const sharedSha256 = sha256(compiled.shared);
   const steps = new Map<string, StepSource>();
+  const localModules = new LocalModules(path);
   for (const def of flow.steps) {
     const call = Object.hasOwn(compiled.calls, def.name) ? compiled.calls[def.name] : undefined;
     // A step built dynamically (not a literal `step("name", …)` call): fall back to the compiled text.
     const text = call?.text ?? def.body.toString();
     const foreachText = call ? call.foreachText : def.foreach ? def.foreach.toString() : null;
     const bodyText = call?.bodyText ?? text;
+    // A step built dynamically has only compiled text, where imports are renamed: it depends on all of them.
+    const used = call
+      ? [...compiled.sharedImports, ...importsUsedBy(`${text}\n${foreachText ?? ""}`, compiled.imports)]
+      : compiled.imports.map((i) => i.specifier);
+    const modules = localModules.hashes([...new Set(used)]);
+    const hashed = { shared: sharedSha256, text, foreach: foreachText, ...(Object.keys(modules).length > 0 ? { modules } : {}) };
     steps.set(def.name, {
       text,
       bodyText,
       foreachText,
       line: call?.line ?? 0,
       functionSources: call?.functionSources ?? compiler().functionSourcesOf(bodyText),
-      codeSha256: sha256(JSON.stringify({ shared: sharedSha256, text, foreach: foreachText })),
+      codeSha256: sha256(JSON.stringify(hashed)),
+      modules,
     });
   }
   return { path, source, sourceSha256: sha256(source), js: compiled.js, flow, sharedSha256, steps, cached };

@@ -68,12 +68,22 @@ function log(text: string): void {
 }
 
 // zeromq sockets allow one send at a time; queue per socket.
+const sendChains = new Set<() => Promise<void>>();
 function sender(sock: zmq.Router | zmq.XPublisher) {
   let chain: Promise<void> = Promise.resolve();
+  sendChains.add(() => chain);
   return (frames: Buffer[]) => {
     chain = chain.then(() => sock.send(frames)).catch((e) => log(`send failed: ${(e as Error).message}`));
     return chain;
   };
+}
+/** Resolves when every message queued so far has been handed to zeromq. */
+async function sendsDone(): Promise<void> {
+  for (;;) {
+    const chains = [...sendChains].map((c) => c());
+    await Promise.all(chains);
+    if ([...sendChains].every((c, i) => c() === chains[i])) return;
+  }
 }
 const sendShell = sender(shell);
 const sendControl = sender(control);
@@ -193,6 +203,13 @@ async function serveRequests(sock: zmq.Router, channel: "shell" | "control"): Pr
       return;
     }
     if (channel === "control" && handleControlHere(msg)) return;
+    if (channel === "shell" && shellPending === 0 && msg.header.msg_type === "kernel_info_request") {
+      // Nothing queued before it, so answering here keeps shell order — and a client waiting for
+      // the kernel to be ready is answered while the main thread still loads the type checker.
+      answerKernelInfo(sendShell, msg);
+      return;
+    }
+    if (channel === "shell") shellPending++;
     post({ kind: "request", channel, msg, receivedAt });
   });
 }
@@ -229,6 +246,17 @@ async function logDisconnects(sock: zmq.Router, channel: string): Promise<void> 
   }
 }
 
+/** Shell requests passed to the main thread and not answered yet. */
+let shellPending = 0;
+
+function answerKernelInfo(send: typeof sendShell, msg: JupyterMessage): void {
+  void (async () => {
+    await status("busy", msg.header);
+    await reply(send, msg, "kernel_info_reply", data.kernelInfo);
+    await status("idle", msg.header);
+  })();
+}
+
 /** Requests this thread answers itself, because the main thread may be busy. */
 function handleControlHere(msg: JupyterMessage): boolean {
   switch (msg.header.msg_type) {
@@ -244,11 +272,7 @@ function handleControlHere(msg: JupyterMessage): boolean {
       })();
       return true;
     case "kernel_info_request":
-      void (async () => {
-        await status("busy", msg.header);
-        await reply(sendControl, msg, "kernel_info_reply", data.kernelInfo);
-        await status("idle", msg.header);
-      })();
+      answerKernelInfo(sendControl, msg);
       return true;
     case "shutdown_request":
       // The main thread does the orderly shutdown; if user code keeps it busy,
@@ -295,7 +319,10 @@ port.on("message", (m: MainToIo) => {
       const msg = { ...m.msg, identities: (m.msg.identities ?? []).map((b) => Buffer.from(b)) };
       if (m.channel === "iopub") void publish(msg);
       else {
-        if (m.channel === "shell") flushStream();
+        if (m.channel === "shell") {
+          flushStream();
+          if (m.msg.header.msg_type.endsWith("_reply") && shellPending > 0) shellPending--;
+        }
         void (m.channel === "shell" ? sendShell : m.channel === "control" ? sendControl : sendStdin)(encode(msg, signer));
       }
       break;
@@ -324,14 +351,28 @@ port.on("message", (m: MainToIo) => {
       );
       break;
     case "close":
-      flushStream();
-      setTimeout(() => {
-        for (const s of [shell, control, stdin, iopub, hb]) s.close();
-        port.close();
-      }, 50);
+      void close();
       break;
   }
 });
+
+/**
+ * The end of the kernel: the queued replies and output go out, then every
+ * socket closes (linger lets zeromq deliver what it holds) and the thread
+ * ends by itself. The main thread waits for that before `process.exit`: a
+ * thread that still holds sockets when the process exits is torn down under
+ * zeromq, which aborts the process ("terminate called after throwing an
+ * instance of 'Napi::Error'").
+ */
+let closing = false;
+async function close(): Promise<void> {
+  if (closing) return;
+  closing = true;
+  flushStream();
+  await Promise.race([sendsDone(), new Promise((r) => setTimeout(r, 1000))]);
+  for (const s of [shell, control, stdin, iopub, hb]) s.close();
+  port.close();
+}
 
 async function main(): Promise<void> {
   const c = data.connection;

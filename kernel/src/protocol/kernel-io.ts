@@ -27,6 +27,7 @@ export class InputInterrupted extends Error {
 
 export class KernelIo {
   private worker: Worker | null = null;
+  private ioEnded = false;
   private readonly inputBuffer = new SharedArrayBuffer(INPUT_HEADER_BYTES + INPUT_BUFFER_BYTES);
   private readonly inputState = new Int32Array(this.inputBuffer, 0, 2);
   private readonly inputBytes = new Uint8Array(this.inputBuffer, INPUT_HEADER_BYTES, INPUT_BUFFER_BYTES);
@@ -82,6 +83,7 @@ export class KernelIo {
         process.exit(1);
       });
       worker.on("exit", (code) => {
+        this.ioEnded = true;
         if (code !== 0) process.exit(code);
       });
     });
@@ -157,10 +159,25 @@ export class KernelIo {
     return Buffer.from(this.inputBytes.subarray(0, n)).toString("utf8");
   }
 
-  async close(): Promise<void> {
-    await this.flush();
+  /**
+   * Sends what is queued, closes every socket and resolves once the io
+   * thread has ended, so that the process can exit: exiting while the
+   * thread still holds zeromq sockets aborts the process in zeromq's
+   * teardown. Gives up waiting after `timeoutMs`.
+   */
+  async close(timeoutMs = 3000): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    const ended = new Promise<void>((resolve) => {
+      if (this.ioEnded) resolve();
+      else worker.once("exit", () => resolve());
+    });
     this.post({ kind: "close" });
-    await new Promise((r) => setTimeout(r, 100));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const done = await Promise.race([ended.then(() => true), late]);
+    clearTimeout(timer);
+    if (!done) this.logErr(`[nbscale] the io thread did not end within ${timeoutMs} ms of closing its sockets\n`);
   }
 }
 

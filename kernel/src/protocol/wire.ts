@@ -47,7 +47,9 @@ export function decode(frames: Buffer[], signer: Signer): JupyterMessage {
   if (frames.length < at + 6) throw new WireError(`expected 5 frames after the delimiter, got ${frames.length - at - 1}`);
   const signature = frames[at + 1];
   const body = frames.slice(at + 2, at + 6);
-  if (!signer.verify(signature, body)) throw new WireError("bad HMAC signature");
+  if (!signer.verify(signature, body)) {
+    throw new WireError(signature.length === 0 ? "no HMAC signature (an unsigned message)" : "bad HMAC signature");
+  }
   let parsed: unknown[];
   try {
     parsed = body.map((b) => JSON.parse(b.toString("utf8")));

@@ -1,21 +1,32 @@
 /**
- * Runs TypeScript cells in this process on tslab's converter: declarations
- * carry across cells as a running `.d.ts` (prevDecl), values live on one
- * exports object, and every cell runs as a function so local code stays fast.
+ * Runs TypeScript cells in this process. Each cell is type-checked by the
+ * stock TypeScript language service against the session's declarations
+ * (engine/compiler.ts), emitted, turned into a classic script whose
+ * top-level names are real bindings of the realm's script scope
+ * (engine/cell-script.ts, engine/bindings.ts), and run with `vm` so Ctrl-C
+ * (SIGINT) stops a busy loop. Cells therefore behave like one program:
+ * shorthand properties, closures over earlier `let`s and loops over
+ * top-level variables all see plain bindings.
  */
 import * as vm from "node:vm";
 import * as path from "node:path";
-import Module from "node:module";
-import { createConverter, isCompleteCode, type Converter, type Diagnostic } from "tslab/dist/converter";
-
-/** TypeScript's "Cannot find module 'x' or its corresponding type declarations". */
-const MODULE_NOT_FOUND = 2307;
-import { printQuickInfo } from "tslab/dist/inspect";
 import { LineMap } from "./line-map";
 import { excerpt, heading, interruptedError, type CellError } from "./errors";
-import { forwardFolders, notebookForwards } from "./module-resolution";
+import { CellCompiler, type Diagnostic } from "./engine/compiler";
+import { ScriptBindings } from "./engine/bindings";
+import { RUNTIME, toCellScript, type CellScript } from "./engine/cell-script";
+import { exportSuffix, globalize, importAliases, mergeDeclarations, nestedVarDeclarations } from "./engine/session-decls";
+import { generatedToSourceLines } from "./engine/source-map";
+import { importValue, ModuleLoader } from "./engine/loader";
+import { cellDirectives } from "./engine/directives";
+import { isCompleteCell } from "./engine/complete-code";
+import { quickInfoText } from "./engine/quick-info";
+import { ts } from "../step/typescript";
+import { shipLocalModules, type ShippedModules } from "../step/local-modules";
 
 import type { ExecutionMeta } from "./execution-meta";
+
+export type { Diagnostic } from "./engine/compiler";
 
 /** How a cell ended, plus what the history records about it (steps fill `meta`). */
 export type ExecOutcome = (
@@ -47,99 +58,124 @@ export interface ExecutorOptions {
   packageDir: string;
   /** Declarations every cell sees (e.g. `prompt`), with their values in `preludeValues`. */
   prelude?: string;
-  /**
-   * Values for names declared in `prelude`. The converter compiles references
-   * to earlier declarations as reads from the session object, so these live
-   * there rather than on globalThis.
-   */
+  /** Values for names declared in `prelude`: they become notebook bindings. */
   preludeValues?: Record<string, unknown>;
 }
 
-const GLOBAL_KEY = "__nbscale_cell__";
+interface Compiled {
+  diagnostics: Diagnostic[];
+  declOutput?: string;
+  script?: CellScript;
+  /** 0-based cell line per 0-based script line. */
+  cellLines?: number[];
+  /** An `@module` cell: registered, nothing to run. */
+  module?: string;
+}
+
+interface Runtime {
+  imports: Array<Record<string, unknown>>;
+  last: unknown;
+  copyOut?: (...values: unknown[]) => void;
+}
+
+let cellCounter = 0;
 
 export class Executor {
-  private converter: Converter;
+  private compiler: CellCompiler | null = null;
   private prevDecl = "";
-  /** The notebook's variables. A Proxy so converter-emitted defineProperty keeps names rewritable. */
-  readonly locals: Record<string, unknown>;
-  private readonly store: Record<string, unknown> = {};
-  private readonly require: NodeJS.Require;
+  private readonly bindings = new ScriptBindings();
+  private readonly loader: ModuleLoader;
+  private readonly runtime: Runtime = { imports: [], last: undefined };
   private rejectInterrupt: ((e: Error) => void) | null = null;
-  private cellCounter = 0;
+  /** An interrupt that came while the cell was still being compiled or its imports loaded. */
+  private interruptPending = false;
+  private executing = false;
+  /** Script line → cell line of every cell that ran, so a later error names earlier cells' lines too. */
+  private readonly cellMaps = new Map<string, { lines: number[]; offset: number }>();
+  private readonly compiled = new Map<string, { declarations: string; result: Compiled }>();
+  /** Names whose binding is a module (or part of one) an import put there. */
+  private readonly importNames = new Set<string>();
+  /** Names that functions of cells that ran use: such names stay live bindings in every later cell. */
+  private readonly captured = new Set<string>();
 
   constructor(private readonly options: ExecutorOptions) {
-    forwardFolders(notebookForwards(options.cwd, options.packageDir));
-    this.converter = createConverter();
+    this.loader = new ModuleLoader(options.cwd, options.builtinModules, options.packageDir);
     this.prevDecl = options.prelude ?? "";
-    Object.assign(this.store, options.preludeValues ?? {});
-    const store = this.store;
-    this.locals = new Proxy(store, {
-      defineProperty: (_t, prop, attrs) => {
-        if (prop === "__esModule") return true;
-        store[prop as string] = attrs.get ? attrs.get() : attrs.value;
-        return true;
-      },
-    });
-    const base = Module.createRequire(path.join(options.cwd, "__notebook__.js"));
-    const builtins = options.builtinModules;
-    this.require = new Proxy(base, {
-      apply(target, thisArg, args: unknown[]) {
-        const id = args[0];
-        if (typeof id === "string" && Object.prototype.hasOwnProperty.call(builtins, id)) return builtins[id]();
-        return Reflect.apply(target, thisArg, args);
-      },
-    });
-    vm.runInThisContext(`(x) => { globalThis.${GLOBAL_KEY} = x; }`)({ exports: this.locals, require: this.require });
+    this.bindings.declare([RUNTIME, "require"]);
+    this.bindings.set(RUNTIME, this.runtime);
+    this.bindings.set("require", this.loader.require);
+    this.setPrelude();
+  }
+
+  private setPrelude(): void {
+    for (const [name, value] of Object.entries(this.options.preludeValues ?? {})) this.bindings.set(name, value);
+  }
+
+  private get cc(): CellCompiler {
+    if (!this.compiler) {
+      this.compiler = new CellCompiler({
+        cwd: this.options.cwd,
+        packageDir: this.options.packageDir,
+        tslabTypesDir: path.join(this.options.packageDir, "assets", "tslab-types"),
+      });
+    }
+    return this.compiler;
+  }
+
+  /** Loads the compiler and checks a first cell, so the user's first cell doesn't pay for it. */
+  warmUp(): void {
+    this.compile("const __nbscale_warm__ = 1;", this.prevDecl);
   }
 
   /**
-   * Runs a converter call, rebuilding the converter once if its internal
-   * rebuild timer got stuck. That happens when files the compiler watches
-   * change under it (e.g. `npm install` in the notebook folder): the compiler
-   * schedules a second timer that tslab's synchronous host refuses.
+   * A compile is a function of the cell, the session's declarations and the
+   * names earlier cells' functions use; re-running a cell (or `1 + 1` again)
+   * with all three unchanged reuses it. Cells that import the notebook's own
+   * files are compiled every time: those files may have changed.
    */
-  private withConverter<T>(fn: (c: Converter) => T): T {
-    try {
-      return fn(this.converter);
-    } catch (e) {
-      if (!(e instanceof Error && /rebuildTimer|builder is not/.test(e.message))) throw e;
-      try {
-        this.converter.close();
-      } catch {
-        // the broken converter may fail to close; it is dropped either way
-      }
-      this.converter = createConverter();
-      return fn(this.converter);
+  private compile(src: string, declarations: string): Compiled {
+    if (/["']\.\.?\//.test(src) || /@(module|jsx)\b/.test(src)) return this.compileNow(src, declarations);
+    const key = `${this.captured.size}\0${declarations.length}\0${src}`;
+    const hit = this.compiled.get(key);
+    if (hit && hit.declarations === declarations) {
+      this.compiled.delete(key);
+      this.compiled.set(key, hit);
+      return hit.result;
     }
+    const result = this.compileNow(src, declarations);
+    this.compiled.set(key, { declarations, result });
+    if (this.compiled.size > 64) this.compiled.delete(this.compiled.keys().next().value as string);
+    return result;
   }
 
-  /**
-   * Converts a cell; when it fails only because a package "cannot be found"
-   * that is now on disk (installed since the compiler last looked — its file
-   * watchers poll, so an `npm install` moments ago is not seen yet), the
-   * converter is rebuilt and the cell converted again, once.
-   */
-  private convert(declarations: string, src: string): ReturnType<Converter["convert"]> {
-    const r = this.withConverter((c) => c.convert(declarations, src));
-    const missing = r.diagnostics.filter((d) => d.code === MODULE_NOT_FOUND).map((d) => /['"]([^'"]+)['"]/.exec(d.messageText)?.[1]);
-    if (missing.length === 0 || !missing.every((m) => m !== undefined && !m.startsWith(".") && this.installed(m))) return r;
-    try {
-      this.converter.close();
-    } catch {
-      // dropped either way
+  private compileNow(src: string, declarations: string): Compiled {
+    const dir = cellDirectives(src);
+    if (dir.module) {
+      const file = this.cc.setModule(dir.module, src, dir.jsx);
+      this.loader.setVirtual(file, src);
+      const { program, cell } = this.cc.load({ session: declarations, cell: `import * as __m from "./${dir.module}";\nexport { __m };\n`, jsx: false });
+      const moduleFile = program.getSourceFile(file);
+      const diagnostics = moduleFile ? this.cc.diagnostics(program, cell) : [];
+      return { diagnostics, module: dir.module };
     }
-    this.converter = createConverter();
-    return this.withConverter((c) => c.convert(declarations, src));
-  }
-
-  /** Whether `name` resolves from the notebook's folder now. */
-  private installed(name: string): boolean {
+    const sf = ts.createSourceFile("cell.ts", src, ts.ScriptTarget.Latest, false, dir.jsx ? ts.ScriptKind.TSX : ts.ScriptKind.TS);
+    const { program, cell } = this.cc.load({ session: declarations, cell: src + exportSuffix(sf), jsx: dir.jsx });
+    const diagnostics = this.cc.diagnostics(program, cell);
+    if (diagnostics.length > 0) return { diagnostics };
+    const out = this.cc.emit(program, cell);
+    const checker = program.getTypeChecker();
+    const cellDecls = [globalize(out.dts), nestedVarDeclarations(checker, cell), importAliases(checker, cell)].filter((s) => s.length > 0).join("\n");
+    const declOutput = mergeDeclarations(cellDecls, declarations);
+    const script = toCellScript(out.js, { captured: this.captured });
+    let jsToTs: number[] = [];
     try {
-      this.require.resolve(name);
-      return true;
+      jsToTs = generatedToSourceLines((JSON.parse(out.map) as { mappings: string }).mappings);
     } catch {
-      return false;
+      // no map: lines fall back to the token alignment below
     }
+    const cellLines =
+      jsToTs.length > 0 ? script.jsLines.map((l) => jsToTs[Math.min(l, jsToTs.length - 1)] ?? 0) : script.jsLines.map((l) => new LineMap(out.js, src).tsLine(l));
+    return { diagnostics, declOutput, script, cellLines };
   }
 
   /**
@@ -147,7 +183,7 @@ export class Executor {
    * `declarations` replaces the session's for this check only (a step body sees a `Lazy<T>` name as `T`).
    */
   check(src: string, declarations?: string): { diagnostics: Diagnostic[]; declOutput?: string } {
-    const r = this.convert(declarations ?? this.prevDecl, src);
+    const r = this.compile(src, declarations ?? this.prevDecl);
     return { diagnostics: r.diagnostics, declOutput: r.declOutput };
   }
 
@@ -160,23 +196,53 @@ export class Executor {
    * code in the notebook cell (magic lines), so errors name the cell's lines.
    */
   async execute(src: string, lineOffset = 0, commit = true): Promise<ExecOutcome> {
-    const converted = this.convert(this.prevDecl, src);
-    if (converted.diagnostics.length > 0) return { ok: false, error: compileError(src, converted.diagnostics, lineOffset) };
-    if (!converted.output) {
-      if (commit) this.prevDecl = converted.declOutput ?? "";
-      return { ok: true, hasValue: false };
-    }
-    const cellNo = ++this.cellCounter;
-    const filename = `nbscale-cell-${cellNo}.js`;
-    // tslab flags top-level `await` but not a top-level `for await` loop.
-    const isAsync = converted.hasToplevelAwait || /\bfor\s+await\b/.test(converted.output);
-    const prefix = isAsync ? "(async function (exports, require) { " : "(function (exports, require) { ";
-    const wrapped = `${prefix}${converted.output}\n})(globalThis.${GLOBAL_KEY}.exports, globalThis.${GLOBAL_KEY}.require)`;
-    const lineMap = new LineMap(converted.output, src);
-    let result: unknown;
+    this.executing = true;
+    this.interruptPending = false;
     try {
-      result = vm.runInThisContext(wrapped, { filename, breakOnSigint: true });
-      if (isAsync) {
+      return await this.executeNow(src, lineOffset, commit);
+    } finally {
+      this.executing = false;
+      this.interruptPending = false;
+    }
+  }
+
+  private async executeNow(src: string, lineOffset: number, commit: boolean): Promise<ExecOutcome> {
+    let compiled = this.compile(src, this.prevDecl);
+    if (compiled.diagnostics.some((d) => d.code === MODULE_NOT_FOUND) && this.missingNowInstalled(compiled.diagnostics)) {
+      // A package installed moments ago: the service read its folder before the install.
+      this.cc.invalidatePackages();
+      this.compiled.clear();
+      compiled = this.compileNow(src, this.prevDecl);
+    }
+    if (compiled.diagnostics.length > 0) return { ok: false, error: compileError(src, compiled.diagnostics, lineOffset) };
+    if (compiled.module || !compiled.script) return { ok: true, hasValue: false };
+    const { script, cellLines } = compiled;
+    const filename = `nbscale-cell-${++cellCounter}.js`;
+    this.cellMaps.set(filename, { lines: cellLines ?? [], offset: lineOffset });
+    try {
+      this.loader.refreshLocal();
+      const imports: Array<Record<string, unknown>> = [];
+      for (const imp of script.imports) {
+        const mod = await this.loader.load(imp.specifier);
+        imports.push(Object.fromEntries(imp.bindings.map((b) => [b.local, importValue(mod, b)])));
+      }
+      this.loader.trackLocal();
+      this.runtime.imports = imports;
+      this.runtime.last = undefined;
+    } catch (e) {
+      return { ok: false, error: runtimeError(e, filename, src, this.cellMaps, lineOffset) };
+    }
+    if (this.interruptPending) return { ok: false, error: interruptedError() };
+    this.bindings.declare(script.names);
+    for (const n of script.functionRefs) this.captured.add(n);
+    const imported = new Set(script.imports.flatMap((i) => i.bindings.map((b) => b.local)));
+    for (const n of script.names) if (imported.has(n)) this.importNames.add(n);
+    else this.importNames.delete(n);
+    // What ran before a throw stays, as in a program: the declarations are the cell's from here on.
+    if (commit && compiled.declOutput !== undefined) this.prevDecl = compiled.declOutput;
+    try {
+      const result = vm.runInThisContext(script.script, { filename, breakOnSigint: true });
+      if (script.isAsync) {
         const interrupted = new Promise<never>((_, reject) => (this.rejectInterrupt = reject));
         try {
           await Promise.race([result as Promise<unknown>, interrupted]);
@@ -185,16 +251,31 @@ export class Executor {
         }
       }
     } catch (e) {
-      return { ok: false, error: runtimeError(e, filename, src, lineMap, lineOffset) };
+      return { ok: false, error: runtimeError(e, filename, src, this.cellMaps, lineOffset) };
+    } finally {
+      this.runtime.imports = [];
     }
-    if (commit) this.prevDecl = converted.declOutput ?? "";
-    const lastVar = converted.lastExpressionVar;
-    if (lastVar && lastVar in this.store) {
-      const value = this.store[lastVar];
-      delete this.store[lastVar];
+    if (script.hasValue) {
+      const value = this.runtime.last;
+      this.runtime.last = undefined;
       return { ok: true, hasValue: value !== undefined, value };
     }
     return { ok: true, hasValue: false };
+  }
+
+  private missingNowInstalled(diagnostics: Diagnostic[]): boolean {
+    const missing = diagnostics.filter((d) => d.code === MODULE_NOT_FOUND).map((d) => /['"]([^'"]+)['"]/.exec(d.messageText)?.[1]);
+    return missing.length > 0 && missing.every((m) => m !== undefined && !m.startsWith(".") && this.installed(m));
+  }
+
+  /** Whether `name` resolves from the notebook's folder now. */
+  private installed(name: string): boolean {
+    try {
+      this.loader.require.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -227,21 +308,35 @@ export class Executor {
    */
   adopt(declOutput: string, values: Iterable<[string, unknown]>): void {
     this.prevDecl = declOutput;
-    for (const [name, value] of values) this.store[name] = value;
+    for (const [name, value] of values) this.bindings.set(name, value);
+  }
+
+  /** The notebook's own modules that `code` imports, compiled for shipping with a step. */
+  localModules(code: string[]): ShippedModules {
+    return shipLocalModules(this.options.cwd, code, (f) => this.compiler?.moduleText(f));
   }
 
   /** The notebook's current value of a name (undefined when absent). */
   valueOf(name: string): unknown {
-    return this.store[name];
+    return this.bindings.has(name) ? this.bindings.get(name) : undefined;
   }
 
   has(name: string): boolean {
-    return Object.prototype.hasOwnProperty.call(this.store, name);
+    return this.bindings.has(name);
+  }
+
+  /** Whether `name` is bound by an import: a module, not a notebook value to record. */
+  isImport(name: string): boolean {
+    return this.importNames.has(name);
   }
 
   /** Called from the SIGINT handler: stops a pending top-level await. */
   interrupt(): boolean {
-    if (!this.rejectInterrupt) return false;
+    if (!this.rejectInterrupt) {
+      // Compiling or loading imports: the cell stops before its code runs.
+      if (this.executing) this.interruptPending = true;
+      return this.executing;
+    }
     const e = new Error("execution interrupted");
     e.name = "KeyboardInterrupt";
     this.rejectInterrupt(e);
@@ -249,65 +344,86 @@ export class Executor {
   }
 
   complete(src: string, cursor: number): CompletionResult {
-    const info = this.withConverter((c) => c.complete(this.prevDecl, src, cursor));
-    const entries = info.original?.entries ?? [];
-    const kinds = new Map(entries.map((e) => [e.name, e.kind]));
+    const dir = cellDirectives(src);
+    this.cc.load({ session: this.prevDecl, cell: src + "\nexport {};\n", jsx: dir.jsx });
+    const info = this.cc.completions(cursor);
+    const { start, end } = wordAround(src, cursor);
+    const prefix = src.slice(start, cursor);
+    const entries = (info?.entries ?? []).filter((e) => e.name.startsWith(prefix) && !e.name.startsWith("__nbscale"));
+    const rank = (e: ts.CompletionEntry) => (e.name.startsWith(prefix) ? 0 : 1);
+    entries.sort((a, b) => rank(a) - rank(b) || a.sortText.localeCompare(b.sortText) || a.name.localeCompare(b.name));
+    const matches = entries.map((e) => e.name);
     return {
-      start: info.start,
-      end: info.end,
-      matches: info.candidates,
-      types: info.candidates.map((c) => ({ text: c, type: String(kinds.get(c) ?? ""), start: info.start, end: info.end })),
+      start,
+      end,
+      matches,
+      types: entries.map((e) => ({ text: e.name, type: String(e.kind ?? ""), start, end })),
     };
   }
 
   inspect(src: string, cursor: number): string | null {
+    const dir = cellDirectives(src);
+    this.cc.load({ session: this.prevDecl, cell: src + "\nexport {};\n", jsx: dir.jsx });
     // The checker answers for the identifier the cursor is in or just after.
     for (const pos of [cursor, cursor - 1]) {
       if (pos < 0) continue;
-      const info = this.withConverter((c) => c.inspect(this.prevDecl, src, pos));
-      if (info) {
-        const docs = (info.documentation ?? []).map((d) => d.text).join("");
-        const text = printQuickInfo(info);
-        return docs && !text.includes(docs) ? `${text}\n\n${docs}` : text;
-      }
+      const info = this.cc.quickInfo(pos);
+      if (info) return quickInfoText(info);
     }
     return null;
   }
 
   isComplete(src: string): { status: "complete" | "incomplete" | "invalid"; indent?: string } {
-    const r = isCompleteCode(src);
-    if (r.completed) return { status: "complete" };
-    return { status: "incomplete", indent: r.indent ?? "" };
+    return isCompleteCell(src);
   }
 
   reset(): void {
     this.prevDecl = this.options.prelude ?? "";
-    for (const k of Object.keys(this.store)) delete this.store[k];
-    Object.assign(this.store, this.options.preludeValues ?? {});
+    this.bindings.reset();
+    this.setPrelude();
   }
 
   close(): void {
-    this.converter.close();
+    this.compiler?.dispose();
+    this.compiler = null;
   }
+}
+
+/** TypeScript's "Cannot find module 'x' or its corresponding type declarations". */
+const MODULE_NOT_FOUND = 2307;
+
+function wordAround(src: string, cursor: number): { start: number; end: number } {
+  let start = cursor;
+  while (start > 0 && /[\w$]/.test(src[start - 1])) start--;
+  let end = cursor;
+  while (end < src.length && /[\w$]/.test(src[end])) end++;
+  return { start, end };
 }
 
 function compileError(src: string, diagnostics: Diagnostic[], lineOffset: number): CellError {
   const first = diagnostics[0];
-  const where = (d: Diagnostic) => `${d.start.line + 1 + lineOffset}:${d.start.character + 1}`;
+  const where = (d: Diagnostic) => `${d.start.line + 1 + (d.fileName ? 0 : lineOffset)}:${d.start.character + 1}`;
   const traceback: string[] = [];
   for (const d of diagnostics) {
     const file = d.fileName ? `${d.fileName} ` : "";
     traceback.push(heading(`error TS${d.code}`, `${file}${where(d)} - ${d.messageText}`));
     if (!d.fileName) traceback.push(...excerpt(src, d.start.line, d.start.character, lineOffset));
   }
+  const file = first.fileName ? `${first.fileName} ` : "";
   return {
     ename: "TSError",
-    evalue: `${where(first)} - ${first.messageText}${diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : ""}`,
+    evalue: `${file}${where(first)} - ${first.messageText}${diagnostics.length > 1 ? ` (and ${diagnostics.length - 1} more)` : ""}`,
     traceback,
   };
 }
 
-function runtimeError(e: unknown, filename: string, src: string, lineMap: LineMap, lineOffset: number): CellError {
+function runtimeError(
+  e: unknown,
+  filename: string,
+  src: string,
+  maps: ReadonlyMap<string, { lines: number[]; offset: number }>,
+  lineOffset: number,
+): CellError {
   if (e instanceof Error && (e as NodeJS.ErrnoException).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return interruptedError();
   if (e instanceof Error && e.name === "KeyboardInterrupt") return interruptedError();
   if (!(e instanceof Error)) {
@@ -322,22 +438,22 @@ function runtimeError(e: unknown, filename: string, src: string, lineMap: LineMa
     const m = frame.match(/^\s*at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/);
     if (!m) continue;
     const [, fn, file, lineStr] = m;
-    if (file.endsWith(filename) || /nbscale-cell-\d+\.js$/.test(file)) {
-      const jsLine = Number(lineStr) - 1;
-      const tsLine = lineMap.tsLine(jsLine);
-      const label = fn && !fn.startsWith("Object.<anonymous>") && fn !== "<anonymous>" ? fn : "<cell>";
-      const sameCell = file.endsWith(filename);
+    const cellFile = /nbscale-cell-\d+\.js$/.exec(file)?.[0];
+    if (cellFile) {
+      const sameCell = cellFile === filename;
+      const map = maps.get(cellFile);
+      const tsLine = map?.lines[Number(lineStr) - 1] ?? 0;
+      const label = fn && !fn.startsWith("Object.<anonymous>") && fn !== "<anonymous>" && !fn.startsWith("async ") ? fn : "<cell>";
       traceback.push(`    at ${label} (${sameCell ? "cell" : "an earlier cell"}${sameCell ? `, line ${tsLine + 1 + lineOffset}` : ""})`);
       if (sameCell && !excerptShown) {
         const col = (src.split("\n")[tsLine] ?? "").search(/\S/);
         traceback.push(...excerpt(src, tsLine, Math.max(0, col), lineOffset).map((l) => "    " + l));
         excerptShown = true;
       }
-    } else if (!file.includes("/nbscale/") && !file.includes("/kernel/dist/") && !file.startsWith("node:")) {
+    } else if (!file.includes("/nbscale/") && !file.includes("/kernel/dist/") && !file.startsWith("node:") && !file.startsWith("nbscale-bindings")) {
       traceback.push(frame.replace(/^\s*/, "    "));
     }
   }
-  // The cell wrapper and its body share a line; show such frames once.
   return { ename, evalue: e.message, traceback: traceback.filter((l, i) => l !== traceback[i - 1]) };
 }
 

@@ -8,6 +8,17 @@ import { humanBytes } from "../backends/memory";
 
 /** Reads quicker than this show nothing: a line that flashes by is noise. */
 const SHOW_AFTER_MS = 400;
+
+/**
+ * How long a read or a recording runs before its live line appears: `fallback`
+ * unless NBSCALE_PROGRESS_AFTER_MS says (milliseconds; `0` shows the line of
+ * every read and recording that has one, whatever the machine's speed, which
+ * is what tests use).
+ */
+export function progressAfterMs(fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const set = env.NBSCALE_PROGRESS_AFTER_MS?.trim();
+  return set && /^\d+$/.test(set) ? Number(set) : fallback;
+}
 const REDRAW_MS = 200;
 const BAR_CELLS = 20;
 
@@ -19,13 +30,14 @@ export class ReadProgress {
   constructor(
     private readonly label: string,
     private readonly now: () => number = Date.now,
+    private readonly showAfterMs = progressAfterMs(SHOW_AFTER_MS),
   ) {
     this.started = now();
   }
 
   update(done: number, total: number): void {
     const t = this.now();
-    if (t - this.started < SHOW_AFTER_MS || t - this.drawn < REDRAW_MS || done >= total) return;
+    if (t - this.started < this.showAfterMs || t - this.drawn < REDRAW_MS || done >= total) return;
     this.drawn = t;
     const filled = total > 0 ? Math.round((BAR_CELLS * done) / total) : BAR_CELLS;
     (this.handle ??= display.create()).text(

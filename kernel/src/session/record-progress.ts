@@ -7,6 +7,7 @@
  */
 import { display, type DisplayHandle } from "../client/display";
 import { humanBytes } from "../backends/memory";
+import { progressAfterMs } from "./read-progress";
 
 /** Values smaller than this together never get the line: they are written in well under the delay. */
 export const RECORD_NOTE_MIN_BYTES = 64 << 20;
@@ -14,27 +15,37 @@ const SHOW_AFTER_MS = 500;
 
 export class RecordingNote {
   private handle: DisplayHandle | null = null;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
 
-  constructor(private readonly values: Array<{ name: string; bytes: number }>, where: string) {
-    this.timer = setTimeout(() => {
+  /** `showAfterMs` 0 (NBSCALE_PROGRESS_AFTER_MS=0): the line is shown at once, not from a timer. */
+  constructor(
+    private readonly values: Array<{ name: string; bytes: number }>,
+    where: string,
+    showAfterMs = progressAfterMs(SHOW_AFTER_MS),
+  ) {
+    const show = () => {
       this.handle = display.create();
       this.handle.text(`recording ${this.list()} to ${where}…`);
-    }, SHOW_AFTER_MS);
+    };
+    if (showAfterMs <= 0) {
+      show();
+      return;
+    }
+    this.timer = setTimeout(show, showAfterMs);
     this.timer.unref();
   }
 
   /** `versions`: each value's recorded version (a value already stored keeps its version). */
   done(versions: Record<string, number>): void {
-    clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     if (!this.handle) return;
     const seconds = (Date.now() - this.started) / 1000;
     this.handle.text(`recorded ${this.list(versions)} in ${seconds.toFixed(1)} s`);
   }
 
   failed(): void {
-    clearTimeout(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.handle?.text(`recording ${this.list()} failed (see the warning below)`);
   }
 

@@ -269,7 +269,7 @@ export class Recorder {
    * the snapshot is taken synchronously here; the returned promise resolves
    * when the record is committed and never rejects.
    */
-  record(run: CellRun): Promise<void> {
+  record(run: CellRun): Promise<void> & { large?: boolean } {
     const msgId = run.msg.header.msg_id;
     if (!this.enabled) return Promise.resolve();
     let snap: Snapshot | null;
@@ -301,7 +301,9 @@ export class Recorder {
       .catch((e) => this.warnFailure(run.msg, e))
       .finally(() => this.captures.delete(msgId));
     this.pending = done;
-    return done;
+    // Writes big enough to show a live line are waited for after the reply; small ones before it.
+    const bytes = [s, ...items.map((i) => i.snap)].reduce((n, x) => n + x.outputs.reduce((m, o) => m + (o.p.stored ? 0 : o.p.s.size), 0), 0);
+    return Object.assign(done, { large: bytes >= RECORD_NOTE_MIN_BYTES });
   }
 
   private warnFailure(msg: JupyterMessage, e: unknown): void {
@@ -357,7 +359,7 @@ export class Recorder {
         }
       }
       for (const n of defs.assigns) {
-        if (seen.has(n) || !executor.has(n)) continue;
+        if (seen.has(n) || !executor.has(n) || executor.isImport(n)) continue;
         seen.add(n);
         const k = this.known.get(n);
         if (k) inputs[n] = { version: k.version, sha256: k.sha256 };
@@ -367,7 +369,8 @@ export class Recorder {
         }
       }
       for (const r of defs.reads) {
-        if (seen.has(r.name) || r.typeOnly || !executor.has(r.name)) continue;
+        // Modules an import bound are code, not values: reading `fs.readFileSync` records nothing.
+        if (seen.has(r.name) || r.typeOnly || !executor.has(r.name) || executor.isImport(r.name)) continue;
         seen.add(r.name);
         const k = this.known.get(r.name);
         if (k) inputs[r.name] = { version: k.version, sha256: k.sha256 };

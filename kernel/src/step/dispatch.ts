@@ -14,7 +14,7 @@ import { interruptedError, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
 import { analyzeCellDefinitions, analyzeStep, type AnalyzeStepOptions, type HistoryCell } from "./analysis";
 import { runForeach } from "./foreach";
-import { declaredTypes, packageStep, type StepPackage } from "./package";
+import { declaredTypes, packageStep, shippedCode, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
 import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
 import { decodeValues, type EncodedValues } from "../worker/codec";
@@ -113,7 +113,7 @@ export class StepRunner {
     }
     for (const c of analysis.conflicts) process.stderr.write(`warning: step \`${name}\`: ${c.message}\n`);
 
-    const pkg = packageStep(step.body, analysis, this.host.cells);
+    const pkg = packageStep(step.body, analysis, this.host.cells, executor.localModules(shippedCode(step.body, analysis)));
     let inputs: EncodedValues = { specs: [], frames: [], stubs: [], bytes: 0 };
     try {
       // In the kernel the step reads the session's own objects: nothing to copy, and live ones work.
@@ -374,7 +374,7 @@ export class StepRunner {
       const run = runProgram(
         pkg.program,
         { inputs: async () => Object.fromEntries(await Promise.all(pkg.inputs.map(async (n) => [n, await sessionValue(this.host.executor.valueOf(n))]))) },
-        { require: stepRequire(this.host.cwd), breakOnSigint: true },
+        { require: stepRequire(this.host.cwd), cwd: this.host.cwd, breakOnSigint: true },
       );
       const outcome = await Promise.race([run.then((v) => ({ v })), stop]);
       if (outcome === "interrupted" || outcome === "timeout") {

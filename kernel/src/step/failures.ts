@@ -1,5 +1,5 @@
 /** What a failed step says to the user: the cause, in numbers, and the fix. */
-import type { Diagnostic } from "tslab/dist/converter";
+import type { Diagnostic } from "../session/engine/compiler";
 import { excerpt, heading, interruptedError, type CellError } from "../session/errors";
 import { formatDuration } from "../magics";
 import type { TaskResult } from "../backends/local-pool";

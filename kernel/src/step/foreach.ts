@@ -31,7 +31,7 @@ import type { OutputStub, StepEvent } from "../worker/events";
 import { releasePieces } from "../worker/spill";
 import { WorkerStartError, type TaskResult } from "../backends/local-pool";
 import type { AnalyzeStepOptions, StepAnalysis } from "./analysis";
-import { declaredTypes, packageStep, type StepPackage } from "./package";
+import { declaredTypes, packageStep, shippedCode, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
 import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
 import { elementType, evaluateItems, implicitDeclarations } from "./foreach-input";
@@ -107,7 +107,7 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   for (const c of analysis.conflicts) process.stderr.write(`warning: step \`${name}\`: ${c.message}\n`);
   const shared = analysis.inputs.filter((i) => !i.typeOnly).map((i) => i.name);
   analysis.inputs.push({ name: ITEM, cellId: "foreach", cellIndex: -1, typeOnly: false }, { name: INDEX, cellId: "foreach", cellIndex: -1, typeOnly: false });
-  const pkg = withItemParameters(packageStep(step.body, analysis, host.cells));
+  const pkg = withItemParameters(packageStep(step.body, analysis, host.cells, host.executor.localModules(shippedCode(step.body, analysis))));
   const outputs = pkg.valueOutputs;
 
   const refused = (e: unknown, which: string): ExecOutcome => {

@@ -138,7 +138,8 @@ export async function makeHandles(specs: readonly ValueSpec[], store: LazyStore 
 
 /** The cell's note for each lazy output. */
 export function lazyNote(h: Lazy<unknown>, tsType: string | undefined): string {
-  const what = tsType && tsType !== "any" ? tsType : h.type;
+  // TypeScript 5.7+ writes typed arrays with their buffer (`Float64Array<ArrayBuffer>`); the note names the array.
+  const what = (tsType && tsType !== "any" ? tsType : h.type).replace(/^((?:Big)?(?:Int|Uint|Float)\d+(?:Clamped)?Array)<ArrayBuffer(?:Like)?>$/, "$1");
   const as = h.version !== null ? h.label : `blob sha256:${h.sha256.slice(0, 12)} (not recorded: NBSCALE_RECORD=0)`;
   return `\`${h.name}\` (${humanBytes(h.bytes)} ${what}) stays in the datastore as ${as}; load it with \`await ${h.name}.load()\` or use it in another %%step\n`;
 }

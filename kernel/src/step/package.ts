@@ -22,6 +22,7 @@ import { ts } from "./typescript";
 import { LineMap } from "../session/line-map";
 import { analyzeCellDefinitions, type ClosureItem, type HistoryCell, type StepAnalysis } from "./analysis";
 import type { StepProgram } from "../worker/events";
+import type { ShippedModules } from "./local-modules";
 
 const COMPILER_OPTIONS = {
   module: ts.ModuleKind.CommonJS,
@@ -55,7 +56,7 @@ export function transpile(source: string): string {
 
 let programCounter = 0;
 
-export function packageStep(body: string, analysis: StepAnalysis, history: readonly HistoryCell[] = []): StepPackage {
+export function packageStep(body: string, analysis: StepAnalysis, history: readonly HistoryCell[] = [], modules?: ShippedModules): StepPackage {
   const lines: string[] = [];
   const regions: Region[] = [];
   const inputs = analysis.inputs.filter((i) => !i.typeOnly).map((i) => i.name);
@@ -84,7 +85,8 @@ export function packageStep(body: string, analysis: StepAnalysis, history: reado
   lines.push("})();");
   lines.push("})");
   const filename = `nbscale-step-${process.pid}-${++programCounter}.js`;
-  return { program: { filename, source: lines.join("\n") }, regions, valueOutputs, inputs };
+  const program = { filename, source: lines.join("\n"), ...(modules && Object.keys(modules).length > 0 ? { modules } : {}) };
+  return { program, regions, valueOutputs, inputs };
 }
 
 function lineInCell(item: ClosureItem, history: readonly HistoryCell[]): number {
@@ -95,12 +97,42 @@ function lineInCell(item: ClosureItem, history: readonly HistoryCell[]): number 
 }
 
 /**
- * Transpiling an import on its own would drop it as unused; a use keeps it.
+ * An import shipped with a step becomes `const` bindings of the names it
+ * imports: the body is compiled on its own, so it refers to `clean`, not to
+ * the `clean_1.clean` a CommonJS transpile of the import would leave.
  * (Type-only imports never get here: they are `typeOnly`.)
  */
 function itemSource(item: ClosureItem): string {
   if (item.kind !== "import") return item.source;
-  return `${item.source}\nvoid [${item.names.join(", ")}];`;
+  const sf = ts.createSourceFile("import.ts", item.source, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const out: string[] = [];
+  const wanted = new Set(item.names);
+  for (const st of sf.statements) {
+    if (ts.isImportEqualsDeclaration(st) && ts.isExternalModuleReference(st.moduleReference) && ts.isStringLiteral(st.moduleReference.expression)) {
+      out.push(`const ${st.name.text} = require(${JSON.stringify(st.moduleReference.expression.text)});`);
+      continue;
+    }
+    if (!ts.isImportDeclaration(st) || !ts.isStringLiteral(st.moduleSpecifier)) {
+      out.push(st.getText(sf));
+      continue;
+    }
+    const req = `require(${JSON.stringify(st.moduleSpecifier.text)})`;
+    const c = st.importClause;
+    if (!c) {
+      out.push(`${req};`);
+      continue;
+    }
+    if (c.name && wanted.has(c.name.text)) out.push(`const ${c.name.text} = ((m: any) => (m && m.__esModule ? m.default : m))(${req});`);
+    const nb = c.namedBindings;
+    if (nb && ts.isNamespaceImport(nb) && wanted.has(nb.name.text)) {
+      out.push(`const ${nb.name.text} = ((m: any) => (m && m.__esModule ? m : Object.assign(Object.create(null), m, { default: m })))(${req});`);
+    }
+    if (nb && ts.isNamedImports(nb)) {
+      const els = nb.elements.filter((e) => !e.isTypeOnly && wanted.has(e.name.text));
+      if (els.length > 0) out.push(`const { ${els.map((e) => (e.propertyName ? `${JSON.stringify(e.propertyName.text)}: ${e.name.text}` : e.name.text)).join(", ")} } = ${req} as any;`);
+    }
+  }
+  return out.join("\n");
 }
 
 /**
@@ -128,4 +160,9 @@ export function declaredTypes(declOutput: string, names: readonly string[]): Rec
 /** `declare const base = 10;` — a const's literal initializer is its type. */
 function literalType(text: string): string {
   return /^(-?\d[\d_.eE+-]*n?|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|true|false)$/.test(text) ? text : "any";
+}
+
+/** The step's code as shipped: its body and the imports it carries, for finding the local modules they need. */
+export function shippedCode(body: string, analysis: StepAnalysis): string[] {
+  return [body, ...analysis.closure.filter((c) => c.kind === "import" && !c.typeOnly).map((c) => c.source)];
 }

@@ -666,6 +666,7 @@ export class ScopeWalker {
         if (!n.moduleSpecifier && n.exportClause && ts.isNamedExports(n.exportClause)) {
           for (const el of n.exportClause.elements) {
             const id = el.propertyName ?? el.name;
+            if (!ts.isIdentifier(id)) continue;
             // `export { T }` names a type when no value of that name exists.
             const typeOnly = n.isTypeOnly || el.isTypeOnly || (!this.top.has(id.text, "value") && this.top.has(id.text, "type"));
             this.ref(id, typeOnly ? "type" : "value");

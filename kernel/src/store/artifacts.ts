@@ -8,12 +8,15 @@
  * once can't both get N: the loser moves on to N+1. A version record is
  * visible only once the execution that produced it has committed, so a kernel
  * killed mid-recording leaves nothing visible (fsck lists the leftover).
+ * The record names its writer process, so fsck can tell a leftover of a dead
+ * kernel from a version a running kernel is about to commit.
  */
 import { StorageBackend } from "./backend";
 import { BlobStore, ReadOptions } from "./blobs";
 import { closeNames, InvalidSpecError, NoSuchVersionError, NotInNotebookError, UnknownVariableError } from "./errors";
 import { Decoded, deserialize, DeserializeOptions, ValueKind } from "./serialize";
 import { currentPath, inNotebook, type NotebookFilter } from "./notebooks";
+import { thisWriter, type WriterIdentity } from "./writer";
 
 export const VARS_PREFIX = "vars/";
 const MAX_ENCODED_NAME = 240;
@@ -34,6 +37,8 @@ export interface VersionRecord {
   /** The execution that produced it; the version is visible once that commits. */
   execution: string | null;
   created: string;
+  /** The process that wrote it (absent in records of older nbscale versions). */
+  writer?: WriterIdentity;
 }
 
 export interface ArtifactRef {
@@ -130,6 +135,8 @@ export class ArtifactStore {
     private readonly blobs: BlobStore,
     /** Whether an execution has committed (versions of uncommitted ones are invisible). */
     private readonly isCommitted: (executionId: string) => Promise<boolean>,
+    /** Named in every record this store writes (tests stand in for a writer on another host). */
+    readonly writer: WriterIdentity = thisWriter(),
   ) {}
 
   /** Every name with at least one allocated version (visible or not), sorted. */
@@ -242,6 +249,7 @@ export class ArtifactStore {
         cell: v.cell,
         execution: v.execution,
         created: new Date().toISOString(),
+        writer: this.writer,
       };
       const key = versionKey(name, next);
       if (await this.backend.createExclusive(key, Buffer.from(JSON.stringify(rec, null, 1) + "\n"))) {

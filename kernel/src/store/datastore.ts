@@ -7,10 +7,11 @@ import { dirname } from "node:path";
 import { createHash } from "node:crypto";
 import { StorageBackend } from "./backend";
 import { BlobStore, sha256Of } from "./blobs";
-import { ArtifactRef, ArtifactStore, checkName, parseArtifactSpec, VersionFilter, VersionRecord } from "./artifacts";
+import { ArtifactRef, ArtifactStore, checkName, NewVersion, parseArtifactSpec, VersionFilter, VersionRecord } from "./artifacts";
 import { environmentInfo } from "./env";
 import { ContentChangedError, DatastoreConfigError, NotRestorableError, StoreError } from "./errors";
 import {
+  ExecutionAbandonedError,
   ExecutionError,
   ExecutionFilter,
   ExecutionRecord,
@@ -23,9 +24,19 @@ import { backendFor } from "./backends";
 import { NotebookRenames, type NotebookFilter } from "./notebooks";
 import { DatastoreLocation, describeLocation, resolveDatastore } from "./location";
 import { Decoded, DeserializeOptions, serializeValue, Serialized } from "./serialize";
+import type { WriterIdentity } from "./writer";
 
 const MARKER_KEY = "nbscale-store.json";
 const STORE_FORMAT = 1;
+/** Commits tried while fsck keeps fencing this writer off (only a grace shorter than one recording lets it). */
+const MAX_COMMIT_ATTEMPTS = 5;
+
+/** One recordExecution's progress, for settling what it leaves behind when it fails. */
+interface Attempt {
+  id: string;
+  /** Whether a version record naming `id` may have been written. */
+  allocated: boolean;
+}
 
 export interface ExecutionInput {
   /** Pre-allocated id (e.g. announced to the frontend at start); generated if absent. */
@@ -84,6 +95,8 @@ export interface LoadedArtifact {
 export interface OpenOptions {
   /** Create the store when missing (writers). Readers refuse a missing store. */
   create?: boolean;
+  /** The writer named in version records (default: this process); tests stand in for one on another host. */
+  writer?: WriterIdentity;
 }
 
 export class Datastore {
@@ -95,11 +108,12 @@ export class Datastore {
   private constructor(
     readonly backend: StorageBackend,
     readonly location: DatastoreLocation | null,
+    writer: WriterIdentity | undefined,
   ) {
     this.blobs = new BlobStore(backend);
     this.executions = new ExecutionStore(backend, this.blobs);
     this.notebooks = new NotebookRenames(backend);
-    this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id));
+    this.artifacts = new ArtifactStore(backend, this.blobs, (id) => this.executions.isCommitted(id), writer);
   }
 
   static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
@@ -111,7 +125,7 @@ export class Datastore {
 
   /** For other backends (S3 later) and tests. */
   static async openBackend(backend: StorageBackend, options: OpenOptions = {}, loc: DatastoreLocation | null = null): Promise<Datastore> {
-    const ds = new Datastore(backend, loc);
+    const ds = new Datastore(backend, loc, options.writer);
     const marker = await backend.get(MARKER_KEY).catch(() => null);
     if (marker) {
       const fmt = (JSON.parse(marker.toString("utf8")) as { format?: number }).format ?? 0;
@@ -136,6 +150,10 @@ export class Datastore {
    * storage failure (disk full, permissions); the caller reports that as a
    * warning and never fails the user's cell for it. Unserializable outputs
    * don't throw: they are recorded as stubs.
+   *
+   * The returned record's id is `input.id` unless `fsck --clean` abandoned
+   * that execution while it was being recorded (see ExecutionStore.abandon):
+   * then the same values are committed under a new id.
    */
   async recordExecution(input: ExecutionInput): Promise<ExecutionRecord> {
     // Synchronous part: snapshot every output before anything can change it.
@@ -145,9 +163,39 @@ export class Datastore {
       prepared.push({ name, s, live: false, value: undefined });
     }
     const started = toIso(input.started);
-    const id = input.id ?? newExecutionId(new Date(started));
+    const attempt: Attempt = { id: input.id ?? newExecutionId(new Date(started)), allocated: false };
+    try {
+      return await this.recordAttempt(input, prepared, started, attempt);
+    } catch (e) {
+      // What this attempt allocated can never commit now: saying so lets fsck
+      // remove it at once instead of keeping it for as long as this process
+      // lives. Should the commit have landed after all (an answer lost), the
+      // marker loses to it and the record stands.
+      if (attempt.allocated && !(e instanceof ExecutionAbandonedError)) {
+        const me = this.artifacts.writer;
+        await this.executions.abandon(attempt.id, { by: "the recording that failed", host: me.host, pid: me.pid }).catch(() => undefined);
+      }
+      throw e;
+    }
+  }
 
+  private async recordAttempt(input: ExecutionInput, prepared: PreparedOutput[], started: string, attempt: Attempt): Promise<ExecutionRecord> {
     const outputs: Record<string, OutputRef> = {};
+    /** Each output's version as recorded, to record it again under another execution id. */
+    const newVersions: Array<{ name: string; tsType: string | undefined; of: (execution: string) => NewVersion }> = [];
+    const ref = (record: VersionRecord, created: boolean, tsType: string | undefined): OutputRef => ({
+      version: record.version,
+      sha256: record.sha256,
+      kind: record.kind,
+      type: record.type,
+      ...(tsType ? { ts_type: tsType } : {}),
+      size: record.size,
+      new_version: created,
+    });
+    const allocate = (name: string, v: NewVersion) => {
+      attempt.allocated = true;
+      return this.artifacts.record(name, v);
+    };
     // Logs don't depend on the outputs: they are written alongside them.
     const logs = Promise.all([
       this.executions.storeLog(input.stdout ?? ""),
@@ -157,7 +205,7 @@ export class Datastore {
     logs.catch(() => undefined); // awaited below, after the outputs
     for (const p of prepared) {
       const tsType = input.outputTypes?.[p.name];
-      const version = (sha256: string, size: number, s: Serialized) => ({
+      const version = (sha256: string, size: number, s: Serialized) => (execution: string): NewVersion => ({
         sha256,
         size,
         kind: s.header.kind,
@@ -167,7 +215,7 @@ export class Datastore {
         notebook: input.notebook,
         ...(input.lineage ? { lineage: input.lineage } : {}),
         cell: input.cell,
-        execution: id,
+        execution,
       });
       let recorded: { record: VersionRecord; created: boolean };
       const early = finalHash(p);
@@ -175,29 +223,24 @@ export class Datastore {
         // The hash can't change during the write, so the version record (not
         // visible before the commit below) is written alongside the blob:
         // one round of file and directory fsyncs instead of two.
-        const [stored, versioned] = await Promise.all([this.storeOutput(p, input.lineage ?? input.notebook, early), this.artifacts.record(p.name, version(early.sha256, early.size, p.s))]);
+        const of = version(early.sha256, early.size, p.s);
+        newVersions.push({ name: p.name, tsType, of });
+        const [stored, versioned] = await Promise.all([this.storeOutput(p, input.lineage ?? input.notebook, early), allocate(p.name, of(attempt.id))]);
         if (stored.sha256 !== early.sha256) throw new StoreError(`\`${p.name}\`: its bytes changed while being stored`);
         recorded = versioned;
       } else {
         const { sha256, size, s } = await this.storeOutput(p, input.lineage ?? input.notebook);
-        recorded = await this.artifacts.record(p.name, version(sha256, size, s));
+        const of = version(sha256, size, s);
+        newVersions.push({ name: p.name, tsType, of });
+        recorded = await allocate(p.name, of(attempt.id));
       }
-      const { record, created } = recorded;
-      outputs[p.name] = {
-        version: record.version,
-        sha256: record.sha256,
-        kind: record.kind,
-        type: record.type,
-        ...(tsType ? { ts_type: tsType } : {}),
-        size: record.size,
-        new_version: created,
-      };
+      outputs[p.name] = ref(recorded.record, recorded.created, tsType);
     }
     const [stdout, stderr, display] = await logs;
 
     const record: ExecutionRecord = {
       format: 1,
-      id,
+      id: attempt.id,
       notebook: input.notebook,
       cell: input.cell,
       execution_count: input.executionCount ?? null,
@@ -227,8 +270,24 @@ export class Datastore {
       },
       environment: input.environment ?? environmentInfo(input.notebook ? dirname(input.notebook) : null),
     };
-    await this.executions.commit(record);
-    return record;
+    for (let n = 1; ; n++) {
+      try {
+        await this.executions.commit(record);
+        return record;
+      } catch (e) {
+        // `fsck --clean` took this writer for a dead one (it runs on another
+        // host, or was stopped for longer than the grace period) and may have
+        // removed the versions allocated so far. Blobs are never removed, so
+        // the same values are recorded again under a new id, with versions
+        // allocated afresh: nothing is lost, and no commit names a removed record.
+        if (!(e instanceof ExecutionAbandonedError) || n >= MAX_COMMIT_ATTEMPTS) throw e;
+        attempt.id = record.id = newExecutionId(new Date(started));
+        for (const v of newVersions) {
+          const again = await allocate(v.name, v.of(record.id));
+          outputs[v.name] = ref(again.record, again.created, v.tsType);
+        }
+      }
+    }
   }
 
   /**

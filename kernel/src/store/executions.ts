@@ -2,6 +2,14 @@
  * Execution records: one immutable JSON object per cell execution, written
  * (exclusively) only after every blob it references exists. Writing it *is*
  * the commit: before it, nothing of the execution is visible.
+ *
+ * The same key is also how an execution is *abandoned*: `fsck --clean`
+ * removes the version records of an execution that never committed only
+ * after creating an abandonment marker at its key, exclusively. Whichever of
+ * the commit and the marker is created first wins, on every backend, with no
+ * clocks involved: once the marker is there the writer can no longer commit
+ * a record naming the versions fsck removes (it records again under a new id,
+ * see Datastore.recordExecution), and once the commit is there fsck keeps them.
  */
 import { randomBytes } from "node:crypto";
 import { StorageBackend } from "./backend";
@@ -36,6 +44,24 @@ export interface ExecutionError {
   ename: string;
   evalue: string;
   traceback: string[];
+}
+
+/** What `abandon` leaves at an execution's key instead of its record. */
+export interface AbandonedMarker {
+  format: 1;
+  id: string;
+  abandoned: { by: string; host: string; pid: number; at: string };
+}
+
+export function isAbandonedMarker(x: unknown): x is AbandonedMarker {
+  return typeof x === "object" && x !== null && typeof (x as { abandoned?: unknown }).abandoned === "object" && (x as { abandoned?: unknown }).abandoned !== null;
+}
+
+/** The commit found the execution abandoned: nothing was committed under this id. */
+export class ExecutionAbandonedError extends StoreError {
+  constructor(readonly id: string, readonly marker: AbandonedMarker) {
+    super(`execution ${id} was abandoned by ${marker.abandoned.by} (pid ${marker.abandoned.pid} on ${marker.abandoned.host}, ${marker.abandoned.at}) before it committed`);
+  }
 }
 
 export interface ExecutionRecord {
@@ -127,6 +153,8 @@ export interface ExecutionFilter {
 
 export class ExecutionStore {
   private readonly committed = new Set<string>();
+  /** Abandoned ids: as permanent as commits. */
+  private readonly abandoned = new Set<string>();
   private readonly cache = new Map<string, ExecutionRecord>();
 
   constructor(
@@ -138,18 +166,50 @@ export class ExecutionStore {
   async commit(record: ExecutionRecord): Promise<void> {
     const body = Buffer.from(JSON.stringify(record, null, 1) + "\n", "utf8");
     if (!(await this.backend.createExclusive(executionKey(record.id), body))) {
+      const there = await this.readKey(record.id);
+      if (isAbandonedMarker(there)) throw new ExecutionAbandonedError(record.id, there);
       throw new StoreError(`execution ${record.id} is already recorded (ids must be unique)`);
     }
     this.committed.add(record.id);
     this.cache.set(record.id, record);
   }
 
+  /**
+   * Makes sure `id` never commits, unless it already has: "abandoned" when
+   * the marker is now at its key (this call's or an earlier one), "committed"
+   * when the execution's record is.
+   */
+  async abandon(id: string, by: { by: string; host: string; pid: number }): Promise<"abandoned" | "committed"> {
+    const marker: AbandonedMarker = { format: 1, id, abandoned: { ...by, at: new Date().toISOString() } };
+    if (await this.backend.createExclusive(executionKey(id), Buffer.from(JSON.stringify(marker) + "\n", "utf8"))) {
+      this.abandoned.add(id);
+      return "abandoned";
+    }
+    const there = await this.readKey(id);
+    if (there === null || isAbandonedMarker(there)) {
+      // null: the key exists (the create lost) but reads as no JSON object; it is not a commit either way.
+      this.abandoned.add(id);
+      return "abandoned";
+    }
+    return "committed";
+  }
+
   async isCommitted(id: string): Promise<boolean> {
     if (this.committed.has(id)) return true;
-    if (!isExecutionId(id)) return false;
-    const yes = (await this.backend.stat(executionKey(id))) !== null;
-    if (yes) this.committed.add(id); // commits are permanent; absence is not cached
-    return yes;
+    if (this.abandoned.has(id) || !isExecutionId(id)) return false;
+    // A record or an abandonment marker, each permanent, so `get` caches either; absence is not cached.
+    return (await this.get(id)) !== null;
+  }
+
+  /** The parsed object at an execution's key; null when absent or not JSON. */
+  private async readKey(id: string): Promise<unknown> {
+    const buf = await this.backend.get(executionKey(id));
+    if (!buf) return null;
+    try {
+      return JSON.parse(buf.toString("utf8")) as unknown;
+    } catch {
+      return null;
+    }
   }
 
   /** Committed ids, newest first. */
@@ -162,12 +222,19 @@ export class ExecutionStore {
     return ids.sort().reverse();
   }
 
+  /** The committed record; null when absent or abandoned. */
   async get(id: string): Promise<ExecutionRecord | null> {
     const cached = this.cache.get(id);
     if (cached) return cached;
+    if (this.abandoned.has(id)) return null;
     const buf = await this.backend.get(executionKey(id));
     if (!buf) return null;
-    const rec = JSON.parse(buf.toString("utf8")) as ExecutionRecord;
+    const parsed = JSON.parse(buf.toString("utf8")) as ExecutionRecord | AbandonedMarker;
+    if (isAbandonedMarker(parsed)) {
+      this.abandoned.add(id);
+      return null;
+    }
+    const rec = parsed;
     this.cache.set(id, rec);
     this.committed.add(id);
     return rec;
@@ -182,7 +249,9 @@ export class ExecutionStore {
     }
     const matches = idOrPrefix.length > 0 ? (await this.ids()).filter((id) => id.startsWith(idOrPrefix) || id.endsWith(`-${idOrPrefix}`)) : [];
     if (matches.length !== 1) throw new UnknownExecutionError(idOrPrefix, matches);
-    return (await this.get(matches[0])) as ExecutionRecord;
+    const rec = await this.get(matches[0]);
+    if (!rec) throw new UnknownExecutionError(idOrPrefix, []);
+    return rec;
   }
 
   /** Committed executions, newest first. */

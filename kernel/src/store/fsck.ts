@@ -10,10 +10,11 @@
  * older than the grace period, so a live writer is never disturbed.
  */
 import { StorageBackend } from "./backend";
-import { BlobStore, blobKeySha } from "./blobs";
+import { BlobStore, blobKey, blobKeySha } from "./blobs";
 import { manifestKey, manifestKeySha } from "./chunk-manifest";
 import { parseVersionKey, VersionRecord, versionKey } from "./artifacts";
-import { ExecutionRecord, executionKey, isExecutionId, referencedBlobs } from "./executions";
+import { AbandonedMarker, ExecutionRecord, ExecutionStore, executionKey, isAbandonedMarker, isExecutionId, referencedBlobs } from "./executions";
+import { thisWriter, writerState } from "./writer";
 
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000;
 
@@ -44,6 +45,8 @@ export interface FsckLeftover {
   /** `manifest`: a chunk manifest whose blob is gone, or a damaged one `clean` removed. */
   kind: "temp" | "uncommitted-version" | "manifest";
   id: string;
+  /** For an uncommitted version: the execution that never committed it. */
+  execution?: string;
   size: number;
   age_seconds: number;
   writer: "gone" | "alive" | "unknown";
@@ -54,7 +57,8 @@ export interface FsckLeftover {
 export interface FsckResult {
   location: string;
   consistent: boolean;
-  checked: { blobs: number; blob_bytes: number; executions: number; versions: number };
+  /** `abandoned`: executions fenced off before they committed (their markers stay: they keep a late commit out). */
+  checked: { blobs: number; blob_bytes: number; executions: number; versions: number; abandoned: number };
   problems: FsckProblem[];
   leftovers: FsckLeftover[];
 }
@@ -66,7 +70,7 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   const result: FsckResult = {
     location: backend.location,
     consistent: true,
-    checked: { blobs: 0, blob_bytes: 0, executions: 0, versions: 0 },
+    checked: { blobs: 0, blob_bytes: 0, executions: 0, versions: 0, abandoned: 0 },
     problems: [],
     leftovers: [],
   };
@@ -92,10 +96,16 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   }
 
   const records = new Map<string, ExecutionRecord>();
+  const abandoned = new Set<string>();
   for (const id of [...executionIds].sort()) {
     const key = executionKey(id);
-    const rec = await readJson<ExecutionRecord>(backend, key);
-    if (!rec || rec.id !== id) {
+    const rec = await readJson<ExecutionRecord | AbandonedMarker>(backend, key);
+    if (isAbandonedMarker(rec) && rec.id === id) {
+      abandoned.add(id);
+      result.checked.abandoned++;
+      continue;
+    }
+    if (!rec || rec.id !== id || isAbandonedMarker(rec)) {
       problem("unreadable-record", key, `execution record ${key} is unreadable or names another id`);
       continue;
     }
@@ -109,11 +119,14 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   }
 
   const labels = new Map<string, string[]>();
-  const committedVersion = async (rec: VersionRecord): Promise<boolean> =>
-    rec.execution === null ||
-    records.has(rec.execution) ||
-    // It may have committed after the listing.
-    (isExecutionId(rec.execution) && (await backend.stat(executionKey(rec.execution))) !== null);
+  const committedVersion = async (rec: VersionRecord): Promise<boolean> => {
+    if (rec.execution === null || records.has(rec.execution)) return true;
+    if (abandoned.has(rec.execution) || !isExecutionId(rec.execution)) return false;
+    // It may have committed (or been abandoned) after the listing.
+    const now = await readJson<ExecutionRecord | AbandonedMarker>(backend, executionKey(rec.execution));
+    if (isAbandonedMarker(now)) abandoned.add(rec.execution);
+    return now !== null && !isAbandonedMarker(now);
+  };
   const versions = new Map<string, VersionRecord>();
   for (const key of versionKeys.sort()) {
     const parsed = parseVersionKey(key);
@@ -126,13 +139,16 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
     if (!(await committedVersion(rec))) {
       const st = await backend.stat(key);
       const age = st ? now - st.mtimeMs : 0;
+      // An abandoned execution can never commit, whoever wrote its records.
+      const writer = rec.execution !== null && abandoned.has(rec.execution) ? "gone" : writerState(rec.writer);
       result.leftovers.push({
         kind: "uncommitted-version",
         id: key,
+        ...(rec.execution !== null ? { execution: rec.execution } : {}),
         size: st?.size ?? 0,
         age_seconds: Math.round(age / 1000),
-        writer: "unknown",
-        removable: age > grace,
+        writer,
+        removable: writer === "gone" || (writer === "unknown" && age > grace),
         removed: false,
       });
       continue;
@@ -213,16 +229,42 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   }
 
   if (options.clean) {
+    const executions = new ExecutionStore(backend, blobs);
+    const me = thisWriter();
+    const fates = new Map<string, "abandoned" | "committed">();
     for (const l of result.leftovers) {
       if (!l.removable || l.removed) continue;
-      if (l.kind === "temp") await backend.removeTemp(l.id);
-      else await backend.remove(l.id);
+      if (l.kind === "uncommitted-version" && l.execution !== undefined) {
+        // Fenced first: from here on the execution can't commit, so nothing will name this record.
+        let fate = abandoned.has(l.execution) ? "abandoned" : fates.get(l.execution);
+        if (fate === undefined) {
+          fate = await executions.abandon(l.execution, { by: "nbscale fsck --clean", host: me.host, pid: me.pid });
+          fates.set(l.execution, fate);
+        }
+        if (fate === "committed") {
+          // It committed after all, after this record was checked: the record is no leftover.
+          l.removable = false;
+          continue;
+        }
+        await backend.remove(l.id);
+      } else if (l.kind === "temp") await backend.removeTemp(l.id);
+      else if (l.kind === "manifest" && (await blobPublished(backend, l.id))) {
+        // Its blob was published after the listing (manifests follow their blob): not an orphan.
+        l.removable = false;
+        continue;
+      } else await backend.remove(l.id);
       l.removed = true;
     }
+    result.checked.abandoned += [...fates.values()].filter((f) => f === "abandoned").length;
   }
 
   result.consistent = result.problems.length === 0;
   return result;
+}
+
+async function blobPublished(backend: StorageBackend, manifest: string): Promise<boolean> {
+  const sha = manifestKeySha(manifest);
+  return sha !== null && (await backend.stat(blobKey(sha))) !== null;
 }
 
 async function readJson<T>(backend: StorageBackend, key: string): Promise<T | null> {

@@ -8,6 +8,9 @@
  * - an upload whose bytes don't hash to what the caller expected is aborted,
  *   never completed;
  * - incomplete multipart uploads are the "temp files" fsck lists and cleans;
+ *   their age counts from their last uploaded part, not from their start: a
+ *   live upload adds a part every few seconds, so however long the value
+ *   takes, fsck's grace applies to how long the upload has been idle;
  * - throttling, 5xx answers and dropped connections are retried with
  *   backoff by the SDK's adaptive retry strategy; a download cut short is
  *   resumed where it stopped (a Range request on the same ETag), since the
@@ -29,6 +32,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -391,10 +395,13 @@ export class S3Backend implements StorageBackend {
         }),
       );
       for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        const activity = await this.uploadActivity(u.Key, u.UploadId, u.Initiated?.getTime() ?? 0);
+        if (!activity) continue; // completed or aborted meanwhile
         out.push({
           id: JSON.stringify([u.Key, u.UploadId]),
-          size: 0,
-          mtimeMs: u.Initiated?.getTime() ?? 0,
+          size: activity.size,
+          mtimeMs: activity.lastMs,
           host: null,
           pid: null,
           writerGone: null,
@@ -404,6 +411,27 @@ export class S3Backend implements StorageBackend {
       UploadIdMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;
     } while (KeyMarker);
     return out;
+  }
+
+  /** Bytes uploaded so far and the time of the last part (its heartbeat); null when the upload is gone. */
+  private async uploadActivity(Key: string, UploadId: string, initiatedMs: number): Promise<{ size: number; lastMs: number } | null> {
+    let size = 0;
+    let lastMs = initiatedMs;
+    let PartNumberMarker: string | undefined;
+    try {
+      do {
+        const r = await this.send(new ListPartsCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumberMarker }));
+        for (const p of r.Parts ?? []) {
+          size += Number(p.Size ?? 0);
+          lastMs = Math.max(lastMs, p.LastModified?.getTime() ?? 0);
+        }
+        PartNumberMarker = r.IsTruncated ? r.NextPartNumberMarker : undefined;
+      } while (PartNumberMarker);
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw e;
+    }
+    return { size, lastMs };
   }
 
   async removeTemp(id: string): Promise<void> {

@@ -48,6 +48,8 @@ export interface StepProgram {
   /** Used as the script's file name, so stack frames can be mapped back. */
   filename: string;
   source: string;
+  /** The notebook's own modules the step imports, compiled (paths relative to the notebook folder). */
+  modules?: Record<string, string>;
 }
 
 /** kernel → worker: run this. The inputs follow as frames. */

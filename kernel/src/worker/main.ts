@@ -117,7 +117,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           releasePieces(pieces);
         }
       };
-      const outputs = await Promise.race([runProgram(task.program, { inputs }, { require }), failed]);
+      const outputs = await Promise.race([runProgram(task.program, { inputs }, { require, cwd: options.cwd }), failed]);
       const kept = await storeLazyOutputs(outputs, task.lazy);
       const enc = encodeValues(kept.rest, false);
       enc.specs.push(...kept.specs);

@@ -115,7 +115,7 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
       const { specs, frames } = await loadValues(backend, task.inputs, "input");
       return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
     };
-    const outputs = await Promise.race([runProgram(task.program, { inputs }, { require: stepRequire(o.cwd) }), failed]);
+    const outputs = await Promise.race([runProgram(task.program, { inputs }, { require: stepRequire(o.cwd), cwd: o.cwd }), failed]);
     const enc = encodeValues(Object.entries(outputs), false);
     const stored = await storeValues(backend, enc);
     outcome = { status: "done", outputs: stored.refs, stubs: enc.stubs };

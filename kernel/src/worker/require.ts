@@ -13,7 +13,7 @@ export function stepRequire(cwd: string): NodeJS.Require {
     tslab: () => ({ display, newDisplay, versions: {
         tslab: "1.0.22",
         // Read lazily: loading the compiler itself would cost a worker ~0.3 s at start.
-        typescript: (require("@tslab/typescript-for-tslab/package.json") as { version: string }).version,
+        typescript: (require("typescript/package.json") as { version: string }).version,
         node: process.version,
       } }),
   };

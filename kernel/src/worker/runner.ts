@@ -5,6 +5,7 @@
  */
 import * as vm from "node:vm";
 import type { StepProgram } from "./events";
+import { withShippedModules } from "./shipped-modules";
 
 /** What the program gets as `__nbscale`. */
 export interface ProgramHost {
@@ -14,6 +15,8 @@ export interface ProgramHost {
 
 export interface RunOptions {
   require: NodeJS.Require;
+  /** The notebook folder, where shipped modules live (defaults to the process's). */
+  cwd?: string;
   /** Let SIGINT stop synchronous code (in the kernel; workers are killed instead). */
   breakOnSigint?: boolean;
 }
@@ -23,7 +26,8 @@ const SLOT = "__nbscale_step_run__";
 export async function runProgram(program: StepProgram, host: ProgramHost, options: RunOptions): Promise<Record<string, unknown>> {
   const exports: Record<string, unknown> = {};
   const g = globalThis as Record<string, unknown>;
-  g[SLOT] = { host, require: options.require, exports, module: { exports } };
+  const require = withShippedModules(options.require, options.cwd ?? process.cwd(), program.modules);
+  g[SLOT] = { host, require, exports, module: { exports } };
   // Called inside the script (same line, so line numbers stay), so that
   // breakOnSigint covers the step's synchronous part too.
   const call = `(${program.source})(globalThis.${SLOT}.host, globalThis.${SLOT}.require, globalThis.${SLOT}.exports, globalThis.${SLOT}.module)`;

@@ -62,3 +62,25 @@ test("declared types come from the checker's declaration output", () => {
   const decl = "declare const total: number;\ndeclare const q: number, r: Map<string, number[]>;\ndeclare const lit = 10;\ndeclare const total: string;\n";
   assert.deepEqual(declaredTypes(decl, ["total", "q", "r", "lit"]), { total: "number", q: "number", r: "Map<string, number[]>", lit: "10" });
 });
+
+test("the notebook's own modules travel inside the program: a target without the notebook folder runs them", async () => {
+  const { mkdtempSync, mkdirSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { shipLocalModules } = await import("../../src/step/local-modules");
+  const nb = mkdtempSync(join(tmpdir(), "nbscale-nb-"));
+  mkdirSync(join(nb, "lib"));
+  writeFileSync(join(nb, "lib", "util.ts"), "export const twice = (x: number): number => x * 2;\n");
+  writeFileSync(join(nb, "lib", "clean.ts"), 'import { twice } from "./util";\nimport cfg from "../cfg.json";\nexport default function clean(s: string): string { return s.trim() + twice(cfg.n); }\nexport const tag = "t";\n');
+  writeFileSync(join(nb, "cfg.json"), '{"n": 21}');
+  const cells = [{ id: "1", code: 'import clean, { tag as label } from "./lib/clean";\nimport * as lib from "./lib/clean";' }];
+  const body = 'const out = clean(" x ") + label + lib.tag;';
+  const analysis = analyzeStep(body, cells);
+  const modules = shipLocalModules(nb, [body, ...analysis.closure.map((c) => c.source)]);
+  assert.deepEqual(Object.keys(modules).sort(), ["cfg.json", "lib/clean.ts", "lib/util.ts"]);
+  const pkg = packageStep(body, analysis, cells, modules);
+  // Another folder, as a Batch container has: nothing of the notebook on disk.
+  const elsewhere = mkdtempSync(join(tmpdir(), "nbscale-target-"));
+  const outputs = await runProgram(pkg.program, { inputs: async () => ({}) }, { require: stepRequire(elsewhere), cwd: elsewhere });
+  assert.deepEqual(outputs, { out: "x42tt" });
+});

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { Datastore, FsBackend, fsck } from "../../src/store";
 import { runNode, sleep, tmpStoreDir } from "./helpers";
@@ -8,6 +9,7 @@ const KERNEL = `
 const fs = require("node:fs");
 const [dir, who, n, go] = process.argv.slice(1);
 (async () => {
+  fs.writeFileSync(go + "." + who, "");
   while (!fs.existsSync(go)) await new Promise((r) => setTimeout(r, 2));
   const ds = await STORE.Datastore.open(dir, { create: true });
   const shared = new Uint8Array(8 << 20).fill(5);
@@ -29,7 +31,10 @@ test("two kernels writing the same variable into one store at once lose nothing"
     const n = 25;
     const go = `${dir}.go`;
     const kids = ["A", "B"].map((who) => runNode(KERNEL, [dir, who, String(n), go]));
-    await sleep(300); // both processes up and polling
+    // Both processes up and polling (each says so with a file), however long they took to start.
+    for (const until = Date.now() + 60_000; !["A", "B"].every((who) => existsSync(`${go}.${who}`)); await sleep(5)) {
+      assert.ok(Date.now() < until, "the two writers did not start within 60 s");
+    }
     await writeFile(go, "");
     const results = await Promise.all(kids.map((k) => k.done));
     for (const r of results) assert.equal(r.code, 0, r.stderr);
@@ -48,7 +53,7 @@ test("two kernels writing the same variable into one store at once lose nothing"
     assert.equal(check.consistent, true, JSON.stringify(check.problems));
     assert.deepEqual(check.leftovers, []);
   } finally {
-    await rm(`${dir}.go`, { force: true });
+    for (const f of [`${dir}.go`, `${dir}.go.A`, `${dir}.go.B`]) await rm(f, { force: true });
     await cleanup();
   }
 });

@@ -13,7 +13,7 @@ import {
   blobKey,
   fsck,
 } from "../../src/store";
-import { treeBytes, tmpStoreDir } from "./helpers";
+import { REMOTE_WRITER, deadWriter, treeBytes, tmpStoreDir } from "./helpers";
 
 const NB = "/work/notebooks/analysis.ipynb";
 
@@ -151,13 +151,16 @@ test("an execution and its versions are invisible until the record commits", asy
   try {
     const ds = await Datastore.open(dir, { create: true });
     await ds.recordExecution(cell("v = 1", { v: 1 }));
-    // What a kernel killed between allocating a version and committing leaves behind:
+    // What a kernel killed between allocating a version and committing leaves
+    // behind (v@2), and what a writer on another host left (ghost@1):
     const put = await ds.blobs.put([Buffer.from("whatever")]);
-    await ds.artifacts.record("v", {
+    const dead = await Datastore.open(dir, { writer: deadWriter() });
+    await dead.artifacts.record("v", {
       sha256: put.sha256, size: put.size, kind: "v8", type: "number", notebook: NB, cell: "c", execution: "20990101T000000000Z-deadbeef",
     });
-    await ds.artifacts.record("ghost", {
-      sha256: put.sha256, size: put.size, kind: "v8", type: "number", notebook: NB, cell: "c", execution: "20990101T000000000Z-deadbeef",
+    const remote = await Datastore.open(dir, { writer: REMOTE_WRITER });
+    await remote.artifacts.record("ghost", {
+      sha256: put.sha256, size: put.size, kind: "v8", type: "number", notebook: NB, cell: "c", execution: "20990101T000000000Z-feedbeef",
     });
     const fresh = await Datastore.open(dir);
     assert.equal((await fresh.resolve("v")).version, 1, "v@2 is not visible");
@@ -168,15 +171,19 @@ test("an execution and its versions are invisible until the record commits", asy
     // The next real version skips the allocated number instead of reusing it.
     const r = await fresh.recordExecution(cell("v = 3", { v: 3 }));
     assert.equal(r.outputs.v.version, 3);
-    const check = await fsck(new FsBackend(dir), { graceMs: 0 });
+    const check = await fsck(new FsBackend(dir));
     assert.equal(check.consistent, true);
-    assert.deepEqual(check.leftovers.map((l) => [l.kind, l.id]).sort(), [
-      ["uncommitted-version", "vars/ghost/0000000001.json"],
-      ["uncommitted-version", "vars/v/0000000002.json"],
+    assert.deepEqual(check.leftovers.map((l) => [l.kind, l.id, l.writer, l.removable]).sort(), [
+      ["uncommitted-version", "vars/ghost/0000000001.json", "unknown", false],
+      ["uncommitted-version", "vars/v/0000000002.json", "gone", true],
     ]);
     const cleaned = await fsck(new FsBackend(dir), { clean: true, graceMs: 0 });
     assert.equal(cleaned.leftovers.filter((l) => l.removed).length, 2);
-    assert.deepEqual((await fsck(new FsBackend(dir))).leftovers, []);
+    assert.equal(cleaned.checked.abandoned, 2, "both executions fenced off before their records went");
+    const after = await fsck(new FsBackend(dir));
+    assert.deepEqual(after.leftovers, []);
+    assert.equal(after.checked.abandoned, 2);
+    assert.equal((await (await Datastore.open(dir)).history()).length, 2, "abandonment markers are no executions");
   } finally {
     await cleanup();
   }

@@ -14,7 +14,10 @@ never committed). Exit code 0 when the datastore is consistent, 1 when not.
 
 Options:
   --clean           remove leftovers whose writer is gone or that are older than
-                    the grace period (a live writer is never disturbed)
+                    the grace period. A writer still running on this host keeps
+                    its leftovers; one on another host is fenced first (it then
+                    records again under a new id), so nothing removed is ever
+                    committed
   --grace DURATION  grace period for --clean, e.g. 10m, 2h (default 1h)
   --no-verify       skip re-hashing blobs (only check references)
   --json            last line of stdout: the result as one JSON object
@@ -45,7 +48,8 @@ const fsck: CliCommand = {
       const c = result.checked;
       const out: string[] = [
         `datastore ${result.location}`,
-        `checked ${c.executions} executions, ${c.versions} versions, ${c.blobs} blobs (${formatBytes(c.blob_bytes)})`,
+        `checked ${c.executions} executions, ${c.versions} versions, ${c.blobs} blobs (${formatBytes(c.blob_bytes)})` +
+          (c.abandoned > 0 ? `; ${c.abandoned} abandoned execution(s) fenced off` : ""),
       ];
       for (const p of result.problems) out.push(`PROBLEM ${p.kind}: ${p.message}`);
       for (const l of result.leftovers) {
