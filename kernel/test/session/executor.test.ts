@@ -42,6 +42,21 @@ test("bind() adds typed values that later cells type-check against", async () =>
   assert.ok(ok.ok && ok.value === 2);
 });
 
+test("bind() and adopt() set a variable of any name, including the names their own code uses", async () => {
+  const names = ["v", "v$", "value", "name", "s", "g"];
+  const r = await executor.bind(names.map((name, i) => ({ name, value: i + 1, type: "number" })));
+  assert.ok(r.ok);
+  // What a step's results take: declarations checked here, values set from elsewhere.
+  const { diagnostics, declOutput } = executor.check(names.map((n) => `const ${n} = 0;`).join("\n"));
+  assert.deepEqual(diagnostics, []);
+  executor.adopt(declOutput!, names.map((n, i) => [n, (i + 1) * 10]));
+  for (const [i, name] of names.entries()) {
+    assert.equal(executor.valueOf(name), (i + 1) * 10, name);
+    const read = await executor.execute(name);
+    assert.ok(read.ok && read.value === (i + 1) * 10, `${name}: ${JSON.stringify(read)}`);
+  }
+});
+
 test("interrupt() stops a pending top-level await and the session survives", async () => {
   const pending = executor.execute("await new Promise(() => {}); 1");
   setTimeout(() => executor.interrupt(), 50);

@@ -76,7 +76,9 @@ export class ScriptBindings {
     if (!this.declared.has(name)) throw new Error(`nbscale: '${name}' cannot be a notebook variable`);
     let s = this.setters.get(name);
     if (!s) {
-      s = vm.runInThisContext(`((v) => { ${name} = v; })`, { filename: "nbscale-bindings.js" }) as Setter;
+      // The parameter's name differs from the binding's, so it never shadows it (a variable named `v`).
+      const param = `${name}$`;
+      s = vm.runInThisContext(`((${param}) => { ${name} = ${param}; })`, { filename: "nbscale-bindings.js" }) as Setter;
       this.setters.set(name, s);
     }
     s(value);
