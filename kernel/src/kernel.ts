@@ -209,7 +209,7 @@ export class Kernel {
    * in the running cell when its origin is unknown.
    */
   private reportStray(what: string, err: unknown): void {
-    const text = err instanceof Error ? err.stack ?? err.message : String(err);
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
     const parent = this.origin.getStore() ?? this.parent;
     if (parent) this.io.stream(parent.header, "stderr", `${what} (the kernel keeps running): ${text}\n`);
     else this.kernelLog(`[nbscale] ${what}: ${text}\n`);
@@ -322,7 +322,15 @@ export class Kernel {
     const outcome = await this.origin.run(msg, () => this.runCell(code, msg));
     this.noteHiddenOutput(msg, silent ? null : executionId);
     // Snapshots the cell's values now; the write finishes before the kernel goes idle.
-    const recorded = this.recorder.record({ id: executionId, msg, code, executionCount: storeHistory ? count : null, started: new Date(started), outcome, silent });
+    const recorded = this.recorder.record({
+      id: executionId,
+      msg,
+      code,
+      executionCount: storeHistory ? count : null,
+      started: new Date(started),
+      outcome,
+      silent,
+    });
     const payload: JsonObject[] = [];
     if (outcome.ok && outcome.page) payload.push({ source: "page", data: { "text/plain": outcome.page }, start: 0 });
     if (outcome.ok && outcome.hasValue && !silent) {
@@ -388,7 +396,10 @@ export class Kernel {
       const expr = pager[1];
       const text = this.executor.inspect(expr, expr.length);
       if (!text) {
-        return { ok: false, error: { ename: "NameError", evalue: `nothing known about ${expr}`, traceback: [heading("NameError", `nothing known about ${expr}`)] } };
+        return {
+          ok: false,
+          error: { ename: "NameError", evalue: `nothing known about ${expr}`, traceback: [heading("NameError", `nothing known about ${expr}`)] },
+        };
       }
       return { ok: true, hasValue: false, page: text };
     }
@@ -452,7 +463,12 @@ export class Kernel {
     const code = (msg.content as { code?: string }).code ?? "";
     const { body } = this.magics.bodyOf(code);
     // `%line` magics and `name?` (the pager) are one line each.
-    const r = /^\s*%[^%]/.test(code) || /^\s*[A-Za-z_$][\w$.]*\s*\?\s*$/.test(code) ? { status: "complete" as const } : /^\s*%%/.test(code) ? cellMagicCompleteness(body, (b) => this.executor.isComplete(b)) : this.executor.isComplete(body);
+    const r =
+      /^\s*%[^%]/.test(code) || /^\s*[A-Za-z_$][\w$.]*\s*\?\s*$/.test(code)
+        ? { status: "complete" as const }
+        : /^\s*%%/.test(code)
+          ? cellMagicCompleteness(body, (b) => this.executor.isComplete(b))
+          : this.executor.isComplete(body);
     this.io.reply(channel, msg, "is_complete_reply", r.status === "incomplete" ? { status: r.status, indent: r.indent ?? "" } : { status: r.status });
   }
 

@@ -76,8 +76,8 @@ interface TaskCommon {
 }
 
 export type TaskResult = TaskCommon &
+  /** `pieces`: the outputs' frames; the caller releases them (releasePieces) once decoded. */
   (
-    /** `pieces`: the outputs' frames; the caller releases them (releasePieces) once decoded. */
     | { status: "done"; outputs: ValueSpec[]; pieces: Piece[]; stubs: OutputStub[] }
     | { status: "failed"; error: RemoteError }
     | { status: "died"; death: Death; signal: string | null; code: number | null; stderr: string }
@@ -313,7 +313,15 @@ export class LocalPool {
 
   private spawn(memory: number | undefined): PoolWorker {
     const id = `w${++this.counter}-${process.pid}`;
-    const args = [...(memory !== undefined ? [`--max-old-space-size=${heapLimitMiB(memory)}`] : []), this.bin, "worker", "--connect", this.endpoint, "--id", id];
+    const args = [
+      ...(memory !== undefined ? [`--max-old-space-size=${heapLimitMiB(memory)}`] : []),
+      this.bin,
+      "worker",
+      "--connect",
+      this.endpoint,
+      "--id",
+      id,
+    ];
     const proc = spawn(process.execPath, args, {
       cwd: this.options.cwd,
       stdio: ["pipe", "ignore", "pipe"],

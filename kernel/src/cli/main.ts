@@ -32,7 +32,7 @@ export const COMMANDS = Object.keys(SUMMARIES);
 export function load(name: string): CliCommand | null {
   const file = join(__dirname, "commands", `${name}.js`);
   if (!existsSync(file)) return null;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
   return (require(file) as { default: CliCommand }).default;
 }
 
@@ -77,7 +77,5 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 }
 
 if (require.main === module) {
-  void main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }).then(
-    (code) => process.exit(code),
-  );
+  void main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }).then((code) => process.exit(code));
 }

@@ -63,7 +63,8 @@ function store(options: StoreOptions): Promise<Datastore> {
 /** Recorded executions, newest first. */
 export async function history(options: HistoryOptions = {}): Promise<ExecutionRecord[]> {
   const ds = await store(options);
-  const { datastore: _ignored, ...filter } = options;
+  const filter = { ...options };
+  delete filter.datastore;
   return ds.history(filter);
 }
 

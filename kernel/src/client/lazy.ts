@@ -14,7 +14,7 @@
 import { inspect } from "node:util";
 import { Datastore } from "../store/datastore";
 import type { DatastoreLocation } from "../store/location";
-import { deserialize, type Decoded } from "../store/serialize";
+import { deserialize, type Decoded, type ClassResolver } from "../store/serialize";
 
 /** Marks handles across module instances (the kernel's copy and a notebook's own `nbscale`). */
 const BRAND = Symbol.for("nbscale.lazy");
@@ -80,7 +80,16 @@ export function isLazy(v: unknown): v is Lazy<unknown> {
 
 /** The plain fields of a handle (what travels to a worker). */
 export function lazyRef(v: Lazy<unknown>): LazyRef {
-  return { name: v.name, version: v.version, sha256: v.sha256, bytes: v.bytes, type: v.type, store: v.store, kind: v.kind, ...(v.class ? { class: v.class } : {}) };
+  return {
+    name: v.name,
+    version: v.version,
+    sha256: v.sha256,
+    bytes: v.bytes,
+    type: v.type,
+    store: v.store,
+    kind: v.kind,
+    ...(v.class ? { class: v.class } : {}),
+  };
 }
 
 const stores = new Map<string, Promise<Datastore>>();
@@ -98,12 +107,7 @@ export function openStore(loc: DatastoreLocation, create = false): Promise<Datas
 }
 
 /** A blob's value, hash-verified; used by `load()` and by workers reading lazy inputs. */
-export async function readStoredValue(
-  loc: DatastoreLocation,
-  sha256: string,
-  label: string,
-  resolveClass?: (name: string) => Function | undefined,
-): Promise<unknown> {
+export async function readStoredValue(loc: DatastoreLocation, sha256: string, label: string, resolveClass?: ClassResolver): Promise<unknown> {
   const ds = await openStore(loc);
   const d: Decoded = await ds.blobs.readWith(sha256, label, (r) => deserialize(r, { resolveClass }));
   if (d.kind === "v8") return d.value;

@@ -108,11 +108,7 @@ export function step<I extends RefMap, T, O extends Returned>(
   options: ForeachOptions<I, T>,
   body: (inputs: Values<I> & { item: T; index: number }) => O | Promise<O>,
 ): StepHandle<{ [K in keyof O]: O[K][] }>;
-export function step<I extends RefMap, O extends Returned>(
-  name: string,
-  options: StepOptions<I>,
-  body: (inputs: Values<I>) => O | Promise<O>,
-): StepHandle<O>;
+export function step<I extends RefMap, O extends Returned>(name: string, options: StepOptions<I>, body: (inputs: Values<I>) => O | Promise<O>): StepHandle<O>;
 export function step(
   name: string,
   options: StepOptions<RefMap> & { foreach?: (inputs: Values<RefMap>) => Iterable<unknown> | ArrayLike<unknown> },
@@ -128,9 +124,7 @@ export function step(
   for (const [param, ref] of Object.entries(inputs)) {
     const target = (ref as Partial<Ref<unknown>> | undefined)?.[REF];
     if (!target) {
-      throw new FlowDefinitionError(
-        `step ${name}: input ${param} must reference another step's value (e.g. ${param}: load.${param}), got ${typeof ref}`,
-      );
+      throw new FlowDefinitionError(`step ${name}: input ${param} must reference another step's value (e.g. ${param}: load.${param}), got ${typeof ref}`);
     }
     wired[param] = { ...target };
   }

@@ -5,13 +5,15 @@
 import type { CliIO } from "../cli/command";
 import type { RunResult } from "./runner";
 
-export function jsonResult(r: RunResult): { run: string; status: string; steps: Record<string, { status: string; executed: boolean; artifacts: Record<string, string> }> } {
+export function jsonResult(r: RunResult): {
+  run: string;
+  status: string;
+  steps: Record<string, { status: string; executed: boolean; artifacts: Record<string, string> }>;
+} {
   return {
     run: r.run,
     status: r.status,
-    steps: Object.fromEntries(
-      Object.entries(r.steps).map(([name, s]) => [name, { status: s.status, executed: s.executed, artifacts: s.artifacts }]),
-    ),
+    steps: Object.fromEntries(Object.entries(r.steps).map(([name, s]) => [name, { status: s.status, executed: s.executed, artifacts: s.artifacts }])),
   };
 }
 

@@ -60,10 +60,7 @@ export function transpileFlow(path: string, source: string): string {
 }
 
 /** Finds `step("name", options, fn)` calls and the shared (non-step) top-level code. */
-export function readSource(
-  path: string,
-  source: string,
-): { shared: string; calls: Map<string, CallInfo>; imports: LocalImport[]; sharedImports: string[] } {
+export function readSource(path: string, source: string): { shared: string; calls: Map<string, CallInfo>; imports: LocalImport[]; sharedImports: string[] } {
   const sf = ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
   const stepNames = new Set<string>();
   const flowNames = new Set<string>();

@@ -24,10 +24,12 @@ export function evaluateFlow(path: string, js: string): Flow {
   m.filename = path;
   m.paths = (Module as unknown as { _nodeModulePaths(dir: string): string[] })._nodeModulePaths(dirname(path));
   const plain = m.require.bind(m);
-  m.require = Object.assign(
-    (id: string): unknown => (id === "nbscale" || id === "nbscale/flow" ? require("../client/index") : plain(id)),
-    { resolve: require.resolve, cache: require.cache, main: require.main, extensions: require.extensions },
-  ) as NodeJS.Require;
+  m.require = Object.assign((id: string): unknown => (id === "nbscale" || id === "nbscale/flow" ? require("../client/index") : plain(id)), {
+    resolve: require.resolve,
+    cache: require.cache,
+    main: require.main,
+    extensions: require.extensions,
+  }) as NodeJS.Require;
   (m as unknown as { _compile(code: string, filename: string): void })._compile(js, path);
   const exported = m.exports as { default?: unknown };
   const candidate = isFlow(exported.default) ? exported.default : Object.values(exported).find(isFlow);
@@ -36,4 +38,3 @@ export function evaluateFlow(path: string, js: string): Flow {
   }
   return candidate;
 }
-

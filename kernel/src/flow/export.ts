@@ -113,7 +113,13 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
     const n = i + 1;
     const source = Array.isArray(c.source) ? c.source.join("") : (c.source ?? "");
     if (c.cell_type === "markdown") {
-      pendingComments.push(...source.trim().split("\n").slice(0, 12).map((l) => `// ${l}`.trimEnd()));
+      pendingComments.push(
+        ...source
+          .trim()
+          .split("\n")
+          .slice(0, 12)
+          .map((l) => `// ${l}`.trimEnd()),
+      );
       return;
     }
     if (c.cell_type !== "code") return;
@@ -124,7 +130,10 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
     try {
       const classified = classifyCell(source);
       if (classified.kind === "line-magics") {
-        warnings.push({ cell: n, message: `left out: line magics (${classified.magics.map((m) => `%${m.magic.magic}`).join(", ")}) act on the notebook session` });
+        warnings.push({
+          cell: n,
+          message: `left out: line magics (${classified.magics.map((m) => `%${m.magic.magic}`).join(", ")}) act on the notebook session`,
+        });
         return;
       }
       if (classified.kind === "step") {
@@ -163,7 +172,10 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
       for (const name of importedNames(line)) {
         const prev = importedAs.get(name);
         if (prev !== undefined && prev !== line) {
-          problems.push({ cell: e.cell, message: `imports \`${name}\` differently from an earlier cell (\`${prev}\` vs \`${line}\`); a flow file has one top level, rename one` });
+          problems.push({
+            cell: e.cell,
+            message: `imports \`${name}\` differently from an earlier cell (\`${prev}\` vs \`${line}\`); a flow file has one top level, rename one`,
+          });
         }
         importedAs.set(name, line);
         moduleNames.add(name);
@@ -187,7 +199,17 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
 
   // Steps: names, outputs, inputs.
   const usedNames = new Set<string>();
-  const steps: Array<{ entry: Entry; index: number; name: string; handle: string; outputs: string[]; inputs: Array<{ name: string; step: string; handle: string }>; implicit: string[]; foreachInputs: string[]; bodyInputs: string[] }> = [];
+  const steps: Array<{
+    entry: Entry;
+    index: number;
+    name: string;
+    handle: string;
+    outputs: string[];
+    inputs: Array<{ name: string; step: string; handle: string }>;
+    implicit: string[];
+    foreachInputs: string[];
+    bodyInputs: string[];
+  }> = [];
   const producerOf = new Map<string, { step: string; handle: string }>();
   const producers: Array<Map<string, { step: string; handle: string }>> = [];
   const handles = new Set<string>();
@@ -196,10 +218,7 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
     if (e.kind !== "step") return;
     const a = graph.cells[i].analysis;
     const outputs = [
-      ...new Set([
-        ...a.outputs.filter((o) => o.value && ["value", "function", "class", "enum"].includes(o.kind)).map((o) => o.name),
-        ...a.assigns,
-      ]),
+      ...new Set([...a.outputs.filter((o) => o.value && ["value", "function", "class", "enum"].includes(o.kind)).map((o) => o.name), ...a.assigns]),
     ];
     let name = e.options?.name;
     if (name !== undefined && usedNames.has(name)) {
@@ -235,7 +254,9 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
         addInput(input.name, input.cellIndex);
         foreachInputs.push(input.name);
       }
-      for (const u of fa.unresolved) if (u.space === "value") warnings.push({ cell: e.cell, message: `--foreach reads \`${u.name}\`, which no earlier cell defines` });
+      for (const u of fa.unresolved) {
+        if (u.space === "value") warnings.push({ cell: e.cell, message: `--foreach reads \`${u.name}\`, which no earlier cell defines` });
+      }
     }
     for (const item of a.closure) {
       if (item.typeOnly || item.kind === "import") continue;
@@ -261,7 +282,13 @@ export function exportNotebook(notebook: unknown, options: { notebookPath: strin
   });
   if (problems.length > 0) throw new ExportError(problems);
 
-  const flowName = options.flowName ?? (basename(options.notebookPath).replace(/\.ipynb$/i, "").replace(/[^A-Za-z0-9_-]+/g, "_").replace(/^[-]+/, "") || "flow");
+  const flowName =
+    options.flowName ??
+    (basename(options.notebookPath)
+      .replace(/\.ipynb$/i, "")
+      .replace(/[^A-Za-z0-9_-]+/g, "_")
+      .replace(/^[-]+/, "") ||
+      "flow");
   const nbscaleImports = ["flow", "step"].filter((n) => !moduleNames.has(n));
   if (nbscaleImports.length < 2) {
     throw new ExportError([{ cell: 0, message: "the notebook declares `flow` or `step` at top level, which the flow file needs for itself; rename it" }]);
@@ -340,7 +367,13 @@ function optionEntries(e: Entry): string[] {
   if (o.gpu !== undefined) out.push(`gpu: ${o.gpu}`);
   if (o.retries !== undefined) out.push(`retries: ${o.retries}`);
   if (o.timeout !== undefined) out.push(`timeout: ${JSON.stringify(formatDuration(o.timeout))}`);
-  if (Object.keys(o.env).length > 0) out.push(`env: { ${Object.entries(o.env).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(", ")} }`);
+  if (Object.keys(o.env).length > 0) {
+    out.push(
+      `env: { ${Object.entries(o.env)
+        .map(([k, v]) => `${k}: ${JSON.stringify(v)}`)
+        .join(", ")} }`,
+    );
+  }
   if (o.parallel !== undefined) out.push(`parallel: ${o.parallel}`);
   if (o.queue !== undefined) out.push(`queue: ${JSON.stringify(o.queue)}`);
   if (o.image !== undefined) out.push(`image: ${JSON.stringify(o.image)}`);
@@ -356,7 +389,10 @@ function splitCell(e: Entry, problems: ExportProblem[]): void {
   for (const st of sf.statements) {
     if (ts.isImportDeclaration(st) || ts.isImportEqualsDeclaration(st) || isRequireStatement(st)) {
       if (ts.isImportDeclaration(st) && !st.importClause) {
-        problems.push({ cell: e.cell, message: `a side-effect import (\`${st.getText(sf)}\`) can't move to the flow's top level unchanged; import a name from it` });
+        problems.push({
+          cell: e.cell,
+          message: `a side-effect import (\`${st.getText(sf)}\`) can't move to the flow's top level unchanged; import a name from it`,
+        });
       }
       e.imports.push(st.getText(sf).replace(/^export\s+/, ""));
       remove.push([st.getStart(sf), st.getEnd()]);

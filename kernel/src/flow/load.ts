@@ -60,7 +60,7 @@ export interface LoadOptions {
 const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
 /** The compiler module, loaded only when needed (it costs ~0.2 s). */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-var-requires
 const compiler = (): typeof import("./compile") => require("./compile") as typeof import("./compile");
 
 export function loadFlow(file: string, options: LoadOptions = {}): LoadedFlow {
@@ -84,7 +84,7 @@ export function loadFlow(file: string, options: LoadOptions = {}): LoadedFlow {
     flow = evaluateFlow(path, compiled.js);
   } catch (e) {
     if (e instanceof FlowLoadError) throw e;
-    const why = e instanceof FlowDefinitionError ? e.message : (e as Error)?.stack ?? String(e);
+    const why = e instanceof FlowDefinitionError ? e.message : ((e as Error)?.stack ?? String(e));
     throw new FlowLoadError(`loading ${file} failed: ${why}`);
   }
   const sharedSha256 = sha256(compiled.shared);

@@ -84,7 +84,9 @@ export class BatchTarget implements RemoteTarget {
         }
       } catch (e) {
         if (e instanceof BatchConfigError) {
-          throw new RemoteSetupError(`step ${s.name} was not sent to AWS Batch: ${e.message} (setting: ${e.setting}; nothing was uploaded or submitted). Or run it here with \`--on local\`.`);
+          throw new RemoteSetupError(
+            `step ${s.name} was not sent to AWS Batch: ${e.message} (setting: ${e.setting}; nothing was uploaded or submitted). Or run it here with \`--on local\`.`,
+          );
         }
         throw e;
       }
@@ -118,7 +120,10 @@ export class BatchTarget implements RemoteTarget {
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (process.env[k]) passthrough[k] = process.env[k]!;
     // Said once per run and source, as the kernel says it once per kernel.
-    const notice = settings.imageIsDefault && !this.said.has(pkg.from) ? `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n` : undefined;
+    const notice =
+      settings.imageIsDefault && !this.said.has(pkg.from)
+        ? `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n`
+        : undefined;
     this.said.add(pkg.from);
     return {
       input: { queue: settings.queue, jobDefinition, datastore: settings.datastore.path, depsLock, passthrough, workerPackage: pkg.spec },
@@ -196,7 +201,14 @@ export class BatchTarget implements RemoteTarget {
 }
 
 /** Why a job (or array child) ended with no result from its worker, in the user's terms. */
-async function endedWithoutResult(step: string, jobId: string, taskId: string, status: BatchStatus, settings: BatchSettings, r: StepResources): Promise<StepError> {
+async function endedWithoutResult(
+  step: string,
+  jobId: string,
+  taskId: string,
+  status: BatchStatus,
+  settings: BatchSettings,
+  r: StepResources,
+): Promise<StepError> {
   const job = status.job;
   if (job?.status === "SUCCEEDED") {
     return {

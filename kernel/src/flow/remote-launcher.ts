@@ -148,12 +148,21 @@ export class RemoteFlowLauncher implements StepLauncher {
   }
 
   /** Every item of a foreach step as one Slurm job array: task `<base>-<i>` for element i. */
-  private async submitArray(task: WorkerTask, options: LaunchOptions, n: number, out: Output): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }> {
+  private async submitArray(
+    task: WorkerTask,
+    options: LaunchOptions,
+    n: number,
+    out: Output,
+  ): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }> {
     const base = newTaskId(task.step);
     const tasks: SubmittedTask[] = [];
     for (let i = 0; i < n; i++) tasks.push(await this.putTask({ ...task, item: { index: i } }, options, task.step, `${base}-${i}`));
     try {
-      const elements = await this.target.submitArray!({ id: base, step: task.step, attempt: 1, memory: options.memoryBytes ?? undefined }, n, this.resources(task, options));
+      const elements = await this.target.submitArray!(
+        { id: base, step: task.step, attempt: 1, memory: options.memoryBytes ?? undefined },
+        n,
+        this.resources(task, options),
+      );
       out.say(`[nbscale] ${elements[0]?.label.replace(/_\d+$/, "") ?? "Slurm array job"} submitted: ${n} items (tasks ${base}-0…${n - 1})\n`);
       return { elements, tasks };
     } catch (e) {

@@ -38,7 +38,9 @@ export class SlurmTarget implements RemoteTarget {
       try {
         return slurmSettings({ partition, env: process.env, datastore, cwd, packageDir: packageDir() });
       } catch (e) {
-        if (e instanceof SlurmConfigError) throw new RemoteSetupError(`${who} can't be sent to Slurm: ${e.message} (setting: ${e.setting}; nothing was submitted)`);
+        if (e instanceof SlurmConfigError) {
+          throw new RemoteSetupError(`${who} can't be sent to Slurm: ${e.message} (setting: ${e.setting}; nothing was submitted)`);
+        }
         throw e;
       }
     };
@@ -79,7 +81,10 @@ export class SlurmTarget implements RemoteTarget {
     const parallel = r.settings.parallel !== undefined && r.settings.parallel < n ? `%${Math.max(1, r.settings.parallel)}` : "";
     const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs, array: `0-${n - 1}${parallel}` });
     // The elements' output files (slurm-%A_%a.out) go in tasks/<base>/, and Slurm creates no directories.
-    await this.backend.createExclusive(taskKey(task.id, "array.json"), Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })));
+    await this.backend.createExclusive(
+      taskKey(task.id, "array.json"),
+      Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })),
+    );
     const ask = { step: task.step, memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition };
     const job = await submitOrExplain(launcher, task, ask, (cell) => new SubmitRefused(stepErrorOf(task.step, cell, undefined)));
     const elements = new ElementLauncher(new ArrayStates(job.id), launcher);

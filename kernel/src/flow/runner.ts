@@ -137,7 +137,12 @@ async function runWith(options: RunOptions, launcher: StepLauncher): Promise<Run
     remote: remote.launchers(ds, (name) => order.find((s) => s.name === name)!.settings, launcher),
     results: new Map(),
     needed: neededOutputs(order),
-    force: options.resume ? downstreamOf(order.map((s) => ({ name: s.name, needs: depsOf(s) })), options.resume.force) : new Set(),
+    force: options.resume
+      ? downstreamOf(
+          order.map((s) => ({ name: s.name, needs: depsOf(s) })),
+          options.resume.force,
+        )
+      : new Set(),
     targetOf,
     begun,
     saving: [],
@@ -295,8 +300,8 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
     return reused;
   }
 
-  const memoryBytes = s.settings.memory !== undefined ? parseSize(s.settings.memory) ?? null : null;
-  const timeoutMs = s.settings.timeout !== undefined ? parseDuration(s.settings.timeout) ?? null : null;
+  const memoryBytes = s.settings.memory !== undefined ? (parseSize(s.settings.memory) ?? null) : null;
+  const timeoutMs = s.settings.timeout !== undefined ? (parseDuration(s.settings.timeout) ?? null) : null;
   const task: WorkerTask = {
     flowPath: ctx.loaded.path,
     jsPath: ctx.jsPath,

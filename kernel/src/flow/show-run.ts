@@ -28,9 +28,13 @@ export async function showRun(ds: Datastore, id: string, options: { json: boolea
   for (const { name, needs } of run.start.steps) {
     const s = run.steps[name];
     const state = !s ? "not finished" : s.status === "succeeded" && !s.executed ? `reused from ${s.reused_from}` : s.status;
-    lines.push(`  ${name}  ${state}${needs.length ? `  (needs ${needs.join(", ")})` : ""}${s?.started && s.finished && s.executed ? `  ${duration(s.started, s.finished)}` : ""}`);
+    lines.push(
+      `  ${name}  ${state}${needs.length ? `  (needs ${needs.join(", ")})` : ""}${s?.started && s.finished && s.executed ? `  ${duration(s.started, s.finished)}` : ""}`,
+    );
     if (s?.error) lines.push(`    error: ${s.error.message}${s.error.advice ? `\n    advice: ${s.error.advice}` : ""}`);
-    for (const [n, sha] of Object.entries(s?.artifacts ?? {})) lines.push(`    ${n}  sha256:${sha.slice(0, 16)}${s?.versions[n] ? `  (${n}@${s.versions[n]})` : ""}`);
+    for (const [n, sha] of Object.entries(s?.artifacts ?? {})) {
+      lines.push(`    ${n}  sha256:${sha.slice(0, 16)}${s?.versions[n] ? `  (${n}@${s.versions[n]})` : ""}`);
+    }
     if (s?.execution) lines.push(`    execution ${s.execution}   log: nbscale logs ${run.id}/${name}`);
   }
   io.stdout.write(lines.join("\n") + "\n");

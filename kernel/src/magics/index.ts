@@ -44,9 +44,7 @@ export function parseCellMagic(source: string, config: StepParseConfig = {}): Ce
   if (first === lines.length || !/^\s*%%/.test(lines[first])) {
     const late = lines.findIndex((l) => /^\s*%%[A-Za-z]/.test(l));
     if (late >= 0) {
-      throw new MagicError(
-        `line ${late + 1}: ${lines[late].trim().split(/\s+/)[0]} must be the first line of the cell`,
-      );
+      throw new MagicError(`line ${late + 1}: ${lines[late].trim().split(/\s+/)[0]} must be the first line of the cell`);
     }
     return null;
   }
@@ -56,10 +54,7 @@ export function parseCellMagic(source: string, config: StepParseConfig = {}): Ce
   const name = m[1] ?? "";
   if (!(CELL_MAGICS as readonly string[]).includes(name)) {
     const known = CELL_MAGICS.map((k) => `%%${k}`);
-    throw new MagicError(
-      `unknown cell magic %%${name}${didYouMean(`%%${name}`, known)}; known cell magics: ${known.join(", ")}`,
-      start,
-    );
+    throw new MagicError(`unknown cell magic %%${name}${didYouMean(`%%${name}`, known)}; known cell magics: ${known.join(", ")}`, start);
   }
   const argsStart = start + m[0].length;
   if (argsStart < line.length && !/\s/.test(line[argsStart])) {
@@ -89,9 +84,7 @@ export function parseCellMagic(source: string, config: StepParseConfig = {}): Ce
 }
 
 export type ClassifiedCell =
-  | { kind: "code"; code: string }
-  | { kind: "step"; step: CellMagic }
-  | { kind: "line-magics"; magics: Array<{ line: number; magic: LineMagic }> };
+  { kind: "code"; code: string } | { kind: "step"; step: CellMagic } | { kind: "line-magics"; magics: Array<{ line: number; magic: LineMagic }> };
 
 /**
  * What the kernel should do with a cell: plain code, a step, or line magics
@@ -103,9 +96,7 @@ export function classifyCell(source: string, config: StepParseConfig = {}): Clas
   if (step !== null) {
     const lineMagic = step.body.split("\n").findIndex(isLineMagicLine);
     if (lineMagic >= 0) {
-      throw new MagicError(
-        `line ${step.bodyLineOffset + lineMagic + 1}: line magics cannot run inside a %%step cell; put them in their own cell`,
-      );
+      throw new MagicError(`line ${step.bodyLineOffset + lineMagic + 1}: line magics cannot run inside a %%step cell; put them in their own cell`);
     }
     return { kind: "step", step };
   }
@@ -115,10 +106,7 @@ export function classifyCell(source: string, config: StepParseConfig = {}): Clas
   const codeLine = lines.findIndex((l) => l.trim() !== "" && !isLineMagicLine(l) && !/^\s*\/\//.test(l));
   if (codeLine >= 0) {
     const [, at] = magicLines[0];
-    throw new MagicError(
-      `line ${at + 1}: ${lines[at].trim().split(/\s+/)[0]} must be in a cell of its own ` +
-        `(line ${codeLine + 1} is code)`,
-    );
+    throw new MagicError(`line ${at + 1}: ${lines[at].trim().split(/\s+/)[0]} must be in a cell of its own ` + `(line ${codeLine + 1} is code)`);
   }
   return {
     kind: "line-magics",

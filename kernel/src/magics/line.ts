@@ -46,19 +46,13 @@ export function parseLineMagic(line: string): LineMagic | null {
   const argsStart = start + m![0].length;
   if (!(LINE_MAGICS as readonly string[]).includes(name)) {
     const known = LINE_MAGICS.map((k) => `%${k}`);
-    throw new MagicError(
-      `unknown line magic %${name}${didYouMean(`%${name}`, known)}; known line magics: ${known.join(", ")}`,
-      start,
-    );
+    throw new MagicError(`unknown line magic %${name}${didYouMean(`%${name}`, known)}; known line magics: ${known.join(", ")}`, start);
   }
   const magic = name as LineMagic["magic"];
   const args = tokenize(text.slice(argsStart), argsStart);
   const tooMany = (max: number): void => {
     if (args.length > max) {
-      throw new MagicError(
-        `%${magic}: unexpected argument ${quote(args[max].value)}; usage: ${USAGE[magic]}`,
-        args[max].column,
-      );
+      throw new MagicError(`%${magic}: unexpected argument ${quote(args[max].value)}; usage: ${USAGE[magic]}`, args[max].column);
     }
   };
   switch (magic) {
@@ -89,8 +83,7 @@ export function parseLineMagic(line: string): LineMagic | null {
       const version = value.slice(at + 1);
       if (!VERSION_RE.test(version)) {
         throw new MagicError(
-          `%restore ${value}: version ${JSON.stringify(version)} is not a version; usage: ${USAGE.restore} ` +
-            `(see %history ${artifact} for the versions)`,
+          `%restore ${value}: version ${JSON.stringify(version)} is not a version; usage: ${USAGE.restore} ` + `(see %history ${artifact} for the versions)`,
           column + at + 1,
         );
       }
@@ -101,9 +94,6 @@ export function parseLineMagic(line: string): LineMagic | null {
 
 function checkName(magic: LineMagic["magic"], name: string, column: number): void {
   if (!ARTIFACT_NAME_RE.test(name)) {
-    throw new MagicError(
-      `%${magic} ${JSON.stringify(name)}: a name is made of letters, digits, _, $ and -; usage: ${USAGE[magic]}`,
-      column,
-    );
+    throw new MagicError(`%${magic} ${JSON.stringify(name)}: a name is made of letters, digits, _, $ and -; usage: ${USAGE[magic]}`, column);
   }
 }

@@ -49,19 +49,7 @@ const DURATION_FORMS = "expected a duration like 90s, 10m, 2h or 1h30m";
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_-]*$/;
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-type OptionName =
-  | "on"
-  | "memory"
-  | "cpu"
-  | "gpu"
-  | "foreach"
-  | "parallel"
-  | "retries"
-  | "timeout"
-  | "env"
-  | "queue"
-  | "image"
-  | "partition";
+type OptionName = "on" | "memory" | "cpu" | "gpu" | "foreach" | "parallel" | "retries" | "timeout" | "env" | "queue" | "image" | "partition";
 
 export const STEP_OPTIONS: readonly OptionName[] = [
   "on",
@@ -120,15 +108,13 @@ export function parseStepArguments(line: string, argsStart: number, config: Step
       }
       if (options.name !== undefined) {
         throw new MagicError(
-          `unexpected argument ${quote(tok.value)}: the step is already named "${options.name}" ` +
-            `(options start with --, e.g. --memory 8G)`,
+          `unexpected argument ${quote(tok.value)}: the step is already named "${options.name}" ` + `(options start with --, e.g. --memory 8G)`,
           tok.column,
         );
       }
       if (!isValidStepName(tok.value)) {
         throw new MagicError(
-          `step name ${JSON.stringify(tok.value)}: use letters, digits, _ and - only ` +
-            `(not starting with -, at most 128 characters)`,
+          `step name ${JSON.stringify(tok.value)}: use letters, digits, _ and - only ` + `(not starting with -, at most 128 characters)`,
           tok.column,
         );
       }
@@ -140,10 +126,7 @@ export function parseStepArguments(line: string, argsStart: number, config: Step
     if (!STEP_OPTIONS.includes(flag)) {
       const known = STEP_OPTIONS.map((o) => `--${o}`);
       const hint = didYouMean(flagText, known);
-      throw new MagicError(
-        `unknown option ${flagText}${hint}` + (hint ? "" : `; %%step accepts ${known.join(", ")}`),
-        tok.column,
-      );
+      throw new MagicError(`unknown option ${flagText}${hint}` + (hint ? "" : `; %%step accepts ${known.join(", ")}`), tok.column);
     }
     let raw: string;
     let column: number;
@@ -189,7 +172,7 @@ function usage(flag: OptionName): string {
     case "env":
       return "expected KEY=VALUE";
     case "foreach":
-      return "expected an expression, e.g. --foreach items or --foreach \"items.slice(0, 3)\"";
+      return 'expected an expression, e.g. --foreach items or --foreach "items.slice(0, 3)"';
     default:
       return "expected a name";
   }
@@ -236,8 +219,7 @@ function applyOption(options: StepOptions, flag: OptionName, raw: string, column
       const key = eq < 0 ? raw : raw.slice(0, eq);
       if (eq < 0 || !ENV_KEY_RE.test(key)) {
         throw new MagicError(
-          `--env ${quote(raw)}: expected KEY=VALUE with KEY made of letters, digits and _ ` +
-            `(not starting with a digit), e.g. --env "MSG=hello world"`,
+          `--env ${quote(raw)}: expected KEY=VALUE with KEY made of letters, digits and _ ` + `(not starting with a digit), e.g. --env "MSG=hello world"`,
           column,
         );
       }

@@ -10,16 +10,7 @@ import * as zmq from "zeromq";
 import { endpoint } from "./connection";
 import { newHeader, type JupyterMessage, type MessageHeader } from "./message";
 import { decode, encode, Signer, type OutgoingMessage } from "./wire";
-import {
-  INPUT_BUFFER_BYTES,
-  INPUT_HEADER_BYTES,
-  INPUT_LENGTH,
-  INPUT_STATE,
-  InputState,
-  type IoThreadData,
-  type IoToMain,
-  type MainToIo,
-} from "./io-messages";
+import { INPUT_BUFFER_BYTES, INPUT_HEADER_BYTES, INPUT_LENGTH, INPUT_STATE, InputState, type IoThreadData, type IoToMain, type MainToIo } from "./io-messages";
 
 const data = workerData as IoThreadData;
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
@@ -241,7 +232,9 @@ async function receiveForever(sock: zmq.Router, channel: string, handle: (frames
 async function logDisconnects(sock: zmq.Router, channel: string): Promise<void> {
   for await (const event of sock.events) {
     if (event.type === "disconnect") {
-      log(`${channel}: a client connection closed (the client left, or sent a message over ${MAX_MESSAGE_BYTES >> 20} MiB, which is dropped with its connection)`);
+      log(
+        `${channel}: a client connection closed (the client left, or sent a message over ${MAX_MESSAGE_BYTES >> 20} MiB, which is dropped with its connection)`,
+      );
     }
   }
 }
@@ -384,17 +377,15 @@ async function main(): Promise<void> {
     hb.bind(endpoint(c, "hb")),
   ]);
   post({ kind: "ready" });
-  for (const [sock, channel] of [[shell, "shell"], [control, "control"], [stdin, "stdin"]] as const) {
+  for (const [sock, channel] of [
+    [shell, "shell"],
+    [control, "control"],
+    [stdin, "stdin"],
+  ] as const) {
     logDisconnects(sock, channel).catch((e) => log(`cannot watch ${channel} connections: ${String(e)}`));
   }
   await status("starting", {});
-  await Promise.all([
-    serveRequests(shell, "shell"),
-    serveRequests(control, "control"),
-    serveStdin(),
-    serveHeartbeat(),
-    serveSubscriptions(),
-  ]).catch((e) => {
+  await Promise.all([serveRequests(shell, "shell"), serveRequests(control, "control"), serveStdin(), serveHeartbeat(), serveSubscriptions()]).catch((e) => {
     if (!(e instanceof Error && /closed|terminated/i.test(e.message))) log(`io thread failed: ${String(e)}`);
   });
 }

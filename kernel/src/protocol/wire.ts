@@ -13,7 +13,10 @@ export class WireError extends Error {}
 export class Signer {
   private readonly algorithm: string | null;
 
-  constructor(private readonly key: string, scheme: string) {
+  constructor(
+    private readonly key: string,
+    scheme: string,
+  ) {
     if (!key) {
       this.algorithm = null;
       return;
@@ -80,8 +83,6 @@ export interface OutgoingMessage {
 }
 
 export function encode(msg: OutgoingMessage, signer: Signer): Buffer[] {
-  const body = [msg.header, msg.parent_header, msg.metadata, msg.content].map((x) =>
-    Buffer.from(JSON.stringify(x ?? {}), "utf8"),
-  );
+  const body = [msg.header, msg.parent_header, msg.metadata, msg.content].map((x) => Buffer.from(JSON.stringify(x ?? {}), "utf8"));
   return [...(msg.identities ?? []), DELIMITER, Buffer.from(signer.sign(body), "utf8"), ...body, ...(msg.buffers ?? [])];
 }

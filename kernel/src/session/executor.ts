@@ -10,6 +10,7 @@
  */
 import * as vm from "node:vm";
 import * as path from "node:path";
+import { inspect } from "node:util";
 import { LineMap } from "./line-map";
 import { excerpt, heading, interruptedError, type CellError } from "./errors";
 import { CellCompiler, type Diagnostic } from "./engine/compiler";
@@ -29,10 +30,7 @@ import type { ExecutionMeta } from "./execution-meta";
 export type { Diagnostic } from "./engine/compiler";
 
 /** How a cell ended, plus what the history records about it (steps fill `meta`). */
-export type ExecOutcome = (
-  | { ok: true; hasValue: boolean; value?: unknown }
-  | { ok: false; error: CellError }
-) & { meta?: ExecutionMeta };
+export type ExecOutcome = ({ ok: true; hasValue: boolean; value?: unknown } | { ok: false; error: CellError }) & { meta?: ExecutionMeta };
 
 /** A value to place in the session under a name, with its TypeScript type. */
 export interface Binding {
@@ -174,7 +172,9 @@ export class Executor {
       // no map: lines fall back to the token alignment below
     }
     const cellLines =
-      jsToTs.length > 0 ? script.jsLines.map((l) => jsToTs[Math.min(l, jsToTs.length - 1)] ?? 0) : script.jsLines.map((l) => new LineMap(out.js, src).tsLine(l));
+      jsToTs.length > 0
+        ? script.jsLines.map((l) => jsToTs[Math.min(l, jsToTs.length - 1)] ?? 0)
+        : script.jsLines.map((l) => new LineMap(out.js, src).tsLine(l));
     return { diagnostics, declOutput, script, cellLines };
   }
 
@@ -236,8 +236,10 @@ export class Executor {
     this.bindings.declare(script.names);
     for (const n of script.functionRefs) this.captured.add(n);
     const imported = new Set(script.imports.flatMap((i) => i.bindings.map((b) => b.local)));
-    for (const n of script.names) if (imported.has(n)) this.importNames.add(n);
-    else this.importNames.delete(n);
+    for (const n of script.names) {
+      if (imported.has(n)) this.importNames.add(n);
+      else this.importNames.delete(n);
+    }
     // What ran before a throw stays, as in a program: the declarations are the cell's from here on.
     if (commit && compiled.declOutput !== undefined) this.prevDecl = compiled.declOutput;
     try {
@@ -459,7 +461,7 @@ function runtimeError(
 
 function safeInspect(v: unknown): string {
   try {
-    return require("node:util").inspect(v);
+    return inspect(v);
   } catch {
     return String(v);
   }

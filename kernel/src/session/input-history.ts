@@ -39,7 +39,10 @@ export class InputHistory {
     let hits = this.entries.filter((e) => re.test(e.input));
     if (unique) {
       const seen = new Set<string>();
-      hits = hits.reverse().filter((e) => (seen.has(e.input) ? false : (seen.add(e.input), true))).reverse();
+      hits = hits
+        .reverse()
+        .filter((e) => (seen.has(e.input) ? false : (seen.add(e.input), true)))
+        .reverse();
     }
     if (n !== undefined && n > 0) hits = hits.slice(-n);
     return hits.map((e) => this.tuple(e, output));
@@ -47,6 +50,9 @@ export class InputHistory {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[\\s\\S]*").replace(/\?/g, "[\\s\\S]");
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, "[\\s\\S]*")
+    .replace(/\?/g, "[\\s\\S]");
   return new RegExp(`^${body}$`);
 }

@@ -22,9 +22,7 @@ export function captureOutput(sink: StreamSink): CapturedStreams {
   const toText = (chunk: unknown, encoding?: unknown): string =>
     typeof chunk === "string"
       ? chunk
-      : Buffer.from(chunk as Uint8Array).toString(
-          typeof encoding === "string" && Buffer.isEncoding(encoding) ? (encoding as BufferEncoding) : "utf8",
-        );
+      : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" && Buffer.isEncoding(encoding) ? (encoding as BufferEncoding) : "utf8");
 
   const patch = (stream: NodeJS.WriteStream, name: "stdout" | "stderr") => {
     stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {

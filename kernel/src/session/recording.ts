@@ -402,7 +402,9 @@ export class Recorder {
       inputs,
       step,
       target: meta?.target ?? (kind === "step" ? stepTarget(code) : "kernel"),
-      worker: meta?.worker ? { host: meta.worker.host, pid: meta.worker.pid ?? null, id: meta.worker.id ?? meta.worker.job ?? null } : { host: hostname(), pid: process.pid, id: null },
+      worker: meta?.worker
+        ? { host: meta.worker.host, pid: meta.worker.pid ?? null, id: meta.worker.id ?? meta.worker.job ?? null }
+        : { host: hostname(), pid: process.pid, id: null },
       memory: meta?.memory
         ? { requestedBytes: meta.memory.requestedBytes ?? requested(step), peakBytes: meta.memory.peakBytes ?? null }
         : // A kernel cell's peak is the kernel process's peak resident size so far.
@@ -453,36 +455,40 @@ export class Recorder {
     const capture = logs ?? (captured ? logChunks(captured) : undefined);
     const large = prepared.filter((p) => !p.stored && p.s.size >= RECORD_NOTE_MIN_BYTES / 8).map((p) => ({ name: p.name, bytes: p.s.size }));
     const note = large.reduce((n, v) => n + v.bytes, 0) >= RECORD_NOTE_MIN_BYTES ? new RecordingNote(large, this.location.path) : null;
-    const rec = await ds.recordExecution({
-      id: s.id,
-      notebook: this.notebook,
-      lineage: await this.lineage(),
-      cell: s.cell,
-      executionCount: s.executionCount,
-      code: s.code,
-      step: s.step,
-      inputs: s.inputs,
-      preparedOutputs: prepared,
-      outputTypes: Object.fromEntries(prepared.filter((p) => s.types[p.name]).map((p) => [p.name, s.types[p.name]])),
-      stdout: capture?.stdout ?? "",
-      stderr: capture?.stderr ?? "",
-      display: capture?.display ?? [],
-      status: s.status,
-      error: s.error,
-      started: s.started,
-      finished: s.finished,
-      target: s.target,
-      worker: s.worker,
-      memory: s.memory,
-      environment: environmentInfo(this.notebookDir),
-    }).catch((e: unknown) => {
-      note?.failed();
-      throw e;
-    });
+    const rec = await ds
+      .recordExecution({
+        id: s.id,
+        notebook: this.notebook,
+        lineage: await this.lineage(),
+        cell: s.cell,
+        executionCount: s.executionCount,
+        code: s.code,
+        step: s.step,
+        inputs: s.inputs,
+        preparedOutputs: prepared,
+        outputTypes: Object.fromEntries(prepared.filter((p) => s.types[p.name]).map((p) => [p.name, s.types[p.name]])),
+        stdout: capture?.stdout ?? "",
+        stderr: capture?.stderr ?? "",
+        display: capture?.display ?? [],
+        status: s.status,
+        error: s.error,
+        started: s.started,
+        finished: s.finished,
+        target: s.target,
+        worker: s.worker,
+        memory: s.memory,
+        environment: environmentInfo(this.notebookDir),
+      })
+      .catch((e: unknown) => {
+        note?.failed();
+        throw e;
+      });
     note?.done(Object.fromEntries(Object.entries(rec.outputs).map(([n, o]) => [n, o.version])));
     for (const [name, o] of Object.entries(rec.outputs)) this.known.set(name, { version: o.version, sha256: o.sha256, size: o.size });
     // A lazy handle's note named the version it expected; it now holds the recorded one.
-    for (const p of prepared) if (isLazy(p.value) && rec.outputs[p.name] && p.value.sha256 === rec.outputs[p.name].sha256) p.value.version = rec.outputs[p.name].version;
+    for (const p of prepared) {
+      if (isLazy(p.value) && rec.outputs[p.name] && p.value.sha256 === rec.outputs[p.name].sha256) p.value.version = rec.outputs[p.name].version;
+    }
   }
 
   /**
@@ -527,10 +533,13 @@ export class Recorder {
 /** A capture as the record stores it; a log cut at its limit ends with a note saying how much is missing. */
 function logChunks(c: Capture): { stdout: Buffer[]; stderr: Buffer[]; display: unknown[] } {
   const cut = (b: LogBuffer) =>
-    b.dropped > 0 ? [...b.chunks(), Buffer.from(`\n[nbscale: the last ${formatMB(b.dropped)} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`)] : b.chunks();
-  const display = c.displaysDropped > 0
-    ? [...c.display, { output_type: "stream", name: "stderr", text: `[nbscale: ${c.displaysDropped} more displays were not recorded (NBSCALE_LOG_BYTES)]\n` }]
-    : c.display;
+    b.dropped > 0
+      ? [...b.chunks(), Buffer.from(`\n[nbscale: the last ${formatMB(b.dropped)} of this log were not recorded (NBSCALE_LOG_BYTES)]\n`)]
+      : b.chunks();
+  const display =
+    c.displaysDropped > 0
+      ? [...c.display, { output_type: "stream", name: "stderr", text: `[nbscale: ${c.displaysDropped} more displays were not recorded (NBSCALE_LOG_BYTES)]\n` }]
+      : c.display;
   return { stdout: cut(c.stdout), stderr: cut(c.stderr), display };
 }
 

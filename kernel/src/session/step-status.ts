@@ -53,7 +53,12 @@ export interface StepStatus {
 }
 
 function bytes(n: number): string {
-  const units: Array<[string, number]> = [["TiB", 2 ** 40], ["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]];
+  const units: Array<[string, number]> = [
+    ["TiB", 2 ** 40],
+    ["GiB", 2 ** 30],
+    ["MiB", 2 ** 20],
+    ["KiB", 2 ** 10],
+  ];
   for (const [u, size] of units) {
     if (n >= size) {
       const v = n / size;
@@ -94,9 +99,7 @@ export function stepStatusText(s: StepStatus): string {
   if (s.error) {
     text += `\n${s.error.kind}: ${s.error.message}`;
     if (s.error.kind === "oom") {
-      text += s.error.suggestedMemory
-        ? ` — re-run with --memory ${s.error.suggestedMemory}`
-        : " — re-run with a larger --memory";
+      text += s.error.suggestedMemory ? ` — re-run with --memory ${s.error.suggestedMemory}` : " — re-run with a larger --memory";
     }
   }
   return text;
@@ -176,11 +179,7 @@ function errorKind(ename: string): string {
  * error and, for out-of-memory, the `--memory` the error suggests) when it
  * ends. `run` is the step itself; its outcome is returned unchanged.
  */
-export async function trackStep(
-  step: TrackedStep,
-  cellId: string | undefined,
-  run: () => Promise<ExecOutcome>,
-): Promise<ExecOutcome> {
+export async function trackStep(step: TrackedStep, cellId: string | undefined, run: () => Promise<ExecOutcome>): Promise<ExecOutcome> {
   const o = step.options;
   // the step runner names unnamed steps the same way
   const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : "step");

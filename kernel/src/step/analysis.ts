@@ -322,9 +322,7 @@ function conflictsOf(resolutions: Map<string, Map<string, Def>>, history: readon
  */
 function order(items: Map<string, Item>): Item[] {
   const byPosition = (a: Item, b: Item): number =>
-    (a.def.decl.kind === "import" ? 0 : 1) - (b.def.decl.kind === "import" ? 0 : 1) ||
-    a.def.cellIndex - b.def.cellIndex ||
-    a.def.decl.pos - b.def.decl.pos;
+    (a.def.decl.kind === "import" ? 0 : 1) - (b.def.decl.kind === "import" ? 0 : 1) || a.def.cellIndex - b.def.cellIndex || a.def.decl.pos - b.def.decl.pos;
   const pending = [...items.entries()].sort(([, a], [, b]) => byPosition(a, b));
   const placed = new Set<string>();
   const out: Item[] = [];

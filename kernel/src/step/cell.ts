@@ -111,8 +111,7 @@ function analyze(code: string): CellDefinitions {
   for (const st of sf.statements) {
     if (!ts.isFunctionDeclaration(st)) overloads = [];
     if (ts.isVariableStatement(st)) {
-      const keyword =
-        st.declarationList.flags & ts.NodeFlags.Const ? "const" : st.declarationList.flags & ts.NodeFlags.Let ? "let" : "var";
+      const keyword = st.declarationList.flags & ts.NodeFlags.Const ? "const" : st.declarationList.flags & ts.NodeFlags.Let ? "let" : "var";
       for (const d of st.declarationList.declarations) {
         const refs: Reference[] = [];
         walker.walkTopLevel(d, refs);

@@ -186,8 +186,17 @@ export class StepRunner {
           : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
     meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
-    const where = o.on === "kernel" ? "in the kernel (--on kernel)" : o.on === "batch" ? `in AWS Batch job ${r.worker.id}` : o.on === "slurm" ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}` : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
-    if (r.status === "failed") return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
+    const where =
+      o.on === "kernel"
+        ? "in the kernel (--on kernel)"
+        : o.on === "batch"
+          ? `in AWS Batch job ${r.worker.id}`
+          : o.on === "slurm"
+            ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}`
+            : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
+    if (r.status === "failed") {
+      return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
+    }
     if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), made, allowed), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
@@ -226,7 +235,13 @@ export class StepRunner {
   private analyze(body: string, options: AnalyzeStepOptions = {}) {
     const cells = this.host.cells;
     let analysis = analyzeStep(body, cells, options);
-    const declared = new Set(cells.flatMap((c) => analyzeCellDefinitions(c.code).declarations.filter((d) => d.kind === "class").map((d) => d.name)));
+    const declared = new Set(
+      cells.flatMap((c) =>
+        analyzeCellDefinitions(c.code)
+          .declarations.filter((d) => d.kind === "class")
+          .map((d) => d.name),
+      ),
+    );
     const needed = new Set<string>();
     for (const i of analysis.inputs) {
       const v = this.host.executor.valueOf(i.name);
@@ -278,7 +293,10 @@ export class StepRunner {
     }
     const cores = os.availableParallelism();
     if (cpu !== undefined && cpu > cores) {
-      return cellError("StepResourceError", `step \`${name}\` asks for --cpu ${cpu} but this machine has ${cores} CPU cores; ask for at most ${cores}, or ${elsewhere}`);
+      return cellError(
+        "StepResourceError",
+        `step \`${name}\` asks for --cpu ${cpu} but this machine has ${cores} CPU cores; ask for at most ${cores}, or ${elsewhere}`,
+      );
     }
     if (gpu !== undefined && gpu > 0) {
       return cellError("StepResourceError", `step \`${name}\` asks for --gpu ${gpu}, but local workers have no GPUs; ${elsewhere}`);

@@ -40,10 +40,7 @@ export function deathError(step: string, r: Extract<TaskResult, { status: "died"
       return cellError("StepOutOfMemory", msg, [`    (${how}; the kernel and its variables are intact)`]);
     }
     case "timeout":
-      return cellError(
-        "StepTimeout",
-        `step \`${step}\` did not finish within its --timeout ${formatDuration(timeoutMs ?? 0)}; its worker was stopped`,
-      );
+      return cellError("StepTimeout", `step \`${step}\` did not finish within its --timeout ${formatDuration(timeoutMs ?? 0)}; its worker was stopped`);
     case "interrupted":
       return interruptedError();
     case "killed": {

@@ -28,11 +28,18 @@ export async function evaluateItems(executor: Executor, expr: string, name: stri
   if (!r.ok) {
     const missing = /Cannot find name '([^']+)'/.exec(r.error.evalue);
     if (missing) {
-      return { ok: false, error: cellError("ForeachInputError", `step \`${name}\` was not started: \`${flag}\`: \`${missing[1]}\` is not defined in the session; ${fix}`) };
+      return {
+        ok: false,
+        error: cellError("ForeachInputError", `step \`${name}\` was not started: \`${flag}\`: \`${missing[1]}\` is not defined in the session; ${fix}`),
+      };
     }
     return {
       ok: false,
-      error: cellError("ForeachInputError", `step \`${name}\` was not started: \`${flag}\` could not be evaluated: ${r.error.ename}: ${r.error.evalue}`, r.error.traceback),
+      error: cellError(
+        "ForeachInputError",
+        `step \`${name}\` was not started: \`${flag}\` could not be evaluated: ${r.error.ename}: ${r.error.evalue}`,
+        r.error.traceback,
+      ),
     };
   }
   const v = r.hasValue ? r.value : undefined;

@@ -117,5 +117,7 @@ export function progressText(s: StepStatus, etaMs: number | null): string {
 function seconds(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.round(ms / 1000);
-  return s < 3600 ? `${Math.floor(s / 60)} m ${String(s % 60).padStart(2, "0")} s` : `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, "0")} m`;
+  return s < 3600
+    ? `${Math.floor(s / 60)} m ${String(s % 60).padStart(2, "0")} s`
+    : `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, "0")} m`;
 }

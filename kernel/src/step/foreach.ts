@@ -80,11 +80,15 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   const expr = o.foreach!;
   const fail = (error: CellError): ExecOutcome => ({ ok: false, error });
   if (o.on === "kernel") {
-    return fail(cellError("StepOptionUnsupported", `step \`${name}\`: --foreach fans out over workers; it can't run --on kernel. Use --on local (the default).`));
+    return fail(
+      cellError("StepOptionUnsupported", `step \`${name}\`: --foreach fans out over workers; it can't run --on kernel. Use --on local (the default).`),
+    );
   }
   // Local pool or a scheduler's array job: never run a remote foreach quietly on this machine.
   if (o.on !== "local" && o.on !== "slurm" && !(o.on === "batch" && d.batch)) {
-    return fail(cellError("StepTargetUnavailable", `step \`${name}\`: --foreach with --on ${o.on} is not available in this build yet; use --on local (the default)`));
+    return fail(
+      cellError("StepTargetUnavailable", `step \`${name}\`: --foreach with --on ${o.on} is not available in this build yet; use --on local (the default)`),
+    );
   }
 
   const listed = await evaluateItems(executor, expr, name);
@@ -124,14 +128,27 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   const perItem: EncodedValues[] = [];
   for (const [index, item] of items.entries()) {
     try {
-      perItem.push(encodeValues([[ITEM, item], [INDEX, index]], true));
+      perItem.push(
+        encodeValues(
+          [
+            [ITEM, item],
+            [INDEX, index],
+          ],
+          true,
+        ),
+      );
     } catch (e) {
       return refused(e, `item ${index} of \`${expr}\`: `);
     }
   }
 
   if (o.on === "batch" && items.length > MAX_ARRAY) {
-    return fail(cellError("StepResourceError", `step \`${name}\`: \`--foreach ${expr}\` has ${items.length} items; an AWS Batch array job has at most ${MAX_ARRAY}. Split the list over several steps, or batch several items into one`));
+    return fail(
+      cellError(
+        "StepResourceError",
+        `step \`${name}\`: \`--foreach ${expr}\` has ${items.length} items; an AWS Batch array job has at most ${MAX_ARRAY}. Split the list over several steps, or batch several items into one`,
+      ),
+    );
   }
   const itemTypes = declaredTypes(checked.declOutput ?? "", outputs);
   const meta: ExecutionMeta = {
@@ -158,7 +175,9 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
     // One array job; the scheduler decides how many run at once, so no lanes here.
     try {
       if (o.on === "batch" && o.parallel !== undefined) {
-        process.stderr.write(`warning: step \`${name}\`: --parallel is not applied to AWS Batch arrays; the queue's compute environments (their maxvCpus) decide how many items run at once\n`);
+        process.stderr.write(
+          `warning: step \`${name}\`: --parallel is not applied to AWS Batch arrays; the queue's compute environments (their maxvCpus) decide how many items run at once\n`,
+        );
       }
       if (items.length > 0) await runOnArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
@@ -198,13 +217,24 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
   const finished = runs.filter((r): r is ItemRun => r !== undefined);
   const failed = finished.filter((r) => r.exec.status === "error");
   const incomplete = failed.length > 0 || finished.length < items.length;
-  for (const r of finished) r.exec.outputTypes = Object.fromEntries(Object.keys(r.exec.outputs).filter((n) => itemTypes[n]).map((n) => [n, itemTypes[n]]));
+  for (const r of finished) {
+    r.exec.outputTypes = Object.fromEntries(
+      Object.keys(r.exec.outputs)
+        .filter((n) => itemTypes[n])
+        .map((n) => [n, itemTypes[n]]),
+    );
+  }
   meta.items = finished.map((r) => r.exec);
   meta.attempts = Math.max(1, ...finished.map((r) => r.exec.attempts));
 
   // The join: one array per declared name, in item order; a slot without a result stays undefined.
   const arrays = new Map<string, unknown>();
-  for (const n of outputs) arrays.set(n, items.map((_, i) => runs[i]?.values?.get(n)));
+  for (const n of outputs) {
+    arrays.set(
+      n,
+      items.map((_, i) => runs[i]?.values?.get(n)),
+    );
+  }
   const types: Record<string, string> = {};
   for (const n of outputs) types[n] = arrayType(itemTypes[n] ?? "any", incomplete);
   warnStubs(name, finished);
@@ -293,7 +323,12 @@ async function runItem(d: ForeachDeps, pkg: StepPackage, index: number, common: 
   attempt = Math.min(attempt, attempts);
   const r = result!;
   if (attempt > 1 && r.status === "done") process.stderr.write(`step \`${label}\` succeeded on attempt ${attempt} of ${attempts}\n`);
-  return await itemRun(d, pkg, index, r, out, { started, attempts: attempt, worker: { id: r.worker.id, pid: r.worker.pid, host: os.hostname() }, where: `worker ${r.worker.id}, pid ${r.worker.pid}` });
+  return await itemRun(d, pkg, index, r, out, {
+    started,
+    attempts: attempt,
+    worker: { id: r.worker.id, pid: r.worker.pid, host: os.hostname() },
+    where: `worker ${r.worker.id}, pid ${r.worker.pid}`,
+  });
 }
 
 /** One item's TaskResult (pool or Slurm element) as its execution record and decoded values. */
@@ -389,7 +424,15 @@ async function runOnArray(
       });
       for (const el of r.elements) tries[el.index] = attempt;
       const again = attempt < attempts && !d.interrupted() ? r.elements.filter((el) => "error" in el && el.retryable) : [];
-      await collectElements(d, pkg, r.elements.filter((el) => !again.includes(el)), outs, runs, (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`, tries);
+      await collectElements(
+        d,
+        pkg,
+        r.elements.filter((el) => !again.includes(el)),
+        outs,
+        runs,
+        (el) => `Slurm job ${el.job}${el.host ? ` on ${el.host}` : ""}`,
+        tries,
+      );
       for (const el of again) {
         if ("error" in el) process.stderr.write(`step \`${d.name}[${el.index}]\`: attempt ${attempt} of ${attempts} failed (${el.error.evalue}); retrying\n`);
       }
@@ -434,7 +477,12 @@ async function collectElements(
       };
       runs[el.index] = { exec, values: null, stubs: [] };
     } else {
-      const run = await itemRun(d, pkg, el.index, el.result, out, { started: el.started, attempts: tries?.[el.index] ?? el.result.attempts ?? 1, worker, where: where(el) });
+      const run = await itemRun(d, pkg, el.index, el.result, out, {
+        started: el.started,
+        attempts: tries?.[el.index] ?? el.result.attempts ?? 1,
+        worker,
+        where: where(el),
+      });
       run.exec.finished = el.finished;
       runs[el.index] = run;
     }
@@ -468,4 +516,3 @@ function failuresError(name: string, expr: string, total: number, failed: ItemRu
   }
   return { ename: "ForeachItemsFailed", evalue, traceback };
 }
-

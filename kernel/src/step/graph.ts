@@ -27,10 +27,7 @@ export interface CellGraph {
  *
  * `implicitFor` gives foreach cells their implicit names.
  */
-export function buildCellGraph(
-  cells: readonly HistoryCell[],
-  implicitFor: (index: number) => AnalyzeStepOptions = () => ({}),
-): CellGraph {
+export function buildCellGraph(cells: readonly HistoryCell[], implicitFor: (index: number) => AnalyzeStepOptions = () => ({})): CellGraph {
   const out: CellGraph = { cells: [], edges: [] };
   cells.forEach((cell, index) => {
     const before = cells.slice(0, index);

@@ -89,7 +89,12 @@ export function encodeStepInputs(names: readonly string[], executor: Executor): 
       eager.push([n, v]);
       continue;
     }
-    lazy.push({ name: n, type: v.type, frames: 0, lazy: { store: v.store, sha256: v.sha256, size: v.bytes, kind: v.kind, ...(v.class ? { class: v.class } : {}) } });
+    lazy.push({
+      name: n,
+      type: v.type,
+      frames: 0,
+      lazy: { store: v.store, sha256: v.sha256, size: v.bytes, kind: v.kind, ...(v.class ? { class: v.class } : {}) },
+    });
   }
   const enc = encodeValues(eager, true);
   enc.specs.push(...lazy);
@@ -143,4 +148,3 @@ export function lazyNote(h: Lazy<unknown>, tsType: string | undefined): string {
   const as = h.version !== null ? h.label : `blob sha256:${h.sha256.slice(0, 12)} (not recorded: NBSCALE_RECORD=0)`;
   return `\`${h.name}\` (${humanBytes(h.bytes)} ${what}) stays in the datastore as ${as}; load it with \`await ${h.name}.load()\` or use it in another %%step\n`;
 }
-

@@ -129,7 +129,11 @@ function itemSource(item: ClosureItem): string {
     }
     if (nb && ts.isNamedImports(nb)) {
       const els = nb.elements.filter((e) => !e.isTypeOnly && wanted.has(e.name.text));
-      if (els.length > 0) out.push(`const { ${els.map((e) => (e.propertyName ? `${JSON.stringify(e.propertyName.text)}: ${e.name.text}` : e.name.text)).join(", ")} } = ${req} as any;`);
+      if (els.length > 0) {
+        out.push(
+          `const { ${els.map((e) => (e.propertyName ? `${JSON.stringify(e.propertyName.text)}: ${e.name.text}` : e.name.text)).join(", ")} } = ${req} as any;`,
+        );
+      }
     }
   }
   return out.join("\n");

@@ -40,9 +40,7 @@ class Scope {
     return space === "value" ? this.values.has(name) : this.types.has(name);
   }
   functionScope(): Scope {
-    let s: Scope = this;
-    while (!s.hoistsVars && s.parent) s = s.parent;
-    return s;
+    return !this.hoistsVars && this.parent ? this.parent.functionScope() : this;
   }
 }
 

@@ -196,7 +196,11 @@ export class ArtifactStore {
     if (version !== null) {
       const rec = allocated.includes(version) ? await this.readRecord(name, version) : null;
       if (rec && (await this.visible(rec)) && (filter.notebook === undefined || producedBy(rec, filter.notebook))) return rec;
-      throw new NoSuchVersionError(name, version, (await this.versions(name, filter)).map((r) => r.version));
+      throw new NoSuchVersionError(
+        name,
+        version,
+        (await this.versions(name, filter)).map((r) => r.version),
+      );
     }
     for (let i = allocated.length - 1; i >= 0; i--) {
       const rec = await this.readRecord(name, allocated[i]);
@@ -204,7 +208,13 @@ export class ArtifactStore {
     }
     if (filter.notebook !== undefined) {
       const others = await this.versions(name);
-      if (others.length > 0) throw new NotInNotebookError(name, currentPath(filter.notebook), others.map((r) => r.notebook ?? "(no notebook)"));
+      if (others.length > 0) {
+        throw new NotInNotebookError(
+          name,
+          currentPath(filter.notebook),
+          others.map((r) => r.notebook ?? "(no notebook)"),
+        );
+      }
     }
     throw new NoSuchVersionError(name, allocated[allocated.length - 1], []);
   }

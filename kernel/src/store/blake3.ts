@@ -32,7 +32,7 @@ export function blake3(): Blake3 | null {
   loaded = null;
   if (process.env.NBSCALE_NO_BLAKE3 === "1") return loaded; // tests of the SHA-256 fallback
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const native = require("@napi-rs/blake-hash") as Blake3Native;
     const probe = native.blake3(new Uint8Array(0)).toString("hex");
     // The empty-input test vector of the BLAKE3 specification: a broken build is not used.

@@ -262,7 +262,7 @@ export class VerifyingReader {
       throw new CorruptArtifactError(this.label, this.sha256, `is truncated (${this.inner.size} bytes stored)`);
     }
     const slices: Array<{ bytes: Uint8Array; at: number }> = [];
-    for (let off = 0; off < target.byteLength; ) {
+    for (let off = 0; off < target.byteLength;) {
       const at = this.consumed + off;
       const end = Math.min(target.byteLength, off + READ_SLICE - (at % READ_SLICE));
       slices.push({ bytes: target.subarray(off, end), at });

@@ -92,7 +92,9 @@ export function decodeManifest(bytes: Uint8Array, blob: string, size: number): C
   const chunks = raw.chunks;
   const chunkSize = raw.chunk_size;
   const chunkHash = format === 1 ? "sha256" : raw.chunk_hash;
-  if (chunkHash !== "sha256" && chunkHash !== "blake3") return { invalid: `names chunk hash ${JSON.stringify(chunkHash)}, this nbscale knows blake3 and sha256` };
+  if (chunkHash !== "sha256" && chunkHash !== "blake3") {
+    return { invalid: `names chunk hash ${JSON.stringify(chunkHash)}, this nbscale knows blake3 and sha256` };
+  }
   if (
     typeof raw.blob !== "string" ||
     typeof raw.size !== "number" ||

@@ -96,13 +96,7 @@ export async function openStore(args: ParsedArgs, io: CliIO): Promise<Datastore>
  * Runs a command body, turning user-facing errors into a message and an exit
  * code (2: usage, 1: anything the store refused) instead of a stack trace.
  */
-export async function runCommand(
-  command: string,
-  usage: string,
-  argv: string[],
-  io: CliIO,
-  body: () => Promise<number>,
-): Promise<number> {
+export async function runCommand(command: string, usage: string, argv: string[], io: CliIO, body: () => Promise<number>): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     io.stdout.write(usage.endsWith("\n") ? usage : usage + "\n");
     return 0;

@@ -119,7 +119,11 @@ export class Datastore {
   static async open(where: DatastoreLocation | string, options: OpenOptions = {}): Promise<Datastore> {
     // A string is a location as a worker is given it: a directory, or s3://bucket/prefix (a remote flow step's datastore).
     const loc: DatastoreLocation =
-      typeof where !== "string" ? where : /^s3:\/\//i.test(where) ? resolveDatastore({ flag: where, env: {}, cwd: "/" }) : { kind: "fs", path: where, source: "flag" };
+      typeof where !== "string"
+        ? where
+        : /^s3:\/\//i.test(where)
+          ? resolveDatastore({ flag: where, env: {}, cwd: "/" })
+          : { kind: "fs", path: where, source: "flag" };
     return Datastore.openBackend(backendFor(loc), options, loc);
   }
 
@@ -137,9 +141,7 @@ export class Datastore {
       await backend.createExclusive(MARKER_KEY, Buffer.from(body + "\n"));
     } else if (!(await backend.exists())) {
       const where = loc ? describeLocation(loc) : backend.location;
-      throw new DatastoreConfigError(
-        `No datastore at ${where}. Run from the notebook's directory, pass --datastore DIR, or set NBSCALE_DATASTORE.`,
-      );
+      throw new DatastoreConfigError(`No datastore at ${where}. Run from the notebook's directory, pass --datastore DIR, or set NBSCALE_DATASTORE.`);
     }
     return ds;
   }
@@ -205,18 +207,20 @@ export class Datastore {
     logs.catch(() => undefined); // awaited below, after the outputs
     for (const p of prepared) {
       const tsType = input.outputTypes?.[p.name];
-      const version = (sha256: string, size: number, s: Serialized) => (execution: string): NewVersion => ({
-        sha256,
-        size,
-        kind: s.header.kind,
-        type: s.header.type,
-        ...(s.header.class ? { class: s.header.class } : {}),
-        ...(tsType ? { ts_type: tsType } : {}),
-        notebook: input.notebook,
-        ...(input.lineage ? { lineage: input.lineage } : {}),
-        cell: input.cell,
-        execution,
-      });
+      const version =
+        (sha256: string, size: number, s: Serialized) =>
+        (execution: string): NewVersion => ({
+          sha256,
+          size,
+          kind: s.header.kind,
+          type: s.header.type,
+          ...(s.header.class ? { class: s.header.class } : {}),
+          ...(tsType ? { ts_type: tsType } : {}),
+          notebook: input.notebook,
+          ...(input.lineage ? { lineage: input.lineage } : {}),
+          cell: input.cell,
+          execution,
+        });
       let recorded: { record: VersionRecord; created: boolean };
       const early = finalHash(p);
       if (early) {
@@ -247,9 +251,7 @@ export class Datastore {
       code: input.code,
       code_sha256: createHash("sha256").update(input.code, "utf8").digest("hex"),
       step: input.step ?? null,
-      inputs: Object.fromEntries(
-        Object.entries(input.inputs ?? {}).map(([k, v]) => [k, { version: v.version, sha256: v.sha256 }]),
-      ),
+      inputs: Object.fromEntries(Object.entries(input.inputs ?? {}).map(([k, v]) => [k, { version: v.version, sha256: v.sha256 }])),
       outputs,
       stdout,
       stderr,
@@ -303,12 +305,15 @@ export class Datastore {
   ): Promise<{ sha256: string; size: number; s: Serialized }> {
     let s = p.s;
     if (p.stored) {
-      if (!(await this.blobs.has(p.stored.sha256))) throw new StoreError(`\`${p.name}\`: its value (sha256:${p.stored.sha256.slice(0, 12)}) is missing from the datastore`);
+      if (!(await this.blobs.has(p.stored.sha256))) {
+        throw new StoreError(`\`${p.name}\`: its value (sha256:${p.stored.sha256.slice(0, 12)}) is missing from the datastore`);
+      }
       return { sha256: p.stored.sha256, size: p.stored.size, s };
     }
     const prev = s.size <= HASH_FIRST_BELOW ? null : await this.artifacts.latestFrom(p.name, notebook);
     // A large previous version of the same size: its BLAKE3 chunk manifest says at ~3x SHA-256's speed whether these are its bytes.
-    const same = prev && prev.size === s.size && !hashed ? (p.differsFrom === prev.sha256 ? false : await this.blobs.matches(prev.sha256, prev.size, s.chunks)) : null;
+    const same =
+      prev && prev.size === s.size && !hashed ? (p.differsFrom === prev.sha256 ? false : await this.blobs.matches(prev.sha256, prev.size, s.chunks)) : null;
     if (same === true && prev && (await this.blobs.has(prev.sha256))) return { sha256: prev.sha256, size: prev.size, s };
     if (s.size > HASH_FIRST_BELOW && (!prev || prev.size !== s.size || same === false)) {
       const put = await this.blobs.putUnhashed(s.chunks);

@@ -28,7 +28,11 @@ export class CorruptArtifactError extends StoreError {
 
 /** The bytes of a value changed while they were being written (live memory was mutated). */
 export class ContentChangedError extends StoreError {
-  constructor(readonly key: string, readonly expected: string, readonly actual: string) {
+  constructor(
+    readonly key: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
     super(
       `The value being written to ${key} changed while it was written ` +
         `(expected sha256:${expected}, wrote sha256:${actual}); the partial write was discarded.`,
@@ -55,7 +59,11 @@ export class UnserializableValueError extends StoreError {
 }
 
 export class UnknownVariableError extends StoreError {
-  constructor(readonly variable: string, readonly similar: string[], readonly known: number) {
+  constructor(
+    readonly variable: string,
+    readonly similar: string[],
+    readonly known: number,
+  ) {
     super(
       `No variable \`${variable}\` in the datastore.` +
         (similar.length > 0
@@ -68,17 +76,22 @@ export class UnknownVariableError extends StoreError {
 }
 
 export class NoSuchVersionError extends StoreError {
-  constructor(readonly variable: string, readonly version: number, readonly existing: number[]) {
+  constructor(
+    readonly variable: string,
+    readonly version: number,
+    readonly existing: number[],
+  ) {
     super(
-      `\`${variable}\` has no version ${version}. Existing versions: ` +
-        (existing.length > 0 ? formatVersions(variable, existing) : "(none committed)") +
-        ".",
+      `\`${variable}\` has no version ${version}. Existing versions: ` + (existing.length > 0 ? formatVersions(variable, existing) : "(none committed)") + ".",
     );
   }
 }
 
 export class UnknownExecutionError extends StoreError {
-  constructor(readonly id: string, readonly candidates: string[]) {
+  constructor(
+    readonly id: string,
+    readonly candidates: string[],
+  ) {
     super(
       candidates.length > 1
         ? `Execution id \`${id}\` is ambiguous; it matches ${candidates.slice(0, 5).join(", ")}` +
@@ -90,7 +103,11 @@ export class UnknownExecutionError extends StoreError {
 }
 
 export class NotInNotebookError extends StoreError {
-  constructor(readonly variable: string, readonly notebook: string, readonly others: string[]) {
+  constructor(
+    readonly variable: string,
+    readonly notebook: string,
+    readonly others: string[],
+  ) {
     super(
       `\`${variable}\` has no versions recorded by notebook ${notebook}; ` +
         `it has versions from ${[...new Set(others)].join(", ")}. Give an explicit version (NAME@N) to restore one of those.`,

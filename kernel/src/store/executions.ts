@@ -54,13 +54,20 @@ export interface AbandonedMarker {
 }
 
 export function isAbandonedMarker(x: unknown): x is AbandonedMarker {
-  return typeof x === "object" && x !== null && typeof (x as { abandoned?: unknown }).abandoned === "object" && (x as { abandoned?: unknown }).abandoned !== null;
+  return (
+    typeof x === "object" && x !== null && typeof (x as { abandoned?: unknown }).abandoned === "object" && (x as { abandoned?: unknown }).abandoned !== null
+  );
 }
 
 /** The commit found the execution abandoned: nothing was committed under this id. */
 export class ExecutionAbandonedError extends StoreError {
-  constructor(readonly id: string, readonly marker: AbandonedMarker) {
-    super(`execution ${id} was abandoned by ${marker.abandoned.by} (pid ${marker.abandoned.pid} on ${marker.abandoned.host}, ${marker.abandoned.at}) before it committed`);
+  constructor(
+    readonly id: string,
+    readonly marker: AbandonedMarker,
+  ) {
+    super(
+      `execution ${id} was abandoned by ${marker.abandoned.by} (pid ${marker.abandoned.pid} on ${marker.abandoned.host}, ${marker.abandoned.at}) before it committed`,
+    );
   }
 }
 
@@ -103,8 +110,7 @@ export interface ExecutionSummary {
 }
 
 export function summarize(r: ExecutionRecord): ExecutionSummary {
-  const refs = (m: Record<string, ArtifactRef>) =>
-    Object.fromEntries(Object.entries(m).map(([k, v]) => [k, { version: v.version, sha256: v.sha256 }]));
+  const refs = (m: Record<string, ArtifactRef>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, { version: v.version, sha256: v.sha256 }]));
   return {
     id: r.id,
     cell: r.cell,

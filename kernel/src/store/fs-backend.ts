@@ -3,18 +3,7 @@ import { constants as fsc } from "node:fs";
 import { FileHandle, link, mkdir, open, readFile, readdir, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
-import {
-  ChunkSource,
-  checkKey,
-  HashedPutResult,
-  ObjectReader,
-  ObjectStat,
-  PutOptions,
-  PutResult,
-  StorageBackend,
-  TempEntry,
-  WriteTap,
-} from "./backend";
+import { ChunkSource, checkKey, HashedPutResult, ObjectReader, ObjectStat, PutOptions, PutResult, StorageBackend, TempEntry, WriteTap } from "./backend";
 import { CHUNK_SIZE } from "./chunk-manifest";
 import { ContentChangedError } from "./errors";
 
@@ -196,12 +185,7 @@ export class FsBackend implements StorageBackend {
     return join(this.root, TMP_DIR, `nbs-${process.pid}-${randomBytes(6).toString("hex")}-${HOST}.tmp`);
   }
 
-  private async publish(
-    key: string,
-    chunks: ChunkSource,
-    options: PutOptions,
-    skipIfExists: boolean,
-  ): Promise<PutResult> {
+  private async publish(key: string, chunks: ChunkSource, options: PutOptions, skipIfExists: boolean): Promise<PutResult> {
     checkKey(key);
     if (skipIfExists) {
       const existing = await this.stat(key);
@@ -219,12 +203,7 @@ export class FsBackend implements StorageBackend {
   }
 
   /** Writes and fsyncs a temp file, hashing (and tapping) the bytes as they go out when asked. */
-  private async writeTemp(
-    tmp: string,
-    chunks: ChunkSource,
-    hashIt: boolean,
-    tap?: WriteTap,
-  ): Promise<{ size: number; sha256: string | null }> {
+  private async writeTemp(tmp: string, chunks: ChunkSource, hashIt: boolean, tap?: WriteTap): Promise<{ size: number; sha256: string | null }> {
     let size = 0;
     const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, OBJECT_MODE);
     // Flushing starts while later slices are still being hashed and copied,
@@ -234,7 +213,7 @@ export class FsBackend implements StorageBackend {
     try {
       const hash = hashIt ? createHash("sha256") : null;
       for await (const chunk of chunks) {
-        for (let off = 0; off < chunk.byteLength; ) {
+        for (let off = 0; off < chunk.byteLength;) {
           // Slices end on multiples of SLICE in the object, so a tap hashing
           // fixed-size chunks gets most of them whole.
           const end = Math.min(chunk.byteLength, off + SLICE - (size % SLICE));
@@ -287,7 +266,11 @@ export class FsBackend implements StorageBackend {
 
 class FsReader implements ObjectReader {
   private position = 0;
-  constructor(private readonly fh: FileHandle, readonly size: number, private readonly key: string) {}
+  constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    private readonly key: string,
+  ) {}
 
   async read(target: Uint8Array): Promise<void> {
     await this.readAt(target, this.position);

@@ -27,13 +27,7 @@ export interface FsckOptions {
   verifyBlobs?: boolean;
 }
 
-export type ProblemKind =
-  | "corrupt-blob"
-  | "corrupt-manifest"
-  | "missing-blob"
-  | "unreadable-record"
-  | "version-mismatch"
-  | "missing-version";
+export type ProblemKind = "corrupt-blob" | "corrupt-manifest" | "missing-blob" | "unreadable-record" | "version-mismatch" | "missing-version";
 
 export interface FsckProblem {
   kind: ProblemKind;
@@ -165,13 +159,20 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
   }
 
   for (const rec of records.values()) {
-    for (const [kind, refs] of [["output", rec.outputs], ["input", rec.inputs]] as const) {
+    for (const [kind, refs] of [
+      ["output", rec.outputs],
+      ["input", rec.inputs],
+    ] as const) {
       for (const [name, ref] of Object.entries(refs)) {
         const key = versionKey(name, ref.version);
         const v = versions.get(key);
         if (!v) problem("missing-version", executionKey(rec.id), `execution ${rec.id}: ${kind} ${name}@${ref.version} has no committed version record`);
         else if (v.sha256 !== ref.sha256) {
-          problem("version-mismatch", executionKey(rec.id), `execution ${rec.id}: ${kind} ${name}@${ref.version} has sha256 ${ref.sha256.slice(0, 12)}…, the version record ${v.sha256.slice(0, 12)}…`);
+          problem(
+            "version-mismatch",
+            executionKey(rec.id),
+            `execution ${rec.id}: ${kind} ${name}@${ref.version} has sha256 ${ref.sha256.slice(0, 12)}…, the version record ${v.sha256.slice(0, 12)}…`,
+          );
         }
       }
     }
@@ -212,7 +213,15 @@ export async function fsck(backend: StorageBackend, options: FsckOptions = {}): 
     // Written after its blob: a blob that is gone (or was never published) leaves it behind.
     const st = await backend.stat(key);
     const age = st ? now - st.mtimeMs : 0;
-    result.leftovers.push({ kind: "manifest", id: key, size: st?.size ?? 0, age_seconds: Math.round(age / 1000), writer: "unknown", removable: age > grace, removed: false });
+    result.leftovers.push({
+      kind: "manifest",
+      id: key,
+      size: st?.size ?? 0,
+      age_seconds: Math.round(age / 1000),
+      writer: "unknown",
+      removable: age > grace,
+      removed: false,
+    });
   }
 
   for (const t of temps) {

@@ -87,10 +87,7 @@ function convert(v: unknown, path: string, max: number, notes: string[], stack: 
         return out;
       }
       notes.push(`${path}: Map with non-string keys shown as [key, value] pairs`);
-      return entries.map(([k, x], i) => [
-        convert(k, `${path}<key ${i}>`, max, notes, stack),
-        convert(x, `${path}<value ${i}>`, max, notes, stack),
-      ]);
+      return entries.map(([k, x], i) => [convert(k, `${path}<key ${i}>`, max, notes, stack), convert(x, `${path}<value ${i}>`, max, notes, stack)]);
     }
     if (o instanceof Set) return [...o].map((x, i) => convert(x, `${path}<item ${i}>`, max, notes, stack));
     if (o instanceof Error) return { name: o.name, message: o.message };

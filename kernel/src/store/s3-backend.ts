@@ -176,8 +176,10 @@ export class S3Backend implements StorageBackend {
       if (isMissing(e)) return false;
       throw e;
     }
-    for await (const _ of this.list("")) return true;
-    return false;
+    const keys = this.list("")[Symbol.asyncIterator]();
+    const first = await keys.next();
+    await keys.return?.();
+    return !first.done;
   }
 
   async putIfAbsent(key: string, chunks: ChunkSource, options: PutOptions = {}): Promise<PutResult> {
@@ -203,13 +205,11 @@ export class S3Backend implements StorageBackend {
     let size = 0;
     try {
       let n = 0;
-      for (let part = firstPart, next: IteratorResult<Buffer> = second; ; ) {
+      for (let part = firstPart, next: IteratorResult<Buffer> = second; ;) {
         hash.update(part);
         await options.tap?.(part);
         size += part.length;
-        const r = await this.send(
-          new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }),
-        );
+        const r = await this.send(new UploadPartCommand({ Bucket: this.where.bucket, Key, UploadId, PartNumber: ++n, Body: part, ContentLength: part.length }));
         done.push({ ETag: r.ETag!, PartNumber: n });
         if (next.done) break;
         part = next.value;
@@ -243,9 +243,7 @@ export class S3Backend implements StorageBackend {
 
   private async putSmall(Key: string, body: Buffer): Promise<PutResult> {
     try {
-      await this.send(
-        new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: "*" }),
-      );
+      await this.send(new PutObjectCommand({ Bucket: this.where.bucket, Key, Body: body, ContentLength: body.length, IfNoneMatch: "*" }));
       return { created: true, size: body.length };
     } catch (e) {
       if (isPreconditionFailed(e)) return { created: false, size: body.length };
@@ -369,9 +367,7 @@ export class S3Backend implements StorageBackend {
     const base = this.where.prefix ? `${this.where.prefix}/` : "";
     let ContinuationToken: string | undefined;
     do {
-      const r = await this.send(
-        new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: base + prefix, ContinuationToken }),
-      );
+      const r = await this.send(new ListObjectsV2Command({ Bucket: this.where.bucket, Prefix: base + prefix, ContinuationToken }));
       for (const o of r.Contents ?? []) if (o.Key) yield o.Key.slice(base.length);
       ContinuationToken = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (ContinuationToken);

@@ -151,7 +151,10 @@ interface DeserializerHooks {
 }
 
 class OutOfBandDeserializer extends v8.Deserializer {
-  constructor(payload: Buffer, private readonly parts: ArrayBuffer[]) {
+  constructor(
+    payload: Buffer,
+    private readonly parts: ArrayBuffer[],
+  ) {
     super(payload);
   }
 
@@ -220,7 +223,7 @@ export function serializeOrThrow(variable: string, value: unknown, options?: Ser
   return s;
 }
 
-function serializeFunction(fn: Function, type: string): Serialized {
+function serializeFunction(fn: FunctionValue, type: string): Serialized {
   let source: string;
   try {
     source = Function.prototype.toString.call(fn);
@@ -313,9 +316,17 @@ export async function readHeader(src: ByteSource): Promise<ValueHeader> {
   return header;
 }
 
+/** A function or class as a value (what `typeof v === "function"` holds) as far as serializing needs it. */
+export interface FunctionValue {
+  readonly name: string;
+  readonly prototype: object | null;
+}
+
+/** Looks up a class by name to give a top-level instance its prototype back. */
+export type ClassResolver = (name: string) => FunctionValue | undefined;
+
 export interface DeserializeOptions {
-  /** Looks up a class by name to give a top-level instance its prototype back. */
-  resolveClass?: (name: string) => Function | undefined;
+  resolveClass?: ClassResolver;
 }
 
 export async function deserialize(src: ByteSource, options: DeserializeOptions = {}): Promise<Decoded> {
@@ -354,11 +365,9 @@ export async function deserialize(src: ByteSource, options: DeserializeOptions =
       const value: unknown = repackArrays(des.readValue());
       if (header.class && options.resolveClass && typeof value === "object" && value !== null) {
         const cls = options.resolveClass(header.class);
-        if (typeof cls === "function" && cls.prototype) Object.setPrototypeOf(value, cls.prototype);
+        if (cls && typeof (cls as unknown) === "function" && cls.prototype) Object.setPrototypeOf(value, cls.prototype);
       }
-      return header.class
-        ? { kind: "v8", type: header.type, className: header.class, value }
-        : { kind: "v8", type: header.type, value };
+      return header.class ? { kind: "v8", type: header.type, className: header.class, value } : { kind: "v8", type: header.type, value };
     }
     default:
       throw new Error(`stored value has unknown kind ${JSON.stringify(header.kind)}`);
@@ -444,7 +453,7 @@ export function describeType(v: unknown): string {
       } catch {
         /* proxies */
       }
-      const name = (v as Function).name || "anonymous";
+      const name = (v as FunctionValue).name || "anonymous";
       return /^class\b/.test(src) ? `class ${name}` : `function ${name}`;
     }
     case "object":
@@ -466,7 +475,7 @@ export function describeType(v: unknown): string {
 }
 
 /** True for constructors that are JS/Node globals (their instances need no class note). */
-function isGlobalCtor(ctor: Function): boolean {
+function isGlobalCtor(ctor: FunctionValue): boolean {
   // A descriptor read: touching lazy globals through getters would run them.
   return ctor.name !== "" && Object.getOwnPropertyDescriptor(globalThis, ctor.name)?.value === ctor;
 }

@@ -4,7 +4,16 @@
  * value's memory (no structured-clone copy), small chunks are merged so a
  * message doesn't carry dozens of 8-byte frames.
  */
-import { deserialize, serializeOrThrow, serializeValue, DEFAULT_OOB_THRESHOLD, type ByteSource, type Decoded, type Serialized } from "../store/serialize";
+import {
+  deserialize,
+  serializeOrThrow,
+  serializeValue,
+  DEFAULT_OOB_THRESHOLD,
+  type ByteSource,
+  type Decoded,
+  type Serialized,
+  type ClassResolver,
+} from "../store/serialize";
 import { readSync } from "node:fs";
 import type { OutputStub, ValueSpec } from "./events";
 import type { Piece } from "./spill";
@@ -97,11 +106,7 @@ export class FramesSource implements ByteSource {
  * Decodes the values of a message. Functions shipped as source are
  * recreated (without whatever they closed over, which never travels).
  */
-export async function decodeValues(
-  specs: readonly ValueSpec[],
-  pieces: readonly Piece[],
-  resolveClass?: (name: string) => Function | undefined,
-): Promise<Map<string, unknown>> {
+export async function decodeValues(specs: readonly ValueSpec[], pieces: readonly Piece[], resolveClass?: ClassResolver): Promise<Map<string, unknown>> {
   const values = new Map<string, unknown>();
   let at = 0;
   for (const spec of specs) {

@@ -46,7 +46,10 @@ async function main(): Promise<void> {
     // Copies into fresh, transferable memory: zeromq's buffers are external
     // and can't move to another thread.
     const frames = msg.frames.map((f) => new Uint8Array(f));
-    port.postMessage({ kind: "message", header: msg.header, frames } satisfies FromIo, frames.map((f) => f.buffer));
+    port.postMessage(
+      { kind: "message", header: msg.header, frames } satisfies FromIo,
+      frames.map((f) => f.buffer),
+    );
   }
 }
 

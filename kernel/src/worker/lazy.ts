@@ -6,7 +6,7 @@
  * - inputs the kernel sent as references are read from the datastore here
  *   (hash-verified), so the kernel never reads them either.
  */
-import { serializeValue, type Serialized } from "../store/serialize";
+import { serializeValue, type Serialized, type ClassResolver } from "../store/serialize";
 import { openStore, readStoredValue } from "../client/lazy";
 import type { LazyOutputs, ValueSpec } from "./events";
 
@@ -41,7 +41,9 @@ export async function storeLazyOutputs(
         lazy: { store: lazy.store, sha256: put.sha256, size: put.size, kind: s.header.kind, ...(s.header.class ? { class: s.header.class } : {}) },
       });
     } catch (e) {
-      process.stderr.write(`warning: \`${name}\` could not be kept in the datastore at ${lazy.store.path} (${(e as Error).message}); it is sent to the kernel instead\n`);
+      process.stderr.write(
+        `warning: \`${name}\` could not be kept in the datastore at ${lazy.store.path} (${(e as Error).message}); it is sent to the kernel instead\n`,
+      );
       rest.push([name, value, s]);
     }
   }
@@ -49,10 +51,7 @@ export async function storeLazyOutputs(
 }
 
 /** Inputs sent as references, read from the datastore (hash-verified). */
-export async function readLazyInputs(
-  specs: readonly ValueSpec[],
-  resolveClass: (name: string) => Function | undefined,
-): Promise<Map<string, unknown>> {
+export async function readLazyInputs(specs: readonly ValueSpec[], resolveClass: ClassResolver): Promise<Map<string, unknown>> {
   const out = new Map<string, unknown>();
   for (const s of specs) {
     if (!s.lazy) continue;

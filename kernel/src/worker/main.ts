@@ -14,6 +14,7 @@ import { runProgram } from "./runner";
 import { piecesOf, releasePieces, spillFrames } from "./spill";
 import { stepRequire } from "./require";
 import { eagerSpecs, readLazyInputs, storeLazyOutputs } from "./lazy";
+import type { ClassResolver } from "../store/serialize";
 
 export interface WorkerOptions {
   endpoint: string;
@@ -107,7 +108,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     Object.assign(process.env, baseEnv, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(task.attempt) });
     try {
       const failed = new Promise<never>((_, reject) => (fail = reject));
-      const inputs = async (resolveClass: (name: string) => Function | undefined) => {
+      const inputs = async (resolveClass: ClassResolver) => {
         const pieces = piecesOf(frames, task.spilled, task.spillDir);
         try {
           const values = await decodeValues(eagerSpecs(task.inputs), pieces, resolveClass);

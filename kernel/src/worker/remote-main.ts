@@ -22,6 +22,7 @@ import { decodeValues, encodeValues } from "./codec";
 import { runProgram } from "./runner";
 import { stepRequire } from "./require";
 import { captureStreams, toRemoteError } from "./streams";
+import type { ClassResolver } from "../store/serialize";
 
 export interface RemoteWorkerOptions {
   /** The datastore as this machine sees it: a directory or s3://bucket/prefix. */
@@ -50,7 +51,9 @@ export function launcherAttempt(env: NodeJS.ProcessEnv): number {
 export function taskOf(task: string, env: NodeJS.ProcessEnv): string {
   if (env.NBSCALE_TASK_ARRAY !== "1") return task;
   const index = env.AWS_BATCH_JOB_ARRAY_INDEX;
-  if (!index || !/^\d+$/.test(index)) throw new Error(`task ${task} is an array job's, but AWS_BATCH_JOB_ARRAY_INDEX is ${index === undefined ? "not set" : JSON.stringify(index)}`);
+  if (!index || !/^\d+$/.test(index)) {
+    throw new Error(`task ${task} is an array job's, but AWS_BATCH_JOB_ARRAY_INDEX is ${index === undefined ? "not set" : JSON.stringify(index)}`);
+  }
   return `${task}-${index}`;
 }
 
@@ -111,7 +114,7 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
   let outcome: ResultBody;
   try {
     const failed = new Promise<never>((_, reject) => (fail = reject));
-    const inputs = async (resolveClass: (name: string) => Function | undefined) => {
+    const inputs = async (resolveClass: ClassResolver) => {
       const { specs, frames } = await loadValues(backend, task.inputs, "input");
       return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
     };

@@ -10,12 +10,17 @@ export function stepRequire(cwd: string): NodeJS.Require {
   const base = Module.createRequire(path.join(cwd, "__notebook__.js"));
   const builtins: Record<string, () => unknown> = {
     nbscale: () => require("../client/index"),
-    tslab: () => ({ display, newDisplay, versions: {
+    tslab: () => ({
+      display,
+      newDisplay,
+      versions: {
         tslab: "1.0.22",
         // Read lazily: loading the compiler itself would cost a worker ~0.3 s at start.
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
         typescript: (require("typescript/package.json") as { version: string }).version,
         node: process.version,
-      } }),
+      },
+    }),
   };
   return new Proxy(base, {
     apply(target, thisArg, args: unknown[]) {

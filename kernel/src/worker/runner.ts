@@ -6,11 +6,12 @@
 import * as vm from "node:vm";
 import type { StepProgram } from "./events";
 import { withShippedModules } from "./shipped-modules";
+import type { ClassResolver } from "../store/serialize";
 
 /** What the program gets as `__nbscale`. */
 export interface ProgramHost {
   /** Decodes the inputs once the shipped classes exist (to give instances their prototypes). */
-  inputs(resolveClass: (name: string) => Function | undefined): Promise<Record<string, unknown>>;
+  inputs(resolveClass: ClassResolver): Promise<Record<string, unknown>>;
 }
 
 export interface RunOptions {

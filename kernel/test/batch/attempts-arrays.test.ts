@@ -73,17 +73,33 @@ test("an array job is sent with arrayProperties and the array flag; sizes Batch 
 });
 
 test("Batch states map to what they mean for the step; the text shows the time in each", () => {
-  assert.deepEqual(["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"].map(stepStateOf), ["queued", "queued", "queued", "starting", "running", undefined]);
+  assert.deepEqual(["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"].map(stepStateOf), [
+    "queued",
+    "queued",
+    "queued",
+    "starting",
+    "running",
+    undefined,
+  ]);
   const t = new JobTimeline();
   t.observe("SUBMITTED", 0);
   t.observe("RUNNABLE", 400);
-  assert.deepEqual(t.states(12_400), [{ state: "SUBMITTED", ms: 400 }, { state: "RUNNABLE", ms: 12_000 }]);
+  assert.deepEqual(t.states(12_400), [
+    { state: "SUBMITTED", ms: 400 },
+    { state: "RUNNABLE", ms: 12_000 },
+  ]);
   assert.equal(t.runningSince, undefined);
   t.observe("RUNNING", 13_000);
   t.observe("FAILED", 14_000);
   assert.equal(t.runningSince, 13_000);
   assert.deepEqual(t.states(99_000).at(-1), { state: "FAILED" });
-  const text = stepStatusText({ step: "train", state: "queued", target: "batch", jobId: "j1", job: { system: "AWS Batch", state: "RUNNABLE", states: t.states(12_400).slice(0, 2) } });
+  const text = stepStatusText({
+    step: "train",
+    state: "queued",
+    target: "batch",
+    jobId: "j1",
+    job: { system: "AWS Batch", state: "RUNNABLE", states: t.states(12_400).slice(0, 2) },
+  });
   assert.equal(text, "step train: queued · on batch · job j1 · SUBMITTED 0.4 s → RUNNABLE 12 s");
 });
 
@@ -93,7 +109,10 @@ test("NBSCALE_WORKER_PACKAGE: the words, a spec as is, shell characters refused 
   assert.deepEqual(packageChoice({ NBSCALE_WORKER_PACKAGE: " npm " }), { kind: "npm" });
   assert.deepEqual(packageChoice({ NBSCALE_WORKER_PACKAGE: "nbscale@1.2.3" }), { kind: "spec", spec: "nbscale@1.2.3" });
   for (const bad of ['x"y', "a$(b)", "a`b`", "a\nb", "a\\b"]) {
-    assert.throws(() => packageChoice({ NBSCALE_WORKER_PACKAGE: bad }), (e: unknown) => e instanceof BatchConfigError && e.setting === "NBSCALE_WORKER_PACKAGE");
+    assert.throws(
+      () => packageChoice({ NBSCALE_WORKER_PACKAGE: bad }),
+      (e: unknown) => e instanceof BatchConfigError && e.setting === "NBSCALE_WORKER_PACKAGE",
+    );
   }
 });
 
@@ -102,7 +121,12 @@ test("a Lazy input in the task's datastore travels as its blob ref; one elsewher
   const value = encodeValues([["v", new Float64Array([1, 2, 3])]], true);
   const stored = await storeValues(backend, value);
   const sha = stored.refs[0].sha256;
-  const lazy = (store: typeof loc, sha256 = sha) => ({ name: "big", type: "Float64Array(3)", frames: 0, lazy: { store, sha256, size: stored.refs[0].size, kind: "v8" as const } });
+  const lazy = (store: typeof loc, sha256 = sha) => ({
+    name: "big",
+    type: "Float64Array(3)",
+    frames: 0,
+    lazy: { store, sha256, size: stored.refs[0].size, kind: "v8" as const },
+  });
   const small = encodeValues([["n", 5]], true);
   const withLazy = { specs: [...small.specs, lazy(loc)], frames: small.frames };
   const out = await storeValues(backend, withLazy);

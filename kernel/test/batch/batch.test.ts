@@ -36,7 +36,10 @@ test("resources go as MEMORY in MiB, VCPU and GPU; timeout, retries and the work
   ]);
   assert.equal(input.timeout?.attemptDurationSeconds, 60, "Batch's minimum");
   assert.equal(input.retryStrategy?.attempts, 3);
-  assert.deepEqual(input.retryStrategy?.evaluateOnExit?.map((e) => e.onExitCode ?? e.onReason), ["1", "2", "78", "OutOfMemoryError*"]);
+  assert.deepEqual(
+    input.retryStrategy?.evaluateOnExit?.map((e) => e.onExitCode ?? e.onReason),
+    ["1", "2", "78", "OutOfMemoryError*"],
+  );
   const env = Object.fromEntries((input.containerOverrides?.environment ?? []).map((e) => [e.name, e.value]));
   assert.equal(env.SEED, "1");
   assert.equal(env.NBSCALE_TASK, "t1", "a user's --env can't redirect the task");
@@ -54,9 +57,15 @@ test("job definitions are named by their content", () => {
 });
 
 test("settings: queue and an S3 datastore are required, each refusal names its setting", () => {
-  assert.throws(() => resolveBatchSettings({ env: {}, datastore: s3 }), (e: BatchConfigError) => e.setting === "NBSCALE_BATCH_QUEUE");
+  assert.throws(
+    () => resolveBatchSettings({ env: {}, datastore: s3 }),
+    (e: BatchConfigError) => e.setting === "NBSCALE_BATCH_QUEUE",
+  );
   const fsLoc = { kind: "fs" as const, path: "/x/.nbscale", source: "default" as const };
-  assert.throws(() => resolveBatchSettings({ queue: "q", env: {}, datastore: fsLoc }), (e: BatchConfigError) => e.setting === "NBSCALE_DATASTORE");
+  assert.throws(
+    () => resolveBatchSettings({ queue: "q", env: {}, datastore: fsLoc }),
+    (e: BatchConfigError) => e.setting === "NBSCALE_DATASTORE",
+  );
   const s = resolveBatchSettings({ env: { NBSCALE_BATCH_QUEUE: "q", NBSCALE_BATCH_RUNNABLE_HINT: "2m" }, datastore: s3 });
   assert.equal(s.queue, "q");
   assert.equal(s.runnableHintMs, 120_000);
@@ -70,7 +79,9 @@ test("the container script passes hostile values through as data", () => {
   const bin = path.join(dir, "bin");
   fs.mkdirSync(bin);
   // A fake nbscale of the right version: the script must skip npm and exec it with the values verbatim.
-  fs.writeFileSync(path.join(bin, "nbscale"), `#!/bin/sh\nif [ "$1" = --version ]; then echo 9.9.9; exit 0; fi\nprintf '%s\\n' "$@" > "${dir}/args"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, "nbscale"), `#!/bin/sh\nif [ "$1" = --version ]; then echo 9.9.9; exit 0; fi\nprintf '%s\\n' "$@" > "${dir}/args"\n`, {
+    mode: 0o755,
+  });
   const hostile = "s3://b/$(touch " + dir + "/pwned)`touch " + dir + "/pwned2`";
   const [sh, flag, script, name] = containerCommand("9.9.9");
   execFileSync(sh, [flag, script, name], {
@@ -104,12 +115,18 @@ test("capacity: what a compute environment can ever give, and a clear refusal", 
 });
 
 test("FAILED: out of memory gets the same advice as locally; other reasons are quoted", () => {
-  const oom = jobFailedError(failureFacts({ statusReason: "Essential container in task exited", container: { reason: "OutOfMemoryError: Container killed due to memory usage", exitCode: 137 } }), {
-    step: "train",
-    jobId: "j1",
-    memory: 8 * GiB,
-    logTail: ["allocating"],
-  });
+  const oom = jobFailedError(
+    failureFacts({
+      statusReason: "Essential container in task exited",
+      container: { reason: "OutOfMemoryError: Container killed due to memory usage", exitCode: 137 },
+    }),
+    {
+      step: "train",
+      jobId: "j1",
+      memory: 8 * GiB,
+      logTail: ["allocating"],
+    },
+  );
   assert.equal(oom.ename, "StepOutOfMemory");
   assert.match(oom.evalue, /re-run with `--memory 16G`/);
   assert.ok(oom.traceback.some((l) => l.includes("OutOfMemoryError")) && oom.traceback.some((l) => l.includes("| allocating")));

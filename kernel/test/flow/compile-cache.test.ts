@@ -44,7 +44,10 @@ test("an unchanged flow comes from the cache with the same steps, code hashes an
   assert.equal(second.js, first.js);
   assert.deepEqual([...second.steps], [...first.steps]);
   assert.ok(first.steps.get("a")!.functionSources.helper, "the step's own function is recorded as source");
-  assert.deepEqual(second.flow.steps.map((s) => s.name), ["a", "b"]);
+  assert.deepEqual(
+    second.flow.steps.map((s) => s.name),
+    ["a", "b"],
+  );
 });
 
 test("a warm cache never loads the TypeScript compiler", () => {
@@ -77,7 +80,10 @@ test("a syntax error is thrown on every load and not cached", () => {
   const { cache, file } = setup();
   writeFileSync(file, FLOW.replace("const y = x + 1;", "const y = = x + 1;"));
   for (let i = 0; i < 2; i++) {
-    assert.throws(() => loadFlow(file, { cacheDir: cache }), (e: unknown) => e instanceof FlowLoadError && /flow\.ts:9:\d+: /.test(e.message));
+    assert.throws(
+      () => loadFlow(file, { cacheDir: cache }),
+      (e: unknown) => e instanceof FlowLoadError && /flow\.ts:9:\d+: /.test(e.message),
+    );
     assert.deepEqual(entries(cache), []);
   }
 });

@@ -65,8 +65,13 @@ test("an input comes from the latest step that assigns it", () => {
 });
 
 test("foreach: implicit item/index and the expression's inputs", () => {
-  const r = exportNotebook(nb("const items = [1, 2];", "%%step fit --foreach items --parallel 2\nconst sq = item * item + index;"), { notebookPath: "/x/f.ipynb" });
-  assert.match(r.source, /step\("fit", \{ parallel: 2, foreach: \(\{ items \}\) => \(items\), inputs: \{ items: items\.items \} \}, \(\{ item, index \}\) => \{/);
+  const r = exportNotebook(nb("const items = [1, 2];", "%%step fit --foreach items --parallel 2\nconst sq = item * item + index;"), {
+    notebookPath: "/x/f.ipynb",
+  });
+  assert.match(
+    r.source,
+    /step\("fit", \{ parallel: 2, foreach: \(\{ items \}\) => \(items\), inputs: \{ items: items\.items \} \}, \(\{ item, index \}\) => \{/,
+  );
 });
 
 test("bad input: no code cells, another language, a magic error, a function shared from a computing cell, an undefined name", () => {

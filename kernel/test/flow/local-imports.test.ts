@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { loadFlow } from "../../src/flow/load";
 import { importsUsedBy, LocalModules, relativeSpecifiers, resolveLocal } from "../../src/flow/local-imports";
@@ -73,11 +74,12 @@ test("each step's hash covers the local modules its code runs, transitively, and
 });
 
 test("a flow without local imports hashes as before (earlier runs' records stay reusable)", () => {
-  const dir = folder({ "flow.ts": 'import { flow, step } from "nbscale";\nconst a = step("a", {}, () => {\nconst x = 1;\nreturn { x };\n});\nexport default flow("plain", [a]);\n' });
+  const dir = folder({
+    "flow.ts": 'import { flow, step } from "nbscale";\nconst a = step("a", {}, () => {\nconst x = 1;\nreturn { x };\n});\nexport default flow("plain", [a]);\n',
+  });
   const loaded = loadFlow(join(dir, "flow.ts"), { cacheDir: null });
   const a = loaded.steps.get("a")!;
   assert.deepEqual(a.modules, {});
-  const { createHash } = require("node:crypto") as typeof import("node:crypto");
   const sha = (t: string) => createHash("sha256").update(t, "utf8").digest("hex");
   assert.equal(a.codeSha256, sha(JSON.stringify({ shared: loaded.sharedSha256, text: a.text, foreach: a.foreachText })));
 });
@@ -93,5 +95,11 @@ test("resolution follows Node's and TypeScript's rules, and leaves node_modules 
   const hashes = new LocalModules(join(dir, "flow.ts")).hashes(["./e", "./gone"]);
   assert.deepEqual(Object.keys(hashes), ["a.ts", "c.json", "d.ts", "e.js", "missing:./gone"]);
   assert.deepEqual(relativeSpecifiers('import x from "./x"; const y = require( "../y" ); import z from "z";'), ["./x", "../y"]);
-  assert.deepEqual(importsUsedBy("const v = scale(1) + other", [{ specifier: "./lib", names: ["scale"] }, { specifier: "./o", names: ["unused"] }]), ["./lib"]);
+  assert.deepEqual(
+    importsUsedBy("const v = scale(1) + other", [
+      { specifier: "./lib", names: ["scale"] },
+      { specifier: "./o", names: ["unused"] },
+    ]),
+    ["./lib"],
+  );
 });

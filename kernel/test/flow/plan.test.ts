@@ -49,8 +49,5 @@ test("reuse only with the same code and the same input hashes", () => {
 });
 
 test("resume without --from re-runs what did not succeed", () => {
-  assert.deepEqual(
-    stepsToResume(["a", "b", "c", "d"], { a: { status: "succeeded" }, b: { status: "failed" }, c: { status: "skipped" } }),
-    ["b", "c", "d"],
-  );
+  assert.deepEqual(stepsToResume(["a", "b", "c", "d"], { a: { status: "succeeded" }, b: { status: "failed" }, c: { status: "skipped" } }), ["b", "c", "d"]);
 });

@@ -15,11 +15,13 @@ class Screen extends Writable {
   }
   /** The last live block drawn (after the last cursor-up), without escape codes. */
   lastBlock(): string[] {
-    const frames = this.text.split(/\x1b\[\d+A/);
+    /* eslint-disable no-control-regex -- a terminal's escape sequences are what these read */
+    const frames = this.text.split(/\u001b\[\d+A/);
     return frames[frames.length - 1]
-      .replace(/\x1b\[2K/g, "")
+      .replace(/\u001b\[2K/g, "")
       .split("\n")
       .filter((l) => l.trim());
+    /* eslint-enable no-control-regex */
   }
 }
 

@@ -40,13 +40,20 @@ test("a Slurm time limit is a timeout; a node failure is an error that says to r
 });
 
 test("a Batch container killed for memory is an oom step error; other FAILED reasons are errors", () => {
-  const oom = jobFailedError({ containerReason: "OutOfMemoryError: Container killed due to memory usage", exitCode: 137, attempts: 1 }, { step: "fit", jobId: "j-1", memory: 2048 * MiB, logTail: ["last line"] });
+  const oom = jobFailedError(
+    { containerReason: "OutOfMemoryError: Container killed due to memory usage", exitCode: 137, attempts: 1 },
+    { step: "fit", jobId: "j-1", memory: 2048 * MiB, logTail: ["last line"] },
+  );
   const e = stepErrorOf("fit", oom, undefined);
   assert.equal(e.kind, "oom");
   assert.match(e.advice!, /memory: "\d+G" in step\("fit"/);
   assert.match(e.message, /AWS Batch job j-1/);
   assert.match(e.message, /last line/);
-  const other = stepErrorOf("fit", jobFailedError({ statusReason: "Essential container in task exited", exitCode: 3, attempts: 1 }, { step: "fit", jobId: "j-2", logTail: [] }), undefined);
+  const other = stepErrorOf(
+    "fit",
+    jobFailedError({ statusReason: "Essential container in task exited", exitCode: 3, attempts: 1 }, { step: "fit", jobId: "j-2", logTail: [] }),
+    undefined,
+  );
   assert.equal(other.kind, "error");
   assert.match(other.message, /Essential container in task exited/);
 });

@@ -35,8 +35,31 @@ test("items are recorded as executions linked to their foreach", async () => {
         outputs: { score: [2, undefined] },
         outputTypes: { score: "Array<number | undefined>" },
         items: [
-          { index: 1, status: "error", error: { ename: "Error", evalue: "bad", traceback: ["Error: bad"] }, started: at(20), finished: at(30), outputs: {}, outputTypes: {}, attempts: 2, stdout: "", stderr: "oops\n", worker: { id: "w2", pid: 12 } },
-          { index: 0, status: "ok", started: at(10), finished: at(40), outputs: { score: 2 }, outputTypes: { score: "number" }, attempts: 1, stdout: "hello\n", stderr: "", worker: { id: "w1", pid: 11 } },
+          {
+            index: 1,
+            status: "error",
+            error: { ename: "Error", evalue: "bad", traceback: ["Error: bad"] },
+            started: at(20),
+            finished: at(30),
+            outputs: {},
+            outputTypes: {},
+            attempts: 2,
+            stdout: "",
+            stderr: "oops\n",
+            worker: { id: "w2", pid: 12 },
+          },
+          {
+            index: 0,
+            status: "ok",
+            started: at(10),
+            finished: at(40),
+            outputs: { score: 2 },
+            outputTypes: { score: "number" },
+            attempts: 1,
+            stdout: "hello\n",
+            stderr: "",
+            worker: { id: "w1", pid: 11 },
+          },
         ],
       },
     };
@@ -58,7 +81,11 @@ test("items are recorded as executions linked to their foreach", async () => {
     assert.equal(parent.cell, "cell-1");
     assert.equal(parent.status, "error");
     assert.deepEqual(Object.keys(parent.outputs), ["score"]);
-    assert.deepEqual(parent.step!.options.foreachItems, items.map((r) => r.id), "the foreach lists its items, in start order");
+    assert.deepEqual(
+      parent.step!.options.foreachItems,
+      items.map((r) => r.id),
+      "the foreach lists its items, in start order",
+    );
 
     const [first, second] = items;
     assert.deepEqual(first.step!.options.foreachItem, { parent: parent.id, index: 0, attempts: 1 });

@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { MagicError, parseLineMagic } from "../../src/magics";
 
 function fails(line: string, pattern: RegExp): void {
-  assert.throws(() => parseLineMagic(line), (e: unknown) => e instanceof MagicError && pattern.test(e.message));
+  assert.throws(
+    () => parseLineMagic(line),
+    (e: unknown) => e instanceof MagicError && pattern.test(e.message),
+  );
 }
 
 test("not a line magic", () => {

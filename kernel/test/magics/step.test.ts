@@ -1,12 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  classifyCell,
-  formatStepLine,
-  MagicError,
-  parseCellMagic,
-  StepOptions,
-} from "../../src/magics";
+import { classifyCell, formatStepLine, MagicError, parseCellMagic, StepOptions } from "../../src/magics";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -169,9 +163,7 @@ test("blank lines before the magic shift the body offset", () => {
 });
 
 test("warnings for options that do nothing on this target", () => {
-  assert.deepEqual(step("%%step --queue q").warnings, [
-    "--queue only applies to --on batch; ignored while this step runs --on local",
-  ]);
+  assert.deepEqual(step("%%step --queue q").warnings, ["--queue only applies to --on batch; ignored while this step runs --on local"]);
   assert.deepEqual(step("%%step --parallel 2").warnings, ["--parallel only applies together with --foreach; ignored"]);
   assert.deepEqual(step("%%step --on slurm --partition p --image i").warnings, []);
 });
@@ -180,7 +172,17 @@ test("formatStepLine round-trips", () => {
   const samples: StepOptions[] = [
     { on: "local", env: {} },
     { name: "demo", on: "local", memory: 8 * GiB, cpu: 2, env: {} },
-    { name: "t", on: "batch", memory: 1.5 * GiB, gpu: 0, retries: 0, timeout: 5_400_500, env: { MSG: 'say "hi" \\ there', E: "" }, queue: "my queue", image: "a/b:c" },
+    {
+      name: "t",
+      on: "batch",
+      memory: 1.5 * GiB,
+      gpu: 0,
+      retries: 0,
+      timeout: 5_400_500,
+      env: { MSG: 'say "hi" \\ there', E: "" },
+      queue: "my queue",
+      image: "a/b:c",
+    },
     { on: "slurm", foreach: "items.slice(0, 3)", parallel: 4, partition: "debug", env: {}, memory: 100 },
     { on: "kernel", foreach: "--weird", env: { A: "x=y" } },
   ];

@@ -47,7 +47,7 @@ async function setup(env: NodeJS.ProcessEnv = {}) {
 
 test("declared types are read from the session's declarations; literal consts are widened", () => {
   const t = parseDeclaredTypes(
-    "declare const x = 1;\ndeclare let y: number[];\ndeclare const o: {\n    a: number;\n};\ndeclare const s = \"hi\";\ndeclare function f(a: number): number;\n",
+    'declare const x = 1;\ndeclare let y: number[];\ndeclare const o: {\n    a: number;\n};\ndeclare const s = "hi";\ndeclare function f(a: number): number;\n',
   );
   assert.equal(t.get("x"), "number");
   assert.equal(t.get("y"), "number[]");

@@ -30,7 +30,10 @@ function parsedEnv(value: string): Record<string, string> {
 
 test("--env values reach the parser verbatim and a NUL byte is refused", () => {
   for (const v of HOSTILE) assert.deepEqual(parsedEnv(v), { V: v });
-  assert.throws(() => parseCellMagic(`%%step s --env "V=a\0b"\nconst x = 1;`), (e: MagicError) => /NUL byte/.test(e.message));
+  assert.throws(
+    () => parseCellMagic(`%%step s --env "V=a\0b"\nconst x = 1;`),
+    (e: MagicError) => /NUL byte/.test(e.message),
+  );
   for (const name of ["../x", "a/b", "a\0b", "$(id)", "x;y", "`id`", ".."]) {
     assert.throws(() => parseCellMagic(`%%step "${name}"\nconst x = 1;`), MagicError, name);
   }
@@ -40,14 +43,24 @@ test("Batch: a hostile --env value is one environment entry, never part of the c
   for (const v of HOSTILE) {
     const input = submitJobInput({ step: "s", queue: "q", jobDefinition: "d:1", datastore: "s3://b/p", task: "t-1", env: parsedEnv(v) });
     const environment = input.containerOverrides?.environment ?? [];
-    assert.deepEqual(environment.filter((e) => e.name === "V"), [{ name: "V", value: v }]);
+    assert.deepEqual(
+      environment.filter((e) => e.name === "V"),
+      [{ name: "V", value: v }],
+    );
     assert.equal(input.containerOverrides?.command, undefined, "the job definition's fixed command is never overridden");
-    const { environment: _, ...rest } = input.containerOverrides ?? {};
+    const rest = { ...input.containerOverrides, environment: undefined };
     assert.ok(!JSON.stringify({ ...input, containerOverrides: rest }).includes(v), "the value appears nowhere else");
     assert.ok(!containerCommand("1.2.3").join(" ").includes(v));
   }
   // A user's --env can't redirect the worker to another task or datastore.
-  const input = submitJobInput({ step: "s", queue: "q", jobDefinition: "d:1", datastore: "s3://b/p", task: "t-1", env: { NBSCALE_TASK: "other", NBSCALE_DATASTORE: "s3://evil" } });
+  const input = submitJobInput({
+    step: "s",
+    queue: "q",
+    jobDefinition: "d:1",
+    datastore: "s3://b/p",
+    task: "t-1",
+    env: { NBSCALE_TASK: "other", NBSCALE_DATASTORE: "s3://evil" },
+  });
   const env = Object.fromEntries((input.containerOverrides?.environment ?? []).map((e) => [e.name, e.value]));
   assert.equal(env.NBSCALE_TASK, "t-1");
   assert.equal(env.NBSCALE_DATASTORE, "s3://b/p");
@@ -55,7 +68,15 @@ test("Batch: a hostile --env value is one environment entry, never part of the c
 
 test("Slurm: sbatch gets argv words and a script sh reads as data, whatever the step and paths hold", () => {
   const hostilePath = `/tmp/nb $(touch ${canary}) \`touch ${canary}\`; touch ${canary}`;
-  const s = { ...slurmSettings({ env: { NBSCALE_SLURM_NODE: "/bin/echo" }, datastore: { kind: "fs", path: hostilePath, source: "env" }, cwd: hostilePath, packageDir: "/opt/nbscale" }), nodeDatastore: hostilePath };
+  const s = {
+    ...slurmSettings({
+      env: { NBSCALE_SLURM_NODE: "/bin/echo" },
+      datastore: { kind: "fs", path: hostilePath, source: "env" },
+      cwd: hostilePath,
+      packageDir: "/opt/nbscale",
+    }),
+    nodeDatastore: hostilePath,
+  };
   const spec = { step: `s; touch ${canary}`, task: "t-1", output: `${hostilePath}/%j.out` };
   const args = sbatchArgs(spec, s, "/tmp/job.sh");
   assert.ok(args.includes(`--chdir=${hostilePath}`) && args.includes(`--output=${hostilePath}/%j.out`), "each value is one argv word");

@@ -29,10 +29,19 @@ test("a request shows output up to its limit, cut at a line end, and counts the 
 });
 
 test("the limit comes from NBSCALE_OUTPUT_BYTES; a bad value is reported and ignored", () => {
-  assert.equal(cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "4M" }, () => assert.fail()), 4 << 20);
-  assert.equal(cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "2048" }, () => assert.fail()), 2048);
+  assert.equal(
+    cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "4M" }, () => assert.fail()),
+    4 << 20,
+  );
+  assert.equal(
+    cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "2048" }, () => assert.fail()),
+    2048,
+  );
   const warned: string[] = [];
-  assert.equal(cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "lots" }, (t) => void warned.push(t)), DEFAULT_CELL_OUTPUT_BYTES);
+  assert.equal(
+    cellOutputLimit({ NBSCALE_OUTPUT_BYTES: "lots" }, (t) => void warned.push(t)),
+    DEFAULT_CELL_OUTPUT_BYTES,
+  );
   assert.match(warned.join(""), /NBSCALE_OUTPUT_BYTES=lots is not a size/);
 });
 
@@ -79,7 +88,11 @@ test("a worker's writes are joined per task and stream, and never overtake other
   joiner.send({ header: { type: "done", task: "t" }, frames: [] });
   assert.deepEqual(
     sent.map((m) => [m.header.type, (m.header.event as { text?: string } | undefined)?.text]),
-    [["event", "a".repeat(10)], ["event", "E"], ["done", undefined]],
+    [
+      ["event", "a".repeat(10)],
+      ["event", "E"],
+      ["done", undefined],
+    ],
   );
   // Big writes go out at the size limit; a lone write goes out after the delay.
   sent.length = 0;
@@ -101,7 +114,13 @@ test("a remote job ships output up to its limit (cut on a character boundary), s
   const notes = shipped.filter(([, t]) => t.includes("NBSCALE_LOG_BYTES"));
   assert.equal(notes.length, 1);
   assert.match(notes[0][1], /printed more than 0\.0 kB .*the job's own output/);
-  assert.deepEqual(shipped.filter(([, t]) => !t.includes("NBSCALE_LOG_BYTES")), [["stdout", "abcdef"], ["stdout", "ghé"]]);
+  assert.deepEqual(
+    shipped.filter(([, t]) => !t.includes("NBSCALE_LOG_BYTES")),
+    [
+      ["stdout", "abcdef"],
+      ["stdout", "ghé"],
+    ],
+  );
   const bytes = shipped.filter(([, t]) => !t.includes("NBSCALE_LOG_BYTES")).reduce((n, [, t]) => n + Buffer.byteLength(t), 0);
   assert.equal(bytes, 10);
 });

@@ -49,7 +49,7 @@ test("a task signed with another key, or not signed, runs nothing; the same task
     await router.send([id, ...new WireChannel(newSessionKey()).encode({ header: task, frames: [] })]);
     await router.send([id, Buffer.from("no signature"), Buffer.alloc(8), Buffer.from(JSON.stringify(task))]);
     // Waits for the two log lines, not for a guessed time (60 s only guards a hang).
-    for (const until = Date.now() + 60_000; Date.now() < until && (stderr.match(/dropped/g) ?? []).length < 2; ) await new Promise((r) => setTimeout(r, 20));
+    for (const until = Date.now() + 60_000; Date.now() < until && (stderr.match(/dropped/g) ?? []).length < 2;) await new Promise((r) => setTimeout(r, 20));
     assert.equal((stderr.match(/dropped a message with a bad signature/g) ?? []).length, 2, stderr);
     assert.ok(!fs.existsSync(canary), "nothing ran");
     // The control: the same task, signed with the session key, does run.

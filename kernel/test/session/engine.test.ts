@@ -7,7 +7,8 @@ import { cellDirectives } from "../../src/session/engine/directives";
 import { isCompleteCell } from "../../src/session/engine/complete-code";
 
 test("declarations become assignments; functions are hoisted; imports are bound first", () => {
-  const js = 'import { a as b } from "m";\nconsole.log(f());\nconst x = 1, { y } = o;\nlet z;\nfunction f() { return x; }\nclass C {}\nfor (var i = 0; i < 2; i++) {}\nx + 1;';
+  const js =
+    'import { a as b } from "m";\nconsole.log(f());\nconst x = 1, { y } = o;\nlet z;\nfunction f() { return x; }\nclass C {}\nfor (var i = 0; i < 2; i++) {}\nx + 1;';
   const s = toCellScript(js);
   assert.deepEqual(s.names.sort(), ["C", "b", "f", "i", "x", "y", "z"]);
   assert.equal(s.imports.length, 1);
@@ -40,9 +41,12 @@ test("top-level await makes the body async; awaits inside functions don't", () =
 });
 
 test("module declarations become globals; the later cell's names replace the older ones", () => {
-  assert.equal(globalize("export declare const a: number;\nexport interface P { x: number }\nexport {};\n"), "declare const a: number;\ninterface P { x: number }");
+  assert.equal(
+    globalize("export declare const a: number;\nexport interface P { x: number }\nexport {};\n"),
+    "declare const a: number;\ninterface P { x: number }",
+  );
   const prev = "declare const a: number, keep: string;\ninterface P { x: number }\ndeclare namespace N { const q = 1; }\ndeclare function f(): void;\n";
-  const merged = mergeDeclarations('declare const a: string;\ndeclare namespace N { const r = 2; }\ntype P = { y: string };', prev);
+  const merged = mergeDeclarations("declare const a: string;\ndeclare namespace N { const r = 2; }\ntype P = { y: string };", prev);
   assert.ok(merged.startsWith("declare const a: string;"), "the newest declaration comes first");
   assert.ok(merged.includes("declare const keep: string;") && !merged.includes("a: number"));
   assert.ok(!merged.includes("interface P"), "a type redeclared replaces the interface");

@@ -49,7 +49,10 @@ test("bind() and adopt() set a variable of any name, including the names their o
   // What a step's results take: declarations checked here, values set from elsewhere.
   const { diagnostics, declOutput } = executor.check(names.map((n) => `const ${n} = 0;`).join("\n"));
   assert.deepEqual(diagnostics, []);
-  executor.adopt(declOutput!, names.map((n, i) => [n, (i + 1) * 10]));
+  executor.adopt(
+    declOutput!,
+    names.map((n, i) => [n, (i + 1) * 10]),
+  );
   for (const [i, name] of names.entries()) {
     assert.equal(executor.valueOf(name), (i + 1) * 10, name);
     const read = await executor.execute(name);
@@ -70,7 +73,10 @@ test("runtime errors name the cell line of the throw", async () => {
   const r = await executor.execute('const q = 1;\nif (q > 0) {\n  throw new TypeError("nope");\n}');
   assert.ok(!r.ok);
   assert.equal(r.error.ename, "TypeError");
-  assert.ok(r.error.traceback.some((l) => l.includes("line 3")), r.error.traceback.join("\n"));
+  assert.ok(
+    r.error.traceback.some((l) => l.includes("line 3")),
+    r.error.traceback.join("\n"),
+  );
 });
 
 test("is_complete follows brackets; completion and inspection use the checker", () => {

@@ -60,10 +60,10 @@ test("NBSCALE_PROGRESS_AFTER_MS sets the delay; 0 shows the line of even a quick
     p.update(1 << 20, 4 << 20);
     t += 10;
     p.finish(4 << 20);
-    assert.deepEqual(c.shown.map((s) => s.text), [
-      "reading small@1  [#####...............] 1 MiB of 4 MiB, verified as read",
-      "read small@1: 4 MiB in 0.0 s (400 MiB/s), every chunk verified",
-    ]);
+    assert.deepEqual(
+      c.shown.map((s) => s.text),
+      ["reading small@1  [#####...............] 1 MiB of 4 MiB, verified as read", "read small@1: 4 MiB in 0.0 s (400 MiB/s), every chunk verified"],
+    );
   } finally {
     c.done();
   }

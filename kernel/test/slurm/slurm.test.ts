@@ -80,7 +80,10 @@ test("every word of the script is data to sh, however hostile", () => {
 test("settings: partition from the line over the environment, bad values named", () => {
   assert.equal(settings({ NBSCALE_SLURM_PARTITION: "debug" }).partition, "debug");
   assert.equal(settings({ NBSCALE_SLURM_PARTITION: "debug" }, "small").partition, "small");
-  assert.throws(() => settings({}, "x;y"), (e: unknown) => e instanceof SlurmConfigError && e.setting === "--partition");
+  assert.throws(
+    () => settings({}, "x;y"),
+    (e: unknown) => e instanceof SlurmConfigError && e.setting === "--partition",
+  );
   assert.throws(() => settings({ NBSCALE_SLURM_SBATCH_FLAGS: "--output=/x" }), /set by nbscale itself/);
   assert.throws(() => settings({ NBSCALE_SLURM_DATASTORE: "relative/dir" }), /absolute path/);
   assert.equal(settings({ NBSCALE_SLURM_DATASTORE: "/shared/ds" }).nodeDatastore, "/shared/ds");
@@ -97,7 +100,11 @@ test("scontrol's one-line records parse, values with spaces included", () => {
   assert.equal(kv.Reason, "Resources");
   assert.equal(kv.Command, "/x y/job.sh");
   assert.equal(kv.NodeList, "");
-  assert.deepEqual(describe(job("PENDING", { reason: "Priority", nodes: "" })), { phase: "queued", label: "PENDING (Priority)", info: job("PENDING", { reason: "Priority", nodes: "" }) });
+  assert.deepEqual(describe(job("PENDING", { reason: "Priority", nodes: "" })), {
+    phase: "queued",
+    label: "PENDING (Priority)",
+    info: job("PENDING", { reason: "Priority", nodes: "" }),
+  });
   assert.equal(describe(job("RUNNING")).label, "RUNNING on node7");
   assert.equal(describe(job("TIMEOUT")).phase, "ended");
   assert.equal(describe(null).phase, "ended");
@@ -120,7 +127,11 @@ test("each way a job ends without a result has its own message", () => {
   assert.equal(other.ename, "WorkerDied");
   assert.match(other.evalue, /ended FAILED \(exit code 127\)/);
   assert.ok(other.traceback.some((l) => l.includes("node: not found")));
-  const lost = endedJobError({ ...base, info: job("FAILED", { exitCode: 2 }), output: "[nbscale worker t] no task t in the datastore at /x: is NBSCALE_SLURM_DATASTORE right?\n" });
+  const lost = endedJobError({
+    ...base,
+    info: job("FAILED", { exitCode: 2 }),
+    output: "[nbscale worker t] no task t in the datastore at /x: is NBSCALE_SLURM_DATASTORE right?\n",
+  });
   assert.equal(lost.ename, "SlurmDatastoreError");
   assert.match(lost.evalue, /NBSCALE_SLURM_DATASTORE/);
 });
@@ -137,7 +148,11 @@ test("out of memory: Slurm's kill and V8's heap limit both give the local advice
   assert.match(killed.traceback[1], /Slurm killed the job for exceeding its memory limit/);
   const cgroup = endedJobError({ ...base, info: job("OUT_OF_MEMORY"), output: "" });
   assert.equal(cgroup.ename, "StepOutOfMemory");
-  const heap = endedJobError({ ...base, info: job("FAILED", { exitCode: 134 }), output: "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n" });
+  const heap = endedJobError({
+    ...base,
+    info: job("FAILED", { exitCode: 134 }),
+    output: "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n",
+  });
   assert.equal(heap.ename, "StepOutOfMemory");
   assert.match(heap.traceback[1], /JavaScript heap hit the limit/);
   // Older Slurm prints KiB.
@@ -151,10 +166,14 @@ test("a refused request names the largest node of the partition", () => {
     { name: "big1", cpus: 64, memory: 512 * 2 ** 30, gpus: 0, partitions: ["cpu"], state: "IDLE" },
     { name: "gpu1", cpus: 32, memory: 256 * 2 ** 30, gpus: 4, partitions: ["gpu"], state: "IDLE" },
   ];
-  const stderr = "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available\n";
+  const stderr =
+    "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available\n";
   const e = submitError("train", stderr, { memory: 900 * 2 ** 30 }, nodes);
   assert.equal(e.ename, "StepResourceError");
-  assert.match(e.evalue, /asks for --memory 900G, but no node in the cluster can give that: the largest node, big1, has 512 GiB of memory and 64 CPUs, no GPUs/);
+  assert.match(
+    e.evalue,
+    /asks for --memory 900G, but no node in the cluster can give that: the largest node, big1, has 512 GiB of memory and 64 CPUs, no GPUs/,
+  );
   const g = submitError("train", stderr, { memory: 300 * 2 ** 30, gpu: 8, partition: "gpu" }, nodes);
   assert.match(g.evalue, /no node in partition gpu .* gpu1, has 256 GiB of memory and 32 CPUs, 4 GPUs/);
   const p = submitError("train", "sbatch: error: invalid partition specified: nope\n", { partition: "nope" }, nodes);

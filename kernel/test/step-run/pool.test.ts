@@ -37,7 +37,9 @@ test("the pool runs a task, and drops (and logs) messages from sockets that are 
     await rogue.send([Buffer.from("not a signature"), Buffer.alloc(8), Buffer.from(JSON.stringify({ type: "done", task: "x", outputs: [], stubs: [] }))]);
     await rogue.send(new WireChannel(newSessionKey()).encode({ header: { type: "hello", worker: worker.id, pid: 1 }, frames: [] }));
     // Waits for the two log lines, not for a guessed time (60 s only guards a hang).
-    for (const until = Date.now() + 60_000; Date.now() < until && logs.filter((l) => l.includes("dropped")).length < 2; ) await new Promise((res) => setTimeout(res, 20));
+    for (const until = Date.now() + 60_000; Date.now() < until && logs.filter((l) => l.includes("dropped")).length < 2;) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
     rogue.close();
     assert.equal(logs.filter((l) => /dropped a worker-socket message .*not a worker of this kernel/.test(l)).length, 2, logs.join(""));
     // The pool still works after the noise.

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { LARGE_FRAME, newSessionKey, WireChannel } from "../../src/worker/wire";
 import { decodeValues, encodeValues } from "../../src/worker/codec";
 import { UnserializableValueError } from "../../src/store/errors";
@@ -38,7 +39,13 @@ test("large frames are length-checked, not hashed", () => {
 test("large typed arrays travel as frames that are their own memory (no copy), and come back equal", async () => {
   const big = new Float64Array(1 << 20).map((_, i) => i * 0.5);
   const small = { a: 1, s: "x", m: new Map([[1, "one"]]), d: new Date(0) };
-  const enc = encodeValues([["big", big], ["small", small]], true);
+  const enc = encodeValues(
+    [
+      ["big", big],
+      ["small", small],
+    ],
+    true,
+  );
   assert.equal(enc.specs.length, 2);
   const own = enc.frames.filter((f) => f.buffer === big.buffer);
   assert.equal(own.length, 1, "the array's memory is one frame, not a copy");
@@ -49,14 +56,19 @@ test("large typed arrays travel as frames that are their own memory (no copy), a
 });
 
 test("inputs that can't travel are refused naming the variable; outputs become stubs", () => {
-  const { EventEmitter } = require("node:events") as typeof import("node:events");
-  assert.throws(() => encodeValues([["emitter", new EventEmitter()]], true), (e: unknown) => {
-    assert.ok(e instanceof UnserializableValueError);
-    assert.match((e as Error).message, /`emitter` \(EventEmitter\)/);
-    return true;
-  });
+  assert.throws(
+    () => encodeValues([["emitter", new EventEmitter()]], true),
+    (e: unknown) => {
+      assert.ok(e instanceof UnserializableValueError);
+      assert.match((e as Error).message, /`emitter` \(EventEmitter\)/);
+      return true;
+    },
+  );
   const lenient = encodeValues([["p", Promise.resolve(1)]], false);
-  assert.deepEqual(lenient.stubs.map((s) => [s.name, s.type]), [["p", "Promise"]]);
+  assert.deepEqual(
+    lenient.stubs.map((s) => [s.name, s.type]),
+    [["p", "Promise"]],
+  );
 });
 
 test("function values travel as source and are recreated", async () => {

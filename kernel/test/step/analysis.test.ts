@@ -17,7 +17,7 @@ test("the issue's example: function from one cell, const from another, data as i
     "const data = Float64Array.from({ length: 1_000_000 }, (_, i) => i);",
     "const unrelatedBig = new Array(10_000_000).fill(1);",
   );
-  const a = analyzeStep("const total = data.reduce((a, b) => a + scale(b), 0);\nconsole.log(\"done\");", history);
+  const a = analyzeStep('const total = data.reduce((a, b) => a + scale(b), 0);\nconsole.log("done");', history);
   assert.deepEqual(inputNames(a), ["base", "data"]);
   assert.deepEqual(
     a.closure.map((c) => [c.names, c.kind, c.cellId, c.source, c.typeOnly]),
@@ -106,11 +106,7 @@ test("object shorthand { base } reads base; property names and obj.base do not",
 });
 
 test("type-only use ships the type as type-only source, not data", () => {
-  const history = cells(
-    "interface Point { x: number; y: number }",
-    "type Pair = [Point, Point];",
-    "const config = { depth: 3, name: 'x' };",
-  );
+  const history = cells("interface Point { x: number; y: number }", "type Pair = [Point, Point];", "const config = { depth: 3, name: 'x' };");
   const a = analyzeStep("const p: Pair = [{ x: 1, y: 2 }, { x: 3, y: 4 }];\ntype Cfg = typeof config;", history);
   assert.deepEqual(
     a.closure.map((c) => [c.names[0], c.kind, c.typeOnly]),
@@ -137,11 +133,7 @@ test("a class extending a class from another cell: base first, both as source", 
 
 test("latest definition wins; eager dependencies reorder source", () => {
   // Dog (cell 2) extends Animal, which cell 3 redefines: the redefinition must run first.
-  const history = cells(
-    "class Animal { name() { return 'old'; } }",
-    "class Dog extends Animal {}",
-    "class Animal { name() { return 'new'; } }",
-  );
+  const history = cells("class Animal { name() { return 'old'; } }", "class Dog extends Animal {}", "class Animal { name() { return 'new'; } }");
   const a = analyzeStep("new Dog().name();", history);
   assert.deepEqual(
     a.closure.map((c) => [c.names[0], c.cellId]),
@@ -167,13 +159,12 @@ test("template literals and nested closures read their names", () => {
 });
 
 test("a redefined function: the latest definition and its own dependencies", () => {
-  const history = cells(
-    "const a = 1;\nconst b = 2;",
-    "function pick() { return a; }",
-    "function pick() { return b; }",
-  );
+  const history = cells("const a = 1;\nconst b = 2;", "function pick() { return a; }", "function pick() { return b; }");
   const r = analyzeStep("const v = pick();", history);
-  assert.deepEqual(r.closure.map((c) => [c.names[0], c.cellId]), [["pick", "c3"]]);
+  assert.deepEqual(
+    r.closure.map((c) => [c.names[0], c.cellId]),
+    [["pick", "c3"]],
+  );
   assert.deepEqual(inputNames(r), ["b"]);
 });
 
@@ -183,8 +174,14 @@ test("re-running the same cell (same id) replaces its definitions", () => {
     { id: "x", code: "const k = 2;\nconst f = (n: number) => n + k;" },
   ];
   const r = analyzeStep("f(1)", history);
-  assert.deepEqual(r.closure.map((c) => [c.source, c.cellIndex]), [["const f = (n: number) => n + k;", 1]]);
-  assert.deepEqual(r.inputs.map((i) => [i.name, i.cellIndex]), [["k", 1]]);
+  assert.deepEqual(
+    r.closure.map((c) => [c.source, c.cellIndex]),
+    [["const f = (n: number) => n + k;", 1]],
+  );
+  assert.deepEqual(
+    r.inputs.map((i) => [i.name, i.cellIndex]),
+    [["k", 1]],
+  );
 });
 
 test("transitive closure across three cells", () => {
@@ -269,11 +266,17 @@ test("a function defined next to a name the notebook later redefines: conflict r
   const a = analyzeStep("const v = scale(base);", history);
   assert.equal(a.conflicts.length, 1);
   assert.equal(a.conflicts[0].name, "base");
-  assert.deepEqual(a.conflicts[0].definitions.map((d) => d.cellId), ["c1", "c2"]);
+  assert.deepEqual(
+    a.conflicts[0].definitions.map((d) => d.cellId),
+    ["c1", "c2"],
+  );
   // Without the step reading `base` itself there is only one meaning: no conflict.
   const b = analyzeStep("const v = scale(3);", history);
   assert.deepEqual(b.conflicts, []);
-  assert.deepEqual(b.inputs.map((i) => [i.name, i.cellId]), [["base", "c1"]]);
+  assert.deepEqual(
+    b.inputs.map((i) => [i.name, i.cellId]),
+    [["base", "c1"]],
+  );
 });
 
 test("mutually recursive functions and self-recursion", () => {
@@ -328,11 +331,7 @@ test("destructuring assignment targets are writes", () => {
 });
 
 test("decorators, static initializers and computed keys are eager", () => {
-  const history = cells(
-    "const key = 'k';",
-    "const init = () => 5;",
-    "class Holder { static v = init(); [key] = 1; }",
-  );
+  const history = cells("const key = 'k';", "const init = () => 5;", "class Holder { static v = init(); [key] = 1; }");
   const a = analyzeStep("new Holder();", history);
   assert.deepEqual(closureNames(a), ["init", "Holder"]);
   assert.deepEqual(inputNames(a), ["key"]);
@@ -347,18 +346,27 @@ test("syntax errors are reported, not thrown", () => {
 test("names used only in a namespace or the type side of a class", () => {
   const history = cells("namespace Geo { export const R = 6371; export function d() { return R; } }", "class Box { w = 1 }");
   const a = analyzeStep("const r = Geo.d();\nlet b: Box;", history);
-  assert.deepEqual(a.closure.map((c) => [c.names[0], c.kind, c.typeOnly]), [
-    ["Geo", "namespace", false],
-    ["Box", "class", true],
-  ]);
+  assert.deepEqual(
+    a.closure.map((c) => [c.names[0], c.kind, c.typeOnly]),
+    [
+      ["Geo", "namespace", false],
+      ["Box", "class", true],
+    ],
+  );
 });
 
 test("the body may redeclare a name its shipped functions read from the notebook", () => {
   const history = cells("const base = 10;\n", "function scale(x: number) { return x * base; }");
   const a = analyzeStep("const base = 5;\nconst s = scale(2) + base;", history);
   // scale still needs the notebook's base; the body's own base is an output.
-  assert.deepEqual(a.inputs.map((i) => [i.name, i.cellId]), [["base", "c1"]]);
-  assert.deepEqual(a.outputs.map((o) => o.name), ["base", "s"]);
+  assert.deepEqual(
+    a.inputs.map((i) => [i.name, i.cellId]),
+    [["base", "c1"]],
+  );
+  assert.deepEqual(
+    a.outputs.map((o) => o.name),
+    ["base", "s"],
+  );
   assert.deepEqual(a.conflicts, []);
 });
 
@@ -380,21 +388,33 @@ test("type parameters shadow notebook types; `arguments` and accessors", () => {
 
 test("typeof in an expression is a runtime read", () => {
   const a = analyzeStep("const kind = typeof settings;", cells("const settings = {};"));
-  assert.deepEqual(a.inputs.map((i) => [i.name, i.typeOnly]), [["settings", false]]);
+  assert.deepEqual(
+    a.inputs.map((i) => [i.name, i.typeOnly]),
+    [["settings", false]],
+  );
 });
 
 test("a class implementing a notebook interface ships the interface type-only", () => {
   const history = cells("interface Shape { area(): number }", "const PI = 3.14;");
   const a = analyzeStep("class Circle implements Shape { constructor(private r: number) {} area() { return PI * this.r ** 2; } }", history);
-  assert.deepEqual(a.closure.map((c) => [c.names[0], c.typeOnly]), [["Shape", true]]);
-  assert.deepEqual(a.inputs.map((i) => i.name), ["PI"]);
+  assert.deepEqual(
+    a.closure.map((c) => [c.names[0], c.typeOnly]),
+    [["Shape", true]],
+  );
+  assert.deepEqual(
+    a.inputs.map((i) => i.name),
+    ["PI"],
+  );
 });
 
 test("values a type-only declaration mentions stay type-only", () => {
   const history = cells("const defaults = { a: 1 };", "type Opts = typeof defaults & { b: number };");
   const a = analyzeStep("let o: Opts;", history);
   assert.deepEqual(a.inputs, [{ name: "defaults", cellId: "c1", cellIndex: 0, typeOnly: true }]);
-  assert.deepEqual(a.closure.map((c) => [c.names[0], c.typeOnly]), [["Opts", true]]);
+  assert.deepEqual(
+    a.closure.map((c) => [c.names[0], c.typeOnly]),
+    [["Opts", true]],
+  );
 });
 
 test("`as const` is not a type name", () => {
@@ -405,5 +425,8 @@ test("`as const` is not a type name", () => {
 test("export lists refer to types or values as declared", () => {
   const a = analyzeStep("type Local = number;\nconst v = 1;\nexport { Local, v };\nexport type { Shared };", cells("type Shared = string;"));
   assert.deepEqual(a.unresolved, []);
-  assert.deepEqual(a.closure.map((c) => [c.names[0], c.typeOnly]), [["Shared", true]]);
+  assert.deepEqual(
+    a.closure.map((c) => [c.names[0], c.typeOnly]),
+    [["Shared", true]],
+  );
 });

@@ -3,9 +3,7 @@ import assert from "node:assert/strict";
 import { analyzeCellDefinitions } from "../../src/step/analysis";
 
 test("what a cell defines and reads", () => {
-  const d = analyzeCellDefinitions(
-    "const total = data.reduce((a, b) => a + scale(b), 0);\nfunction helper() { return total + offset; }\ntype R = Row[];",
-  );
+  const d = analyzeCellDefinitions("const total = data.reduce((a, b) => a + scale(b), 0);\nfunction helper() { return total + offset; }\ntype R = Row[];");
   assert.deepEqual(
     d.declarations.map((x) => [x.name, x.kind, x.line]),
     [
@@ -14,20 +12,20 @@ test("what a cell defines and reads", () => {
       ["R", "type", 2],
     ],
   );
+  assert.deepEqual(d.reads.map((r) => [r.name, r.space, r.typeOnly]).sort(), [
+    ["Row", "type", true],
+    ["data", "value", false],
+    ["offset", "value", false],
+    ["scale", "value", false],
+  ]);
+  const helper = d.declarations.find((x) => x.name === "helper")!;
   assert.deepEqual(
-    d.reads.map((r) => [r.name, r.space, r.typeOnly]).sort(),
+    helper.refs.map((r) => [r.name, r.local, r.eager]),
     [
-      ["Row", "type", true],
-      ["data", "value", false],
-      ["offset", "value", false],
-      ["scale", "value", false],
+      ["total", true, false],
+      ["offset", false, false],
     ],
   );
-  const helper = d.declarations.find((x) => x.name === "helper")!;
-  assert.deepEqual(helper.refs.map((r) => [r.name, r.local, r.eager]), [
-    ["total", true, false],
-    ["offset", false, false],
-  ]);
 });
 
 test("assigns lists free names written", () => {
@@ -47,5 +45,8 @@ test("results are cached by code", () => {
 
 test("lineOf maps offsets to lines", () => {
   const d = analyzeCellDefinitions("a;\n\nbb;\nccc");
-  assert.deepEqual([0, 2, 3, 4, 7, 8, 12].map((p) => d.lineOf(p)), [0, 0, 1, 2, 2, 3, 3]);
+  assert.deepEqual(
+    [0, 2, 3, 4, 7, 8, 12].map((p) => d.lineOf(p)),
+    [0, 0, 1, 2, 2, 3, 3],
+  );
 });

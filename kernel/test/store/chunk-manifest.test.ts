@@ -28,7 +28,15 @@ function bigValue(): Float64Array {
 
 /** Records `value` as `big`, by cell c1 of /nb. */
 function recordBig(ds: Datastore, value: Float64Array) {
-  return ds.recordExecution({ notebook: "/nb", cell: "c1", code: "big", preparedOutputs: prepareOutputs({ big: value }), status: "ok", started: new Date(), target: "kernel" });
+  return ds.recordExecution({
+    notebook: "/nb",
+    cell: "c1",
+    code: "big",
+    preparedOutputs: prepareOutputs({ big: value }),
+    status: "ok",
+    started: new Date(),
+    target: "kernel",
+  });
 }
 
 async function storeWithBig(dir: string): Promise<{ ds: Datastore; root: string; sha: string; value: Float64Array }> {
@@ -187,7 +195,9 @@ test("a manifest left behind by a blob that is gone is a removable leftover, not
   try {
     const { ds } = await storeWithBig(dir);
     const orphan = createHash("sha256").update("gone").digest("hex");
-    await ds.backend.putIfAbsent(manifestKey(orphan), [encodeManifest({ blob: orphan, size: 1, chunkSize: CHUNK_SIZE, chunkHash: "blake3", chunks: [orphan] })]);
+    await ds.backend.putIfAbsent(manifestKey(orphan), [
+      encodeManifest({ blob: orphan, size: 1, chunkSize: CHUNK_SIZE, chunkHash: "blake3", chunks: [orphan] }),
+    ]);
     const r = await fsck(ds.backend, { graceMs: 0 });
     assert.equal(r.consistent, true);
     assert.ok(r.leftovers.some((l) => l.kind === "manifest" && l.id === manifestKey(orphan) && l.removable));
@@ -246,7 +256,10 @@ for (const format of [1, 2] as const) {
       assert.equal(back[4321], value[4321]);
       assert.equal((await fsck(ds.backend)).consistent, true);
       await writeOver(fileOf(root, blobKey(sha)), CHUNK_SIZE + 5, Buffer.from([9, 9, 9]));
-      await assert.rejects(ds.restore("big@1"), (e: unknown) => e instanceof CorruptArtifactError && /chunk 2 of 5/.test(e.message) && /sha256:/.test(e.message));
+      await assert.rejects(
+        ds.restore("big@1"),
+        (e: unknown) => e instanceof CorruptArtifactError && /chunk 2 of 5/.test(e.message) && /sha256:/.test(e.message),
+      );
     } finally {
       await cleanup();
     }
@@ -274,7 +287,13 @@ test("a process where BLAKE3 can't load reads BLAKE3-manifested blobs by their w
         out.fsck = f.consistent ? "consistent" : f.problems.map((p) => p.kind).join(",");
         console.log(JSON.stringify(out));
       })();`;
-    const run = () => JSON.parse(execFileSync(process.execPath, ["-e", script, root], { env: { ...process.env, NBSCALE_NO_BLAKE3: "1" }, encoding: "utf8" }).trim().split("\n").pop() as string);
+    const run = () =>
+      JSON.parse(
+        execFileSync(process.execPath, ["-e", script, root], { env: { ...process.env, NBSCALE_NO_BLAKE3: "1" }, encoding: "utf8" })
+          .trim()
+          .split("\n")
+          .pop() as string,
+      );
     const first = run();
     assert.deepEqual(first, { value: value[value.length - 1], written: "sha256", fsck: "consistent" });
     await writeOver(fileOf(root, blobKey(sha)), 3 * CHUNK_SIZE + 1, Buffer.from([7]));
@@ -311,7 +330,12 @@ test("matches: a large value's bytes are compared with a blob through its BLAKE3
     assert.deepEqual(await listBlobs(), blobsBefore);
     const next = await rec(changed);
     assert.equal(next.outputs.big.version, 2);
-    assert.equal(next.outputs.big.sha256, createHash("sha256").update(Buffer.concat(chunksOf(changed))).digest("hex"));
+    assert.equal(
+      next.outputs.big.sha256,
+      createHash("sha256")
+        .update(Buffer.concat(chunksOf(changed)))
+        .digest("hex"),
+    );
     assert.equal(((await ds.restore("big@2")).value as Float64Array)[changed.length - 2], 0.25);
     // Without a manifest the answer is "can't tell" and SHA-256 decides.
     await rm(fileOf(root, manifestKey(sha)));

@@ -15,7 +15,11 @@ async function seeded() {
   const base = { notebook: "/nb/a.ipynb", status: "ok" as const, started: new Date(), target: "kernel" };
   const r1 = await ds.recordExecution({ ...base, cell: "c1", code: "const x = {k: [1, 2]}", outputs: { x: { k: [1, 2] }, arr: new Float32Array([0.5, 1.5]) } });
   const r2 = await ds.recordExecution({
-    ...base, cell: "c2", code: "const y = x.k.length", inputs: { x: r1.outputs.x }, outputs: { y: 2, big: new Float64Array(200_000).fill(1) },
+    ...base,
+    cell: "c2",
+    code: "const y = x.k.length",
+    inputs: { x: r1.outputs.x },
+    outputs: { y: 2, big: new Float64Array(200_000).fill(1) },
   });
   return { ...t, r1, r2, env: { NBSCALE_DATASTORE: t.dir } };
 }
@@ -40,7 +44,10 @@ test("history --json prints exactly the contract shape, newest first", async () 
     const filtered = await runCli(history, ["x", "--json"], s.env, "/");
     assert.equal((filtered.json as { executions: unknown[] }).executions.length, 2);
     const byCell = await runCli(history, ["--cell", "c1", "--json"], s.env, "/");
-    assert.deepEqual((byCell.json as { executions: Array<{ id: string }> }).executions.map((e) => e.id), [s.r1.id]);
+    assert.deepEqual(
+      (byCell.json as { executions: Array<{ id: string }> }).executions.map((e) => e.id),
+      [s.r1.id],
+    );
     const table = await runCli(history, [], s.env, "/");
     assert.match(table.stdout, /^ID\s+CELL\s+STATUS/);
     assert.match(table.stdout, /x@1 arr@1/);
@@ -70,7 +77,10 @@ test("artifact get --json prints {name, version, sha256, value}", async () => {
     assert.equal(raw.code, 0, raw.stderr);
     assert.deepEqual([...new Float32Array((await readFile(out)).buffer.slice(0, 8))], [0.5, 1.5]);
     const list = await runCli(artifact, ["list", "--json"], s.env, "/");
-    assert.deepEqual((list.json as { artifacts: Array<{ name: string }> }).artifacts.map((a) => a.name), ["arr", "big", "x", "y"]);
+    assert.deepEqual(
+      (list.json as { artifacts: Array<{ name: string }> }).artifacts.map((a) => a.name),
+      ["arr", "big", "x", "y"],
+    );
   } finally {
     await s.cleanup();
   }
@@ -93,7 +103,9 @@ test("errors name the culprit and the fix, with non-zero exit codes", async () =
     assert.match(usage.stderr, /unknown option --lmit\. Did you mean --limit\?/);
     // An S3 datastore without AWS settings: one message naming the setting, not an SDK trace.
     const saved = { ...process.env };
-    for (const k of ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"]) delete process.env[k];
+    for (const k of ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"]) {
+      delete process.env[k];
+    }
     process.env.AWS_CONFIG_FILE = "/nonexistent/aws-config";
     process.env.AWS_SHARED_CREDENTIALS_FILE = "/nonexistent/aws-credentials";
     try {

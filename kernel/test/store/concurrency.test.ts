@@ -41,11 +41,18 @@ test("two kernels writing the same variable into one store at once lose nothing"
     const [a, b] = results.map((r) => JSON.parse(r.stdout.trim()) as number[]);
     t.diagnostic(`versions A: ${a.join(",")}  B: ${b.join(",")}`);
     const all = [...a, ...b].sort((x, y) => x - y);
-    assert.deepEqual(all, Array.from({ length: 2 * n }, (_, i) => i + 1), "every version number used exactly once");
+    assert.deepEqual(
+      all,
+      Array.from({ length: 2 * n }, (_, i) => i + 1),
+      "every version number used exactly once",
+    );
 
     const ds = await Datastore.open(dir);
     assert.equal((await ds.history()).length, 2 * n);
-    for (const [who, versions] of [["A", a], ["B", b]] as const) {
+    for (const [who, versions] of [
+      ["A", a],
+      ["B", b],
+    ] as const) {
       for (let i = 0; i < n; i++) assert.deepEqual((await ds.restore(`x@${versions[i]}`)).value, { who, i });
     }
     assert.equal((await ds.versions("shared")).length, 2, "one version of the shared value per notebook");

@@ -52,7 +52,11 @@ test("a writer SIGKILLed while writing a large artifact leaves a consistent stor
     assert.match(temps[0].id, new RegExp(`^nbs-${child.pid}-`));
 
     const ds = await Datastore.open(dir);
-    assert.deepEqual((await ds.history()).map((r) => r.cell), ["c0"], "only the committed execution is visible");
+    assert.deepEqual(
+      (await ds.history()).map((r) => r.cell),
+      ["c0"],
+      "only the committed execution is visible",
+    );
     await assert.rejects(ds.restore("big"), UnknownVariableError);
     assert.deepEqual((await ds.restore("small")).value, [1, 2, 3]);
 
@@ -60,7 +64,10 @@ test("a writer SIGKILLed while writing a large artifact leaves a consistent stor
     assert.equal(cli.code, 0, cli.stderr);
     const json = cli.json as { consistent: boolean; leftovers: Array<{ removed: boolean }> };
     assert.equal(json.consistent, true);
-    assert.deepEqual(json.leftovers.map((l) => l.removed), [true]);
+    assert.deepEqual(
+      json.leftovers.map((l) => l.removed),
+      [true],
+    );
     assert.deepEqual(await readdir(join(dir, "tmp")), []);
   } finally {
     await cleanup();

@@ -67,7 +67,10 @@ test("a new version only when the bytes change, including in-place mutation", as
     assert.deepEqual((await ds.restore("arr@2")).value, [1, 2, 3, 4]);
     assert.deepEqual((await ds.restore("arr")).value, [1, 2, 3]);
     assert.equal((await ds.restore("arr")).record.version, 3);
-    assert.deepEqual((await ds.versions("arr")).map((r) => r.version), [1, 2, 3]);
+    assert.deepEqual(
+      (await ds.versions("arr")).map((r) => r.version),
+      [1, 2, 3],
+    );
   } finally {
     await cleanup();
   }
@@ -83,7 +86,10 @@ test("another notebook's versions interleave in one sequence; unchanged values r
     assert.deepEqual([a.outputs.df.version, b.outputs.df.version, a2.outputs.df.version], [1, 2, 1]);
     assert.equal((await ds.resolve("df", { notebook: NB })).version, 1);
     assert.equal((await ds.resolve("df")).version, 2);
-    assert.deepEqual((await ds.versions("df", { notebook: "/other.ipynb" })).map((r) => r.version), [2]);
+    assert.deepEqual(
+      (await ds.versions("df", { notebook: "/other.ipynb" })).map((r) => r.version),
+      [2],
+    );
   } finally {
     await cleanup();
   }
@@ -94,7 +100,10 @@ test("a corrupted blob is refused with the artifact's name and hash, in-band or 
   try {
     const ds = await Datastore.open(dir, { create: true });
     const r = await ds.recordExecution(cell("x", { small: { k: "v" }, big: new Float64Array(100_000).fill(2) }));
-    for (const [name, offsetFromEnd] of [["small", 3], ["big", 100]] as const) {
+    for (const [name, offsetFromEnd] of [
+      ["small", 3],
+      ["big", 100],
+    ] as const) {
       const sha = r.outputs[name].sha256;
       const file = join(dir, ...blobKey(sha).split("/"));
       await chmod(file, 0o644);
@@ -156,15 +165,30 @@ test("an execution and its versions are invisible until the record commits", asy
     const put = await ds.blobs.put([Buffer.from("whatever")]);
     const dead = await Datastore.open(dir, { writer: deadWriter() });
     await dead.artifacts.record("v", {
-      sha256: put.sha256, size: put.size, kind: "v8", type: "number", notebook: NB, cell: "c", execution: "20990101T000000000Z-deadbeef",
+      sha256: put.sha256,
+      size: put.size,
+      kind: "v8",
+      type: "number",
+      notebook: NB,
+      cell: "c",
+      execution: "20990101T000000000Z-deadbeef",
     });
     const remote = await Datastore.open(dir, { writer: REMOTE_WRITER });
     await remote.artifacts.record("ghost", {
-      sha256: put.sha256, size: put.size, kind: "v8", type: "number", notebook: NB, cell: "c", execution: "20990101T000000000Z-feedbeef",
+      sha256: put.sha256,
+      size: put.size,
+      kind: "v8",
+      type: "number",
+      notebook: NB,
+      cell: "c",
+      execution: "20990101T000000000Z-feedbeef",
     });
     const fresh = await Datastore.open(dir);
     assert.equal((await fresh.resolve("v")).version, 1, "v@2 is not visible");
-    assert.deepEqual((await fresh.versions("v")).map((r) => r.version), [1]);
+    assert.deepEqual(
+      (await fresh.versions("v")).map((r) => r.version),
+      [1],
+    );
     await assert.rejects(fresh.resolve("v@2"), NoSuchVersionError);
     await assert.rejects(fresh.resolve("ghost"), NoSuchVersionError);
     assert.equal((await fresh.history()).length, 1);
@@ -227,12 +251,27 @@ test("execution records carry every field; large logs become blobs; listing filt
     await assert.rejects(ds.restore("sock"), NotRestorableError);
 
     const fresh = await Datastore.open(dir);
-    assert.deepEqual((await fresh.history()).map((r) => r.id), [second.id, first.id]);
-    assert.deepEqual((await fresh.history({ cell: "c-a" })).map((r) => r.id), [first.id]);
-    assert.deepEqual((await fresh.history({ variable: "a" })).map((r) => r.id), [second.id, first.id]);
-    assert.deepEqual((await fresh.history({ variable: "b" })).map((r) => r.id), [second.id]);
+    assert.deepEqual(
+      (await fresh.history()).map((r) => r.id),
+      [second.id, first.id],
+    );
+    assert.deepEqual(
+      (await fresh.history({ cell: "c-a" })).map((r) => r.id),
+      [first.id],
+    );
+    assert.deepEqual(
+      (await fresh.history({ variable: "a" })).map((r) => r.id),
+      [second.id, first.id],
+    );
+    assert.deepEqual(
+      (await fresh.history({ variable: "b" })).map((r) => r.id),
+      [second.id],
+    );
     assert.deepEqual((await fresh.history({ notebook: "/nope" })).length, 0);
-    assert.deepEqual((await fresh.history({ limit: 1 })).map((r) => r.id), [second.id]);
+    assert.deepEqual(
+      (await fresh.history({ limit: 1 })).map((r) => r.id),
+      [second.id],
+    );
     assert.deepEqual(await fresh.executions.find(second.id.slice(0, 22)), second);
     assert.deepEqual(await fresh.executions.find(second.id.split("-")[1]), second);
     assert.equal((await fsck(new FsBackend(dir))).consistent, true);
@@ -259,7 +298,7 @@ test("store layout: names differing only in case get distinct keys; records are 
   const { dir, cleanup } = await tmpStoreDir();
   try {
     const ds = await Datastore.open(dir, { create: true });
-    await ds.recordExecution(cell("x", { Model: 1, model: 2, "données": 3 }));
+    await ds.recordExecution(cell("x", { Model: 1, model: 2, données: 3 }));
     const names = (await readdir(join(dir, "vars"))).sort();
     assert.deepEqual(names, ["%4Dodel", "donn%C3%A9es", "model"]);
     assert.deepEqual(await ds.artifacts.names(), ["Model", "données", "model"]);

@@ -8,7 +8,17 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { Datastore, ExecutionAbandonedError, ExecutionRecord, FsBackend, fsck, newExecutionId, thisWriter, type StorageBackend, type WriterIdentity } from "../../src/store";
+import {
+  Datastore,
+  ExecutionAbandonedError,
+  ExecutionRecord,
+  FsBackend,
+  fsck,
+  newExecutionId,
+  thisWriter,
+  type StorageBackend,
+  type WriterIdentity,
+} from "../../src/store";
 import type { FsckResult } from "../../src/store/fsck";
 import { SteppedBackend } from "./stepper";
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
@@ -63,7 +73,15 @@ function values() {
 
 async function seed(backend: StorageBackend): Promise<ExecutionRecord> {
   const ds = await Datastore.openBackend(backend, { create: true });
-  return ds.recordExecution({ notebook: NB, cell: "c0", code: "seed", status: "ok", started: new Date(), target: "kernel", outputs: { small: { k: "v1" }, same: [1, 2, 3] } });
+  return ds.recordExecution({
+    notebook: NB,
+    cell: "c0",
+    code: "seed",
+    status: "ok",
+    started: new Date(),
+    target: "kernel",
+    outputs: { small: { k: "v1" }, same: [1, 2, 3] },
+  });
 }
 
 function cell(first: ExecutionRecord, id: string) {
@@ -87,7 +105,11 @@ async function assertIntact(backend: StorageBackend, first: ExecutionRecord, rec
   assert.deepEqual(check.problems, [], where);
   assert.equal(check.consistent, true, where);
   const ds = await Datastore.openBackend(backend);
-  assert.deepEqual((await ds.history()).map((r) => r.id), [rec.id, first.id], `${where}: both executions visible, nothing else`);
+  assert.deepEqual(
+    (await ds.history()).map((r) => r.id),
+    [rec.id, first.id],
+    `${where}: both executions visible, nothing else`,
+  );
   const want = values();
   assert.deepEqual(Object.keys(rec.outputs).sort(), ["mid", "same", "small"], where);
   for (const [name, ref] of Object.entries(rec.outputs)) {
@@ -219,7 +241,11 @@ for (const place of [DIR, S3]) {
       const check = await fsck(backend);
       assert.deepEqual(check.problems, []);
       const fresh = await Datastore.openBackend(backend);
-      assert.deepEqual((await fresh.history()).map((r) => r.id), [first.id], "nothing of the abandoned recording is visible");
+      assert.deepEqual(
+        (await fresh.history()).map((r) => r.id),
+        [first.id],
+        "nothing of the abandoned recording is visible",
+      );
       assert.deepEqual((await fresh.versions("mid")).length, 0);
       assert.equal((await fresh.resolve("small")).version, first.outputs.small.version);
       await fsck(backend, { clean: true, graceMs: 0, verifyBlobs: false });
@@ -302,7 +328,10 @@ for (const place of [DIR, S3]) {
     }
     t.diagnostic(`${runs} interleavings (writer points ${writerPoints.join(",")} × every fsck point)`);
     assert.ok(runs >= writerPoints.length * 10, `${runs} interleavings`);
-    assert.ok(committedDuring.includes("createExclusive") && committedDuring.includes("remove"), "the writer committed just before fsck fenced and just before it removed");
+    assert.ok(
+      committedDuring.includes("createExclusive") && committedDuring.includes("remove"),
+      "the writer committed just before fsck fenced and just before it removed",
+    );
   });
 }
 
@@ -310,7 +339,12 @@ test("S3: an upload in progress ages from its last part, not from its start (eac
   if (!moto) throw new Error("moto is not running");
   const prefix = `race-${process.pid}-uploads`;
   const backend = moto.backend(prefix);
-  const client = new S3Client({ endpoint: moto.url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } });
+  const client = new S3Client({
+    endpoint: moto.url,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
+  });
   try {
     const Key = `${prefix}/blobs/sha256/ab/upload-in-progress`;
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: "nbscale-races", Key }));

@@ -30,7 +30,15 @@ test("prepared outputs: a new large value is written once; an unchanged one of t
     const ds = await Datastore.open(join(dir, "s"), { create: true });
     const big = new Float64Array(1 << 18).map((_, i) => i);
     const rec = (v: Float64Array) =>
-      ds.recordExecution({ notebook: "/nb", cell: "c", code: "big", preparedOutputs: prepareOutputs({ big: v }), status: "ok", started: new Date(), target: "kernel" });
+      ds.recordExecution({
+        notebook: "/nb",
+        cell: "c",
+        code: "big",
+        preparedOutputs: prepareOutputs({ big: v }),
+        status: "ok",
+        started: new Date(),
+        target: "kernel",
+      });
     const r1 = await rec(big);
     const r2 = await rec(big);
     assert.equal(r1.outputs.big.version, 1);

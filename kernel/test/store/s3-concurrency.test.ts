@@ -45,12 +45,19 @@ test("two kernels writing the same variable into one S3 store at once lose nothi
     for (const r of results) assert.equal(r.code, 0, r.stderr);
     const [a, b] = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop() as string) as number[]);
     t.diagnostic(`versions A: ${a.join(",")}  B: ${b.join(",")}`);
-    assert.deepEqual([...a, ...b].sort((x, y) => x - y), Array.from({ length: 2 * n }, (_, i) => i + 1), "every version number used exactly once");
+    assert.deepEqual(
+      [...a, ...b].sort((x, y) => x - y),
+      Array.from({ length: 2 * n }, (_, i) => i + 1),
+      "every version number used exactly once",
+    );
 
     const backend = moto.backend(`store-${process.pid}`);
     const ds = await Datastore.openBackend(backend);
     assert.equal((await ds.history()).length, 2 * n);
-    for (const [who, versions] of [["A", a], ["B", b]] as const) {
+    for (const [who, versions] of [
+      ["A", a],
+      ["B", b],
+    ] as const) {
       for (let i = 0; i < n; i++) assert.deepEqual((await ds.restore(`x@${versions[i]}`)).value, { who, i });
     }
     assert.equal((await ds.versions("shared")).length, 2, "one version of the shared value per notebook");

@@ -1,15 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  BufferSource,
-  deserialize,
-  Decoded,
-  serializeOrThrow,
-  serializeValue,
-  sha256Of,
-  toJsonForm,
-  UnserializableValueError,
-} from "../../src/store";
+import { BufferSource, deserialize, Decoded, serializeOrThrow, serializeValue, sha256Of, toJsonForm, UnserializableValueError } from "../../src/store";
 import { EventEmitter } from "node:events";
 import { createServer } from "node:net";
 
@@ -32,7 +23,10 @@ test("ordinary values round-trip", async () => {
     d: new Date(1700000000000),
     re: /a+b/gi,
     arr: [1, "two", [3]],
-    m: new Map<unknown, unknown>([["k", 1], [2, { x: 1 }]]),
+    m: new Map<unknown, unknown>([
+      ["k", 1],
+      [2, { x: 1 }],
+    ]),
     set: new Set([1, 2, 3]),
     err: new TypeError("boom"),
   };
@@ -155,7 +149,10 @@ test("functions and classes are versioned as source text", async () => {
 
 test("class instances record their class and get the prototype back when the class is known", async () => {
   class Point {
-    constructor(public x: number, public y: number) {}
+    constructor(
+      public x: number,
+      public y: number,
+    ) {}
     norm(): number {
       return Math.hypot(this.x, this.y);
     }
@@ -163,7 +160,7 @@ test("class instances record their class and get the prototype back when the cla
   const s = serializeValue(new Point(3, 4));
   assert.equal(s.header.class, "Point");
   const d = await deserialize(new BufferSource(Buffer.concat(s.chunks)), { resolveClass: (n) => (n === "Point" ? Point : undefined) });
-  assert.equal(((d as { value: Point }).value).norm(), 5);
+  assert.equal((d as { value: Point }).value.norm(), 5);
 });
 
 test("JSON form: plain data as JSON, small typed arrays as numbers, large ones left out with a note", async () => {

@@ -88,7 +88,15 @@ test("recording overhead of a trivial cell (reported, p50 over 50 cells)", async
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
       const t0 = process.hrtime.bigint();
-      await ds.recordExecution({ notebook: "/nb.ipynb", cell: "c", code: `x = ${i % 2}`, outputs: { x: i % 2 }, status: "ok", started: new Date(), target: "kernel" });
+      await ds.recordExecution({
+        notebook: "/nb.ipynb",
+        cell: "c",
+        code: `x = ${i % 2}`,
+        outputs: { x: i % 2 },
+        status: "ok",
+        started: new Date(),
+        target: "kernel",
+      });
       times.push(seconds(t0) * 1000);
     }
     times.sort((a, b) => a - b);

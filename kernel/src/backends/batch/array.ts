@@ -139,7 +139,9 @@ export class ChildLauncher implements Launcher<number, BatchStatus> {
 
   cancel(): Promise<void> {
     // Terminating the parent terminates every child, whatever its state.
-    this.cancelling ??= this.client.send(new TerminateJobCommand({ jobId: this.parent, reason: "interrupted from the notebook (nbscale)" })).then(() => undefined);
+    this.cancelling ??= this.client
+      .send(new TerminateJobCommand({ jobId: this.parent, reason: "interrupted from the notebook (nbscale)" }))
+      .then(() => undefined);
     return this.cancelling;
   }
 }
@@ -194,7 +196,11 @@ export async function runBatchArray(p: Prepared, req: BatchArrayRequest): Promis
     onCounts: req.onCounts,
     maxAttempts,
     onAttempt: (i, attempt, started) =>
-      req.onItemEvent(i, { type: "stream", name: "stderr", text: `attempt ${attempt - 1} of ${maxAttempts} was lost; AWS Batch retried it: attempt ${attempt} runs on ${started.host}\n` }),
+      req.onItemEvent(i, {
+        type: "stream",
+        name: "stderr",
+        text: `attempt ${attempt - 1} of ${maxAttempts} was lost; AWS Batch retried it: attempt ${attempt} runs on ${started.host}\n`,
+      }),
     statusMs: 1000,
     maxStatusMs: p.settings.maxPollMs,
     endGraceMs: RESULT_GRACE_MS,
@@ -209,16 +215,30 @@ export async function runBatchArray(p: Prepared, req: BatchArrayRequest): Promis
       if (outcome.kind === "result") return { ...end, result: await elementResult(p.backend, label, outcome.result, worker, outcome.attempt) };
       const job = outcome.status.job;
       if (job?.status === "SUCCEEDED") {
-        const error = cellError("BatchJobFailed", `step \`${label}\`: AWS Batch job ${id} SUCCEEDED but its worker left no result in ${p.settings.datastore.path}`, [
-          "    (did the image run something other than the job definition's command? check --image and the job's log)",
-        ]);
+        const error = cellError(
+          "BatchJobFailed",
+          `step \`${label}\`: AWS Batch job ${id} SUCCEEDED but its worker left no result in ${p.settings.datastore.path}`,
+          ["    (did the image run something other than the job definition's command? check --image and the job's log)"],
+        );
         return { ...end, error, peakRss: outcome.peakRss };
       }
       const facts = failureFacts(job ?? {});
-      const error = jobFailedError(facts, { step: label, jobId: id, memory: req.memory, timeoutMs: req.timeoutMs, logTail: await lastLogLines(facts.logStream) });
+      const error = jobFailedError(facts, {
+        step: label,
+        jobId: id,
+        memory: req.memory,
+        timeoutMs: req.timeoutMs,
+        logTail: await lastLogLines(facts.logStream),
+      });
       return { ...end, error, peakRss: outcome.peakRss };
     }),
   );
-  if (req.signal.aborted) req.onEvent({ type: "stream", name: "stderr", text: `step \`${req.step}\`: interrupted; AWS Batch array job ${parent} was terminated (TerminateJob sent)\n` });
+  if (req.signal.aborted) {
+    req.onEvent({
+      type: "stream",
+      name: "stderr",
+      text: `step \`${req.step}\`: interrupted; AWS Batch array job ${parent} was terminated (TerminateJob sent)\n`,
+    });
+  }
   return { job: parent, elements };
 }

@@ -7,12 +7,7 @@
  * and the RUNNABLE hint covers the rest. A queue of Fargate environments is
  * refused outright: the job definitions are for the EC2 platform.
  */
-import {
-  DescribeComputeEnvironmentsCommand,
-  DescribeJobQueuesCommand,
-  type BatchClient,
-  type ComputeEnvironmentDetail,
-} from "@aws-sdk/client-batch";
+import { DescribeComputeEnvironmentsCommand, DescribeJobQueuesCommand, type BatchClient, type ComputeEnvironmentDetail } from "@aws-sdk/client-batch";
 import { formatSize } from "../../magics";
 import { BatchConfigError } from "./settings";
 
@@ -33,8 +28,21 @@ export interface EnvLimit {
 const GiB = 2 ** 30;
 /** vCPUs by instance size (the same across current families). */
 const SIZE_VCPUS: Record<string, number> = {
-  medium: 1, large: 2, xlarge: 4, "2xlarge": 8, "3xlarge": 12, "4xlarge": 16, "6xlarge": 24, "8xlarge": 32,
-  "9xlarge": 36, "12xlarge": 48, "16xlarge": 64, "18xlarge": 72, "24xlarge": 96, "32xlarge": 128, "48xlarge": 192,
+  medium: 1,
+  large: 2,
+  xlarge: 4,
+  "2xlarge": 8,
+  "3xlarge": 12,
+  "4xlarge": 16,
+  "6xlarge": 24,
+  "8xlarge": 32,
+  "9xlarge": 36,
+  "12xlarge": 48,
+  "16xlarge": 64,
+  "18xlarge": 72,
+  "24xlarge": 96,
+  "32xlarge": 128,
+  "48xlarge": 192,
 };
 /** GiB per vCPU of general families (c: compute, m: general, r: memory, x: extra memory). */
 const FAMILY_GIB_PER_VCPU: Record<string, number> = { c: 2, m: 4, r: 8, x: 16 };

@@ -40,7 +40,7 @@ async function* objectChunks(backend: StorageBackend, key: string): AsyncGenerat
   const reader = await backend.openRead(key);
   if (!reader) return;
   try {
-    for (let left = reader.size; left > 0; ) {
+    for (let left = reader.size; left > 0;) {
       const chunk = new Uint8Array(Math.min(left, 1 << 20));
       await reader.read(chunk);
       left -= chunk.byteLength;
@@ -62,7 +62,9 @@ export async function restoreOrInstall(datastore: string, lockSha: string, workd
   }
   const lock = await backend.get(depsManifestKey(lockSha, "package-lock.json"));
   const pkg = await backend.get(depsManifestKey(lockSha, "package.json"));
-  if (!lock || !pkg) throw new Error(`the notebook's package.json/package-lock.json are not in the datastore under ${depsManifestKey(lockSha, "package-lock.json")}`);
+  if (!lock || !pkg) {
+    throw new Error(`the notebook's package.json/package-lock.json are not in the datastore under ${depsManifestKey(lockSha, "package-lock.json")}`);
+  }
   if (sha256Hex(lock) !== lockSha) throw new Error(`the stored package-lock.json does not hash to ${lockSha}: not installing from it`);
   writeFileSync(join(workdir, "package.json"), pkg);
   writeFileSync(join(workdir, "package-lock.json"), lock);

@@ -11,4 +11,3 @@ export class BatchStepError extends Error {
     this.name = "BatchStepError";
   }
 }
-

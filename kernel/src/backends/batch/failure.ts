@@ -50,19 +50,29 @@ export interface FailureContext {
 
 export function jobFailedError(f: FailureFacts, c: FailureContext): CellError {
   const tail = c.logTail.length > 0 ? ["    last lines of the job's log:", ...c.logTail.map((l) => `    | ${l}`)] : [];
-  const reasons = [f.statusReason && `status reason: ${f.statusReason}`, f.containerReason && `container: ${f.containerReason}`, f.exitCode !== undefined && `exit code ${f.exitCode}`]
+  const reasons = [
+    f.statusReason && `status reason: ${f.statusReason}`,
+    f.containerReason && `container: ${f.containerReason}`,
+    f.exitCode !== undefined && `exit code ${f.exitCode}`,
+  ]
     .filter(Boolean)
     .join("; ");
   const where = `    (AWS Batch job ${c.jobId}${reasons ? `: ${reasons}` : ""}; the kernel and its variables are intact)`;
   if (isOutOfMemory(f)) {
     // The container is killed at its limit: it used all of it.
     const limit = c.memory ?? DEFAULT_MEMORY_MIB * 2 ** 20;
-    const died = { status: "died", death: "oom", signal: "SIGKILL", code: 137, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: limit } as Extract<TaskResult, { status: "died" }>;
+    const died = { status: "died", death: "oom", signal: "SIGKILL", code: 137, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: limit } as Extract<
+      TaskResult,
+      { status: "died" }
+    >;
     const e = deathError(c.step, died, limit);
     return { ...e, traceback: [e.traceback[0], where, ...tail] };
   }
   if (isTimeout(f) && c.timeoutMs !== undefined) {
-    const died = { status: "died", death: "timeout", signal: null, code: null, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: 0 } as Extract<TaskResult, { status: "died" }>;
+    const died = { status: "died", death: "timeout", signal: null, code: null, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: 0 } as Extract<
+      TaskResult,
+      { status: "died" }
+    >;
     const e = deathError(c.step, died, c.memory, c.timeoutMs);
     return { ...e, traceback: [e.traceback[0], where, ...tail] };
   }

@@ -4,12 +4,7 @@
  * definition of that name is by construction the one we want, and a changed
  * image or nbscale version simply gets a new name.
  */
-import {
-  DescribeJobDefinitionsCommand,
-  RegisterJobDefinitionCommand,
-  type BatchClient,
-  type RegisterJobDefinitionCommandInput,
-} from "@aws-sdk/client-batch";
+import { DescribeJobDefinitionsCommand, RegisterJobDefinitionCommand, type BatchClient, type RegisterJobDefinitionCommandInput } from "@aws-sdk/client-batch";
 import { containerCommand, sha256Hex } from "./bootstrap";
 
 export interface JobDefinitionSpec {

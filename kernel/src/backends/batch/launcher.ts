@@ -4,7 +4,14 @@
  * terminate it. It never touches the task's data. Every DescribeJobs feeds
  * the job's timeline (the time spent in each state), which the cell shows.
  */
-import { DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type BatchClient, type JobDetail, type SubmitJobCommandInput } from "@aws-sdk/client-batch";
+import {
+  DescribeJobsCommand,
+  SubmitJobCommand,
+  TerminateJobCommand,
+  type BatchClient,
+  type JobDetail,
+  type SubmitJobCommandInput,
+} from "@aws-sdk/client-batch";
 import type { Launcher, LaunchStatus, SubmittedTask } from "../remote/kernel-side";
 import { FINAL_STATES, JobTimeline } from "./watch";
 

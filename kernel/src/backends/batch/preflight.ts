@@ -26,7 +26,10 @@ export async function checkRegionAndCredentials(client: BatchClient): Promise<st
     region = "";
   }
   if (!region) {
-    throw new BatchConfigError("AWS_REGION", "no AWS region: set AWS_REGION (e.g. AWS_REGION=us-east-1) or a region in your AWS profile, and restart the kernel");
+    throw new BatchConfigError(
+      "AWS_REGION",
+      "no AWS region: set AWS_REGION (e.g. AWS_REGION=us-east-1) or a region in your AWS profile, and restart the kernel",
+    );
   }
   try {
     // The SDK's default chain: environment, profile/SSO, container and instance roles.
@@ -51,7 +54,10 @@ export async function checkBucket(bucket: string, datastore: string): Promise<vo
       );
     }
     if (status === 403) {
-      throw new BatchConfigError("NBSCALE_DATASTORE", `no access to the datastore's bucket \`${bucket}\` with these AWS credentials: ${CREDENTIAL_HELP}, as a principal allowed to use the bucket`);
+      throw new BatchConfigError(
+        "NBSCALE_DATASTORE",
+        `no access to the datastore's bucket \`${bucket}\` with these AWS credentials: ${CREDENTIAL_HELP}, as a principal allowed to use the bucket`,
+      );
     }
     throw e;
   } finally {

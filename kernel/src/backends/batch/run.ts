@@ -146,14 +146,20 @@ export class BatchBackend {
       });
     } catch (e) {
       throw new BatchStepError(
-        cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: the kernel's nbscale package could not be made ready for the job (${(e as Error).message})`, [
-          "    (setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)",
-        ]),
+        cellError(
+          "BatchConfigError",
+          `step \`${s.step}\` was not sent to AWS Batch: the kernel's nbscale package could not be made ready for the job (${(e as Error).message})`,
+          ["    (setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)"],
+        ),
       );
     }
     if (settings.imageIsDefault && !this.saidPackage.has(pkg.from)) {
       this.saidPackage.add(pkg.from);
-      s.onEvent({ type: "stream", name: "stderr", text: `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n` });
+      s.onEvent({
+        type: "stream",
+        name: "stderr",
+        text: `note: the job's image (${settings.image}) installs nbscale ${VERSION} from ${pkg.from} (NBSCALE_WORKER_PACKAGE, docs/batch.md)\n`,
+      });
     }
     return pkg;
   }
@@ -218,7 +224,11 @@ export class BatchBackend {
       maxAttempts,
       onAttempt: (n, started) => {
         view.retried(n, launcher.timeline);
-        s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\`: attempt ${n - 1} of ${maxAttempts} was lost; AWS Batch retried the job: attempt ${n} of ${maxAttempts} runs on ${started.host}\n` });
+        s.onEvent({
+          type: "stream",
+          name: "stderr",
+          text: `step \`${s.step}\`: attempt ${n - 1} of ${maxAttempts} was lost; AWS Batch retried the job: attempt ${n} of ${maxAttempts} runs on ${started.host}\n`,
+        });
       },
     });
     const worker = { id: jobId, pid: 0 };
@@ -231,7 +241,9 @@ export class BatchBackend {
       case "result": {
         const r = outcome.result;
         view.show(launcher.timeline, undefined, outcome.status && outcome.status.phase !== "ended" ? " (result received)" : "");
-        if (attempts > 1 && r.status === "done") s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\` succeeded on attempt ${attempts} of ${maxAttempts}\n` });
+        if (attempts > 1 && r.status === "done") {
+          s.onEvent({ type: "stream", name: "stderr", text: `step \`${s.step}\` succeeded on attempt ${attempts} of ${maxAttempts}\n` });
+        }
         if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss, attempts };
         const { specs, frames } = await loadValues(backend, r.outputs, `output of step \`${s.step}\``);
         return { status: "done", outputs: specs, pieces: frames, stubs: r.stubs, worker, peakRss: r.peakRss, attempts };
@@ -241,9 +253,11 @@ export class BatchBackend {
         const job = outcome.status.job;
         if (job?.status === "SUCCEEDED") {
           throw new BatchStepError(
-            cellError("BatchJobFailed", `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id})`, [
-              "    (did the image run something other than the job definition's command? check --image and the job's log)",
-            ]),
+            cellError(
+              "BatchJobFailed",
+              `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id})`,
+              ["    (did the image run something other than the job definition's command? check --image and the job's log)"],
+            ),
             jobId,
           );
         }
@@ -251,7 +265,10 @@ export class BatchBackend {
         const logTail = await lastLogLines(facts.logStream);
         const e = jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail });
         const tried = Math.max(attempts, facts.attempts);
-        throw new BatchStepError(maxAttempts > 1 ? { ...e, traceback: [...e.traceback, `    (attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e, jobId);
+        throw new BatchStepError(
+          maxAttempts > 1 ? { ...e, traceback: [...e.traceback, `    (attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e,
+          jobId,
+        );
       }
     }
   }
@@ -274,7 +291,11 @@ export class BatchBackend {
       return settings;
     } catch (e) {
       if (e instanceof BatchConfigError) {
-        throw new BatchStepError(cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: ${e.message}`, [`    (setting: ${e.setting}; nothing was uploaded or submitted)`]));
+        throw new BatchStepError(
+          cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: ${e.message}`, [
+            `    (setting: ${e.setting}; nothing was uploaded or submitted)`,
+          ]),
+        );
       }
       throw e;
     }
@@ -293,7 +314,6 @@ export class BatchBackend {
     return sha;
   }
 }
-
 
 function isAwsError(e: unknown): boolean {
   return typeof e === "object" && e !== null && "$metadata" in e;

@@ -88,7 +88,9 @@ export function submitJobInput(r: JobRequest): SubmitJobCommandInput {
     tags: { "nbscale:step": r.step, "nbscale:task": r.task },
   };
   if (r.arraySize !== undefined) {
-    if (!Number.isInteger(r.arraySize) || r.arraySize < 2 || r.arraySize > MAX_ARRAY) throw new Error(`an AWS Batch array has 2 to ${MAX_ARRAY} children, not ${r.arraySize}`);
+    if (!Number.isInteger(r.arraySize) || r.arraySize < 2 || r.arraySize > MAX_ARRAY) {
+      throw new Error(`an AWS Batch array has 2 to ${MAX_ARRAY} children, not ${r.arraySize}`);
+    }
     input.arrayProperties = { size: r.arraySize };
   }
   if (r.timeoutMs !== undefined) input.timeout = { attemptDurationSeconds: Math.max(MIN_TIMEOUT_S, Math.ceil(r.timeoutMs / 1000)) };

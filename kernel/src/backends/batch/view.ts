@@ -75,7 +75,9 @@ export class JobView {
 
 /** Said once when a job (or an array's child) stays RUNNABLE longer than NBSCALE_BATCH_RUNNABLE_HINT. */
 export function runnableHint(jobId: string, queue: string, s: { cpu?: number; memory?: number; gpu?: number }): string {
-  const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`].filter(Boolean).join(", ");
+  const asked = [s.cpu !== undefined && `${s.cpu} vCPU`, s.memory !== undefined && `${Math.ceil(s.memory / 2 ** 20)} MiB`, s.gpu && `${s.gpu} GPU`]
+    .filter(Boolean)
+    .join(", ");
   return (
     `hint: AWS Batch job ${jobId} is still RUNNABLE: no compute environment of queue \`${queue}\` has started an instance for it yet` +
     `${asked ? ` (it asks for ${asked})` : ""}. Common causes: the environment's maxvCpus is reached by other jobs, its instance types are smaller than the request, ` +

@@ -43,7 +43,10 @@ export function packageChoice(env: NodeJS.ProcessEnv): PackageChoice {
   if (v === "npm" || v === "s3") return { kind: v };
   // Only ever expanded inside double quotes by the job's shell; newlines would still end the word.
   if (/[\n\r"`$\\]/.test(v)) {
-    throw new BatchConfigError("NBSCALE_WORKER_PACKAGE", `NBSCALE_WORKER_PACKAGE=${JSON.stringify(v)} has quotes, backslashes, \`$\` or newlines; give auto, npm, s3 or an npm install spec (a tarball URL, nbscale@VERSION)`);
+    throw new BatchConfigError(
+      "NBSCALE_WORKER_PACKAGE",
+      `NBSCALE_WORKER_PACKAGE=${JSON.stringify(v)} has quotes, backslashes, \`$\` or newlines; give auto, npm, s3 or an npm install spec (a tarball URL, nbscale@VERSION)`,
+    );
   }
   return { kind: "spec", spec: v };
 }
@@ -153,7 +156,9 @@ export async function presignedGet(loc: Extract<DatastoreLocation, { kind: "s3" 
       { expiresIn: seconds },
     );
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(signed.query ?? {})) for (const one of Array.isArray(v) ? v : [v]) if (one !== null && one !== undefined) q.append(k, one);
+    for (const [k, v] of Object.entries(signed.query ?? {})) {
+      for (const one of Array.isArray(v) ? v : [v]) if (one !== null && one !== undefined) q.append(k, one);
+    }
     return `${url.protocol}//${url.host}${signed.path}?${q.toString()}`;
   } finally {
     s3.destroy();

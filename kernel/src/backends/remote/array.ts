@@ -148,7 +148,13 @@ export async function watchElements<S extends LaunchStatus>(o: WatchElementsOpti
 }
 
 /** An element's worker result as the TaskResult a foreach joins (outputs read back, hash-verified). */
-export async function elementResult(backend: StorageBackend, label: string, r: RemoteResult, worker: TaskResult["worker"], attempts?: number): Promise<TaskResult> {
+export async function elementResult(
+  backend: StorageBackend,
+  label: string,
+  r: RemoteResult,
+  worker: TaskResult["worker"],
+  attempts?: number,
+): Promise<TaskResult> {
   const extra = attempts !== undefined && attempts > 1 ? { attempts } : {};
   if (r.status === "failed") return { status: "failed", error: r.error, worker, peakRss: r.peakRss, ...extra };
   const { specs, frames } = await loadValues(backend, r.outputs, `step \`${label}\` output`);

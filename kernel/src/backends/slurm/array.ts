@@ -146,7 +146,11 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
   req.onSubmitted?.(job.id);
   const item = (i: number) => req.items?.[i] ?? i;
   const which = req.items ? ` (item${n === 1 ? "" : "s"} ${req.items.join(", ")}${req.attempt ? `, attempt ${req.attempt.n} of ${req.attempt.of}` : ""})` : "";
-  display.create().text(`Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${which}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`);
+  display
+    .create()
+    .text(
+      `Slurm array job ${job.id}: ${n} item${n === 1 ? "" : "s"}${which}${parallel ? `, at most ${req.parallel} at once` : ""}${settings.partition ? ` in partition ${settings.partition}` : ""}`,
+    );
 
   const watched = await watchElements<SlurmStatus>({
     backend,

@@ -20,7 +20,7 @@ export function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<Co
         reject(new Error(`\`${cmd}\` was not found: --on slurm needs the Slurm client commands (sbatch, scontrol, scancel) on the kernel's PATH`));
         return;
       }
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
@@ -99,7 +99,10 @@ export async function sacctJob(id: string): Promise<JobInfo[] | null> {
   if (!(await hasAccounting())) return null;
   const r = await run("sacct", ["-n", "-X", "-P", "-j", id, "-o", "JobID,State,ExitCode,NodeList,Reason,Timelimit"]);
   if (r.code !== 0) return null;
-  const rows = r.stdout.split("\n").filter(Boolean).map((l) => l.split("|"));
+  const rows = r.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split("|"));
   if (rows.length === 0) return null;
   return rows.map(([jid, state, exit, nodes, reason, limit]) => {
     const [exitCode, signal] = (exit ?? "0:0").split(":").map((n) => Number(n) || 0);

@@ -72,7 +72,15 @@ export function endedJobError(e: EndedJob): CellError {
     const heap = !slurmOom && state !== "OUT_OF_MEMORY";
     const base = deathError(
       e.step,
-      { status: "died", death: heap ? "oom-heap" : "oom", signal: null, code: null, stderr: "", worker: { id: e.job, pid: e.pid ?? 0 }, peakRss: Math.max(e.peakRss, killedAt) },
+      {
+        status: "died",
+        death: heap ? "oom-heap" : "oom",
+        signal: null,
+        code: null,
+        stderr: "",
+        worker: { id: e.job, pid: e.pid ?? 0 },
+        peakRss: Math.max(e.peakRss, killedAt),
+      },
       e.memory,
     );
     const how = heap ? "its JavaScript heap hit the limit set for the job" : "Slurm killed the job for exceeding its memory limit";
@@ -98,7 +106,10 @@ export function endedJobError(e: EndedJob): CellError {
         `step \`${e.step}\`: the node running it${on ? ` (${on})` : ""} failed (Slurm: NODE_FAIL) and ${where} was lost; run the cell again`,
       );
     case "PREEMPTED":
-      return cellError("StepPreempted", `step \`${e.step}\`: ${where} was preempted by a higher-priority job; run the cell again (or use a partition without preemption)`);
+      return cellError(
+        "StepPreempted",
+        `step \`${e.step}\`: ${where} was preempted by a higher-priority job; run the cell again (or use a partition without preemption)`,
+      );
     case "BOOT_FAIL":
       return cellError("StepNodeFailed", `step \`${e.step}\`: the node for ${where} failed to boot (Slurm: BOOT_FAIL); run the cell again`);
     case "DEADLINE":
@@ -119,13 +130,20 @@ export function endedJobError(e: EndedJob): CellError {
  * sbatch refused the job: when it is about resources, say what the biggest
  * node has, so the user knows what to ask for.
  */
-export function submitError(step: string, stderr: string, ask: { memory?: number; cpu?: number; gpu?: number; partition?: string }, nodes: NodeInfo[] | null): CellError {
+export function submitError(
+  step: string,
+  stderr: string,
+  ask: { memory?: number; cpu?: number; gpu?: number; partition?: string },
+  nodes: NodeInfo[] | null,
+): CellError {
   const said = stderr
     .split("\n")
     .map((l) => l.replace(/^sbatch: error: /, "").trim())
     .filter(Boolean);
   const summary = said.join("; ") || "sbatch failed";
-  const resources = /Memory specification|node configuration is not available|processors requested|generic resource|gres|CPU count|Requested node/i.test(stderr);
+  const resources = /Memory specification|node configuration is not available|processors requested|generic resource|gres|CPU count|Requested node/i.test(
+    stderr,
+  );
   if (!resources || !nodes || nodes.length === 0) {
     const partition = /invalid partition/i.test(stderr) ? " (set the partition with --partition or NBSCALE_SLURM_PARTITION; `sinfo` lists them)" : "";
     return cellError("SlurmSubmitError", `step \`${step}\` was not submitted: ${summary}${partition}`);

@@ -40,7 +40,13 @@ export interface SlurmSettings {
 
 const NAME = /^[A-Za-z0-9_.+-]+$/;
 
-export function slurmSettings(input: { partition?: string; env: NodeJS.ProcessEnv; datastore: DatastoreLocation; cwd: string; packageDir: string }): SlurmSettings {
+export function slurmSettings(input: {
+  partition?: string;
+  env: NodeJS.ProcessEnv;
+  datastore: DatastoreLocation;
+  cwd: string;
+  packageDir: string;
+}): SlurmSettings {
   const { env } = input;
   const partition = input.partition ?? (env.NBSCALE_SLURM_PARTITION || undefined);
   if (partition !== undefined && !NAME.test(partition)) {
@@ -66,7 +72,10 @@ export function slurmSettings(input: { partition?: string; env: NodeJS.ProcessEn
   const ds = input.datastore;
   const nodeDatastore = env.NBSCALE_SLURM_DATASTORE || ds.path;
   if (!/^s3:\/\//i.test(nodeDatastore) && !path.isAbsolute(nodeDatastore)) {
-    throw new SlurmConfigError("NBSCALE_SLURM_DATASTORE", `NBSCALE_SLURM_DATASTORE=${nodeDatastore} must be an absolute path (as the nodes see it) or s3://bucket/prefix`);
+    throw new SlurmConfigError(
+      "NBSCALE_SLURM_DATASTORE",
+      `NBSCALE_SLURM_DATASTORE=${nodeDatastore} must be an absolute path (as the nodes see it) or s3://bucket/prefix`,
+    );
   }
   return {
     partition,

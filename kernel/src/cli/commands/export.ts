@@ -33,12 +33,19 @@ const exportCommand: CliCommand = {
           writeJson(io, { path: r.path, flow: r.flowName, steps: r.steps, shared: r.shared, warnings: r.warnings });
         } else {
           io.stdout.write(`${r.path}\n`);
-          io.stderr.write(`${r.steps.length} step${r.steps.length === 1 ? "" : "s"}: ${r.steps.map((s) => s.name + (s.needs.length ? ` (needs ${s.needs.join(", ")})` : "")).join(", ")}\n`);
+          io.stderr.write(
+            `${r.steps.length} step${r.steps.length === 1 ? "" : "s"}: ${r.steps.map((s) => s.name + (s.needs.length ? ` (needs ${s.needs.join(", ")})` : "")).join(", ")}\n`,
+          );
         }
         return 0;
       } catch (e) {
         if (e instanceof ExportError) {
-          io.stderr.write(`nbscale export: cannot export ${args.positional[0]}:\n${e.message.split("\n").map((l) => `  ${l}`).join("\n")}\n`);
+          io.stderr.write(
+            `nbscale export: cannot export ${args.positional[0]}:\n${e.message
+              .split("\n")
+              .map((l) => `  ${l}`)
+              .join("\n")}\n`,
+          );
           return 1;
         }
         throw e;

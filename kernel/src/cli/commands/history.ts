@@ -1,17 +1,6 @@
 import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
-import {
-  duration,
-  formatBytes,
-  openStore,
-  parseArgs,
-  positiveInt,
-  runCommand,
-  shortTime,
-  stringFlag,
-  table,
-  writeJson,
-} from "../../store/cli-support";
+import { duration, formatBytes, openStore, parseArgs, positiveInt, runCommand, shortTime, stringFlag, table, writeJson } from "../../store/cli-support";
 import { checkName } from "../../store/artifacts";
 import { summarize } from "../../store/executions";
 
@@ -65,7 +54,15 @@ const history: CliCommand = {
             versions
               .slice()
               .reverse()
-              .map((v) => [`${v.name}@${v.version}`, shortTime(v.created), v.cell ?? "-", v.type, formatBytes(v.size), v.sha256.slice(0, 12), v.execution ?? "-"]),
+              .map((v) => [
+                `${v.name}@${v.version}`,
+                shortTime(v.created),
+                v.cell ?? "-",
+                v.type,
+                formatBytes(v.size),
+                v.sha256.slice(0, 12),
+                v.execution ?? "-",
+              ]),
           ),
         );
         return 0;

@@ -46,7 +46,8 @@ async function renderRecord(ds: Datastore, r: ExecutionRecord): Promise<string> 
   const lines: string[] = [];
   const refs = (m: Record<string, { version: number; sha256: string; type?: string; size?: number }>) =>
     Object.entries(m).map(
-      ([n, v]) => `  ${n}@${v.version}  sha256:${v.sha256.slice(0, 16)}` + (v.type ? `  ${v.type}` : "") + (v.size !== undefined ? `  ${formatBytes(v.size)}` : ""),
+      ([n, v]) =>
+        `  ${n}@${v.version}  sha256:${v.sha256.slice(0, 16)}` + (v.type ? `  ${v.type}` : "") + (v.size !== undefined ? `  ${formatBytes(v.size)}` : ""),
     );
   lines.push(`execution ${r.id}`);
   lines.push(`status    ${r.status}${r.error ? `: ${r.error.ename}: ${r.error.evalue}` : ""}`);
@@ -64,11 +65,19 @@ async function renderRecord(ds: Datastore, r: ExecutionRecord): Promise<string> 
   lines.push(...r.code.split("\n").map((l) => `  | ${l}`));
   lines.push("inputs", ...(Object.keys(r.inputs).length ? refs(r.inputs) : ["  (none)"]));
   lines.push("outputs", ...(Object.keys(r.outputs).length ? refs(r.outputs) : ["  (none)"]));
-  for (const [name, ref] of [["stdout", r.stdout], ["stderr", r.stderr]] as Array<[string, LogRef]>) {
+  for (const [name, ref] of [
+    ["stdout", r.stdout],
+    ["stderr", r.stderr],
+  ] as Array<[string, LogRef]>) {
     if (ref.size === 0) continue;
     lines.push(`${name} (${formatBytes(ref.size)})`);
     const text = await ds.executions.readLog(ref, `${name} of execution ${r.id}`);
-    lines.push(...text.replace(/\n$/, "").split("\n").map((l) => `  ${l}`));
+    lines.push(
+      ...text
+        .replace(/\n$/, "")
+        .split("\n")
+        .map((l) => `  ${l}`),
+    );
   }
   const display = await ds.executions.readDisplay(r.display, `display outputs of execution ${r.id}`);
   if (display.length > 0) lines.push(`display outputs: ${display.length}`);

@@ -132,9 +132,7 @@ async function executions(recorder: Recorder, data: JsonObject): Promise<JsonObj
 
 async function readLogCapped(ds: Datastore, ref: LogRef, label: string): Promise<{ text: string; size: number; cut: boolean }> {
   const text = await ds.executions.readLog(ref, label);
-  return text.length > LOG_VIEW_CAP
-    ? { text: text.slice(0, LOG_VIEW_CAP), size: ref.size, cut: true }
-    : { text, size: ref.size, cut: false };
+  return text.length > LOG_VIEW_CAP ? { text: text.slice(0, LOG_VIEW_CAP), size: ref.size, cut: true } : { text, size: ref.size, cut: false };
 }
 
 async function execution(recorder: Recorder, id: string): Promise<JsonObject> {

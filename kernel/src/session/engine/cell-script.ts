@@ -69,7 +69,9 @@ export function toCellScript(js: string, opts: ScriptOptions = {}): CellScript {
   let hasValue = false;
   const lexical = new Set<string>();
 
-  const statements = sf.statements.filter((s) => !ts.isExportDeclaration(s) && !(ts.isExpressionStatement(s) && ts.isStringLiteral(s.expression) && s.expression.text === "use strict"));
+  const statements = sf.statements.filter(
+    (s) => !ts.isExportDeclaration(s) && !(ts.isExpressionStatement(s) && ts.isStringLiteral(s.expression) && s.expression.text === "use strict"),
+  );
   const last = statements[statements.length - 1];
 
   for (const st of statements) {
@@ -97,7 +99,9 @@ export function toCellScript(js: string, opts: ScriptOptions = {}): CellScript {
       continue;
     }
     if (ts.isVariableStatement(st)) {
-      if (st.declarationList.flags & ts.NodeFlags.BlockScoped) for (const d of st.declarationList.declarations) bindingNames(d.name).forEach((n) => lexical.add(n));
+      if (st.declarationList.flags & ts.NodeFlags.BlockScoped) {
+        for (const d of st.declarationList.declarations) bindingNames(d.name).forEach((n) => lexical.add(n));
+      }
       body.push({ text: declarationAsAssignment(st.declarationList, edits, names), line });
       continue;
     }
@@ -316,7 +320,9 @@ function varListAsExpression(list: ts.VariableDeclarationList, edits: VarEdits, 
   for (const d of list.declarations) {
     for (const n of bindingNames(d.name)) names.add(n);
     const target = ts.isIdentifier(d.name) ? d.name.text : `${edits.text(d.name)}`;
-    parts.push(d.initializer ? `${ts.isIdentifier(d.name) ? target : `(${target}`} = ${edits.text(d.initializer)}${ts.isIdentifier(d.name) ? "" : ")"}` : target);
+    parts.push(
+      d.initializer ? `${ts.isIdentifier(d.name) ? target : `(${target}`} = ${edits.text(d.initializer)}${ts.isIdentifier(d.name) ? "" : ")"}` : target,
+    );
   }
   return parts.join(", ");
 }

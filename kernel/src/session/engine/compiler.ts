@@ -343,8 +343,11 @@ export function flattenChain(m: string | ts.DiagnosticMessageChain): string {
 function moduleSpecifiers(sf: ts.SourceFile): string[] {
   const out: string[] = [];
   for (const st of sf.statements) {
-    if ((ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) && st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier)) out.push(st.moduleSpecifier.text);
-    else if (ts.isImportEqualsDeclaration(st) && ts.isExternalModuleReference(st.moduleReference) && ts.isStringLiteral(st.moduleReference.expression)) out.push(st.moduleReference.expression.text);
+    if ((ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) && st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier)) {
+      out.push(st.moduleSpecifier.text);
+    } else if (ts.isImportEqualsDeclaration(st) && ts.isExternalModuleReference(st.moduleReference) && ts.isStringLiteral(st.moduleReference.expression)) {
+      out.push(st.moduleReference.expression.text);
+    }
   }
   return out.filter((s) => s.startsWith("."));
 }

@@ -68,17 +68,16 @@ export class ModuleLoader {
   ) {
     installTypeScriptExtensions();
     const base = Module.createRequire(path.join(cwd, "__notebook__.js"));
-    const self = this;
     this.require = new Proxy(base, {
-      apply(target, thisArg, args: unknown[]) {
+      apply: (target, thisArg, args: unknown[]) => {
         const id = args[0];
         if (typeof id === "string") {
           if (Object.prototype.hasOwnProperty.call(builtins, id)) return builtins[id]();
-          const v = self.virtualFile(id);
-          if (v) return self.loadVirtual(v);
+          const v = this.virtualFile(id);
+          if (v) return this.loadVirtual(v);
         }
         const out = Reflect.apply(target, thisArg, args);
-        if (typeof id === "string") self.noteLocal(id, target);
+        if (typeof id === "string") this.noteLocal(id, target);
         return out;
       },
     });
@@ -203,9 +202,11 @@ function exportTarget(exports: unknown, sub: string): string | null {
       return null;
     }
     if (v && typeof v === "object") {
-      for (const [k, x] of Object.entries(v)) if (conditions.includes(k)) {
-        const r = pick(x);
-        if (r) return r;
+      for (const [k, x] of Object.entries(v)) {
+        if (conditions.includes(k)) {
+          const r = pick(x);
+          if (r) return r;
+        }
       }
     }
     return null;
@@ -235,7 +236,7 @@ function isNamespace(v: unknown): boolean {
 /** What an import binding is, with esModuleInterop's rules for CommonJS modules. */
 export function importValue(mod: LoadedModule, b: ImportBinding): unknown {
   const v = mod.value as Record<string, unknown> | null | undefined;
-  const esModule = mod.esm || (v != null && (v as { __esModule?: boolean }).__esModule === true);
+  const esModule = mod.esm || (v !== null && v !== undefined && (v as { __esModule?: boolean }).__esModule === true);
   if (b.imported === "*") return esModule ? v : namespaceOf(v);
   if (b.imported === "default") return esModule ? v?.default : v;
   return v?.[b.imported];

@@ -25,7 +25,11 @@ export function exportSuffix(sf: ts.SourceFile): string {
       if (kind === ts.NodeFlags.Using || kind === ts.NodeFlags.AwaitUsing) continue;
       for (const d of st.declarationList.declarations) bindingNames(d.name).forEach(add);
     } else if (
-      (ts.isFunctionDeclaration(st) || ts.isClassDeclaration(st) || ts.isInterfaceDeclaration(st) || ts.isTypeAliasDeclaration(st) || ts.isEnumDeclaration(st)) &&
+      (ts.isFunctionDeclaration(st) ||
+        ts.isClassDeclaration(st) ||
+        ts.isInterfaceDeclaration(st) ||
+        ts.isTypeAliasDeclaration(st) ||
+        ts.isEnumDeclaration(st)) &&
       st.name &&
       !hasModifier(st, ts.SyntaxKind.DefaultKeyword)
     ) {
@@ -60,7 +64,11 @@ export function nestedVarDeclarations(checker: ts.TypeChecker, cell: ts.SourceFi
       for (const d of node.declarations) {
         for (const id of bindingIdentifiers(d.name)) {
           const t = checker.getTypeAtLocation(id);
-          const text = checker.typeToString(checker.getBaseTypeOfLiteralType(t), undefined, ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.UseFullyQualifiedType);
+          const text = checker.typeToString(
+            checker.getBaseTypeOfLiteralType(t),
+            undefined,
+            ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.UseFullyQualifiedType,
+          );
           out.push(`declare var ${id.text}: ${text};`);
         }
       }
@@ -197,7 +205,9 @@ function declaredBy(st: ts.Statement, into: Declared): void {
     into.types.add(st.name.text);
   } else if (ts.isModuleDeclaration(st) && ts.isIdentifier(st.name)) {
     into.namespaces.add(st.name.text);
-    if (st.body && !(ts.isModuleBlock(st.body) && st.body.statements.every((x) => ts.isInterfaceDeclaration(x) || ts.isTypeAliasDeclaration(x)))) into.values.add(st.name.text);
+    if (st.body && !(ts.isModuleBlock(st.body) && st.body.statements.every((x) => ts.isInterfaceDeclaration(x) || ts.isTypeAliasDeclaration(x)))) {
+      into.values.add(st.name.text);
+    }
   }
 }
 

@@ -74,7 +74,10 @@ async function versions(ds: Datastore, recorder: Recorder, name: string): Promis
       bytes(v.size),
       v.sha256.slice(0, 12),
     ]);
-  const note = `Versions of ${name} ${scope}, newest first` + (current !== undefined ? "; * = the version this session holds" : "") + `. Restore one with %restore ${name}@N`;
+  const note =
+    `Versions of ${name} ${scope}, newest first` +
+    (current !== undefined ? "; * = the version this session holds" : "") +
+    `. Restore one with %restore ${name}@N`;
   return tableResult(header, rows, note);
 }
 
@@ -125,7 +128,11 @@ function textResult(text: string): ExecOutcome {
 
 function tableResult(header: string[], rows: string[][], note: string): ExecOutcome {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join("  ")
+      .trimEnd();
   const text = [line(header), ...rows.map(line), "", note].join("\n");
   const html =
     `<table class="nbscale-history">` +

@@ -17,7 +17,11 @@ export function workersHandler(pool: LocalPool): LineHandler {
       String(w.steps),
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
-    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+    const line = (r: string[]) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd();
     const out = [
       `local workers: ${rows.length}; memory reserved by running steps ${humanBytes(pool.reserved())} of ${humanBytes(pool.totalMemory)}`,
       line(header),
