@@ -141,14 +141,17 @@ test.describe('cell toolbar step control', () => {
     page
   }) => {
     await page.notebook.createNew('typed.ipynb', { kernel: 'nbscale' });
-    await page.notebook.setCell(0, 'code', 'let y = 1;');
+    // The body starts on the second line: an Enter typed after the step line
+    // would let CodeMirror indent the body as a continuation of it, or not,
+    // depending on whether its TypeScript parse has caught up.
+    await page.notebook.setCell(0, 'code', '\nlet y = 1;');
     await page.notebook.selectCells(0);
     await expect(control(page)).toHaveText('not a step');
 
     // type the line into the editor like a user
     await page.notebook.enterCellEditingMode(0);
     await page.keyboard.press('Control+Home');
-    await page.keyboard.type('%%step fit --on batch --memory 16G --gpu 1\n');
+    await page.keyboard.type('%%step fit --on batch --memory 16G --gpu 1');
     await expect(control(page)).toHaveText('batch · 16G · 1 GPU');
     const badge = page
       .locator('.jp-Cell')
