@@ -4,7 +4,6 @@
  */
 import { ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3Backend } from "../../src/store/s3-backend";
@@ -19,14 +18,30 @@ export const MOTO_ENV = {
   AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: "1",
 };
 
-function freePort(): Promise<number> {
+/**
+ * moto binds port 0 itself and prints the port it got: a port picked here and passed
+ * in could be taken by another test run's server in between, and this run would then
+ * talk to that one. Its request log keeps being read (and dropped) so it never blocks.
+ */
+function portOf(proc: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+    let seen = "";
+    let found = false;
+    const timer = setTimeout(() => reject(new Error("moto_server did not say which port it listens on within 30 s")), 30_000);
+    proc.stderr!.setEncoding("utf8");
+    proc.stderr!.on("data", (chunk: string) => {
+      if (found) return;
+      seen += chunk;
+      const m = /Running on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen);
+      if (!m) return;
+      found = true;
+      clearTimeout(timer);
+      resolve(Number(m[1]));
     });
-    s.on("error", reject);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      if (!found) reject(new Error(`moto_server exited (${code}) before listening: ${seen.trim()}`));
+    });
   });
 }
 
@@ -41,9 +56,15 @@ export interface Moto {
 
 export async function startMoto(bucket = "nbscale-races"): Promise<Moto> {
   if (!existsSync(MOTO)) throw new Error(`${MOTO} is missing: run scripts/setup.sh (it installs moto into .venv), or set NBSCALE_MOTO_SERVER`);
-  const port = await freePort();
+  const proc: ChildProcess = spawn(MOTO, ["-H", "127.0.0.1", "-p", "0"], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+  let port: number;
+  try {
+    port = await portOf(proc);
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw e;
+  }
   const url = `http://127.0.0.1:${port}`;
-  const proc: ChildProcess = spawn(MOTO, ["-H", "127.0.0.1", "-p", String(port)], { stdio: "ignore", detached: true });
   const config = { endpoint: url, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "testing", secretAccessKey: "testing" } };
   const client = new S3Client(config);
   const deadline = Date.now() + 30_000;
