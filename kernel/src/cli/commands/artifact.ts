@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { CliCommand, CliIO, UsageError } from "../command";
-import { formatBytes, openStore, ParsedArgs, parseArgs, render, runCommand, shortTime, stringFlag, table, writeJson } from "../../store/cli-support";
+import { formatBytes, openStore, ParsedArgs, parseArgs, render, runCommand, shortTime, stringFlag, table, writeJson } from "../support";
 import { toJsonForm } from "../../store/json-form";
 import { Decoded } from "../../store/serialize";
 

@@ -1,5 +1,5 @@
 import { CliCommand, UsageError } from "../command";
-import { parseArgs, runCommand, stringFlag, writeJson } from "../../store/cli-support";
+import { parseArgs, runCommand, stringFlag, writeJson } from "../support";
 import { ExportError } from "../../flow/export";
 import { exportNotebookFile } from "../../flow/export-file";
 

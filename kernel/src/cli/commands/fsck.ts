@@ -1,5 +1,5 @@
 import { CliCommand, UsageError } from "../command";
-import { formatBytes, parseArgs, parseDuration, runCommand, stringFlag, writeJson } from "../../store/cli-support";
+import { formatBytes, parseArgs, parseDuration, runCommand, stringFlag, writeJson } from "../support";
 import { backendFor } from "../../store/backends";
 import { DEFAULT_GRACE_MS, fsck as check } from "../../store/fsck";
 import { resolveDatastore } from "../../store/location";

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { CliCommand, UsageError } from "../command";
-import { duration, formatBytes, openStore, parseArgs, positiveInt, runCommand, shortTime, stringFlag, table, writeJson } from "../../store/cli-support";
+import { duration, formatBytes, openStore, parseArgs, positiveInt, runCommand, shortTime, stringFlag, table, writeJson } from "../support";
 import { checkName } from "../../store/artifacts";
 import { summarize } from "../../store/executions";
 

@@ -1,5 +1,5 @@
 import { CliCommand, UsageError, type CliIO } from "../command";
-import { openStore, parseArgs, runCommand, writeJson, type ParsedArgs } from "../../store/cli-support";
+import { openStore, parseArgs, runCommand, writeJson, type ParsedArgs } from "../support";
 import { RunStore } from "../../store/runs";
 import { StoreError } from "../../store/errors";
 

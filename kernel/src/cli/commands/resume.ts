@@ -37,7 +37,7 @@ const resume: CliCommand = {
 };
 
 async function resumeWith(argv: string[], io: Parameters<CliCommand["run"]>[1], launcher: ProcessLauncher): Promise<number> {
-  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../../store/cli-support");
+  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../support");
   const { resolveDatastore } = await import("../../store/location");
   const { Datastore } = await import("../../store/datastore");
   const { RunStore } = await import("../../store/runs");
@@ -45,7 +45,7 @@ async function resumeWith(argv: string[], io: Parameters<CliCommand["run"]>[1], 
   const { progressFor } = await import("../../flow/progress");
   const { FlowLoadError } = await import("../../flow/load");
   const { stepsToResume } = await import("../../flow/plan");
-  const { jsonResult, reportFailures } = await import("../../flow/cli-shared");
+  const { jsonResult, reportFailures } = await import("../run-result");
   return runCommand("resume", usage, argv, io, async () => {
     const args = parseArgs("resume", argv, { booleans: ["json"], values: ["from", "on", "max-workers", "datastore"] });
     if (args.positional.length !== 1) throw new UsageError("nbscale resume: expected one run id (see `nbscale runs`)");

@@ -45,12 +45,12 @@ const run: CliCommand = {
 };
 
 async function runWith(argv: string[], io: Parameters<CliCommand["run"]>[1], launcher: ProcessLauncher): Promise<number> {
-  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../../store/cli-support");
+  const { parseArgs, positiveInt, runCommand, stringFlag, writeJson } = await import("../support");
   const { resolveDatastore } = await import("../../store/location");
   const { runFlow, RunSetupError } = await import("../../flow/runner");
   const { progressFor } = await import("../../flow/progress");
   const { FlowLoadError } = await import("../../flow/load");
-  const { jsonResult, reportFailures } = await import("../../flow/cli-shared");
+  const { jsonResult, reportFailures } = await import("../run-result");
   return runCommand("run", usage, argv, io, async () => {
     const args = parseArgs("run", argv, { booleans: ["json"], values: ["on", "max-workers", "datastore"] });
     if (args.positional.length !== 1) throw new UsageError("nbscale run: expected one flow file, e.g. nbscale run flow.ts");

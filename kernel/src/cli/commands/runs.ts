@@ -1,5 +1,5 @@
 import { CliCommand, UsageError } from "../command";
-import { duration, openStore, parseArgs, runCommand, shortTime, table, writeJson } from "../../store/cli-support";
+import { duration, openStore, parseArgs, runCommand, shortTime, table, writeJson } from "../support";
 import { RunStore, RunView } from "../../store/runs";
 
 const usage = `Usage: nbscale runs [options]

@@ -1,8 +1,8 @@
 import { CliCommand, UsageError } from "../command";
-import { duration, formatBytes, openStore, parseArgs, runCommand, writeJson } from "../../store/cli-support";
+import { duration, formatBytes, openStore, parseArgs, runCommand, writeJson } from "../support";
 import { ExecutionRecord, LogRef } from "../../store/executions";
 import { Datastore } from "../../store/datastore";
-import { showRun } from "../../flow/show-run";
+import { showRun } from "../show-run";
 
 const usage = `Usage: nbscale show ID [options]
 

@@ -1,9 +1,9 @@
 /** `nbscale show RUN_ID [--compare NOTEBOOK]`: one flow run in full. */
-import type { CliIO } from "../cli/command";
+import type { CliIO } from "./command";
 import type { Datastore } from "../store";
-import { writeJson, duration, shortTime } from "../store/cli-support";
+import { writeJson, duration, shortTime } from "./support";
 import { RunStore } from "../store/runs";
-import { compareRun, renderComparison } from "./compare";
+import { compareRun, renderComparison } from "../flow/compare";
 
 export async function showRun(ds: Datastore, id: string, options: { json: boolean; compare?: string }, io: CliIO): Promise<number> {
   const run = await new RunStore(ds.backend).get(id);

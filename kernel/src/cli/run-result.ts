@@ -2,8 +2,8 @@
  * What `nbscale run` and `nbscale resume` share: the `--json` shape of
  * PRODUCT.md, and the failure report (step, error, log command, advice).
  */
-import type { CliIO } from "../cli/command";
-import type { RunResult } from "./runner";
+import type { CliIO } from "./command";
+import type { RunResult } from "../flow/runner";
 
 export function jsonResult(r: RunResult): {
   run: string;

@@ -3,10 +3,10 @@
  * fsck): option parsing, opening the store, user-facing errors, tables.
  */
 import { inspect } from "node:util";
-import { CliIO, UsageError } from "../cli/command";
-import { Datastore } from "./datastore";
-import { closeNames, StoreError } from "./errors";
-import { resolveDatastore } from "./location";
+import { CliIO, UsageError } from "./command";
+import { Datastore } from "../store/datastore";
+import { closeNames, StoreError } from "../store/errors";
+import { resolveDatastore } from "../store/location";
 
 export interface OptionSpec {
   /** Flags without a value, e.g. `json`. */
