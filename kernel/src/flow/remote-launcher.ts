@@ -13,7 +13,7 @@
 import { readFileSync } from "node:fs";
 import type { LaunchStatus, Launcher, SubmittedTask } from "../backends/remote/kernel-side";
 import { watchTask } from "../backends/remote/kernel-side";
-import { FORMAT, newTaskId, taskKey, type RemoteStarted } from "../backends/remote/protocol";
+import { FORMAT, newTaskId, taskKey, type RemoteStarted } from "../worker/remote/protocol";
 import type { CellError } from "../session/errors";
 import type { Datastore } from "../store";
 import type { StepError } from "../store/runs";

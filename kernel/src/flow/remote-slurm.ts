@@ -8,7 +8,7 @@
  */
 import { run } from "../backends/slurm/commands";
 import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
-import { taskKey } from "../backends/remote/protocol";
+import { taskKey } from "../worker/remote/protocol";
 import { backendFor } from "../store/backends";
 import type { StorageBackend } from "../store/backend";
 import { jobEnding, SlurmLauncher, type SlurmJob, type SlurmStatus } from "../backends/slurm/launcher";

@@ -13,7 +13,7 @@
  * execution itself, so a remote step's artifacts hash exactly like a local
  * one's.
  */
-import type { RemoteResult } from "../backends/remote/protocol";
+import type { RemoteResult } from "../worker/remote/protocol";
 import type { WorkerReply, WorkerTask } from "./worker";
 
 /** task.json of a flow step; `kind` tells the worker it is not a packaged cell. */

@@ -9,10 +9,10 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { ThreadedEventLog } from "../backends/remote/event-thread";
-import { ShippedOutput } from "../backends/remote/output-cap";
-import { PeakRss } from "../backends/remote/peak-rss";
-import { FORMAT, taskKey, type RemoteStarted } from "../backends/remote/protocol";
+import { ThreadedEventLog } from "../worker/remote/event-thread";
+import { ShippedOutput } from "../worker/remote/output-cap";
+import { PeakRss } from "../worker/remote/peak-rss";
+import { FORMAT, taskKey, type RemoteStarted } from "../worker/remote/protocol";
 import { Datastore } from "../store";
 import { resolveDatastore } from "../store/location";
 import type { StorageBackend } from "../store/backend";

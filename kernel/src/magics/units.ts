@@ -73,3 +73,8 @@ export function formatDuration(ms: number): string {
   }
   return out === "" ? "0s" : out;
 }
+
+/** `97.3 MB`, `12.0 kB` (decimal, as people read log sizes). */
+export function formatMB(bytes: number): string {
+  return bytes >= 1e5 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
+}

@@ -4,17 +4,8 @@
  * UTF-8 chunks of ~64 KiB, so a 100 MB flood costs ~100 MB, not a string
  * rope of a million pieces, and the store hashes the chunks as they are.
  */
-import { parseSize } from "../magics/units";
 
-/** Per stream and execution; beyond it the record keeps a note instead (NBSCALE_LOG_BYTES). */
-export const DEFAULT_LOG_BYTES = 256 << 20;
 const CHUNK_CHARS = 64 * 1024;
-
-export function logLimit(env: NodeJS.ProcessEnv): number {
-  const set = env.NBSCALE_LOG_BYTES?.trim();
-  const n = set ? (/^\d+$/.test(set) ? Number(set) : parseSize(set)) : undefined;
-  return n !== undefined && Number.isSafeInteger(n) && n > 0 ? n : DEFAULT_LOG_BYTES;
-}
 
 export class LogBuffer {
   private readonly done: Buffer[] = [];

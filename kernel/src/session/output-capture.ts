@@ -5,7 +5,7 @@
  */
 import { Console } from "node:console";
 import { Writable } from "node:stream";
-import { parseSize } from "../magics/units";
+import { formatMB, parseSize } from "../magics/units";
 
 export type StreamSink = (name: "stdout" | "stderr", text: string) => void;
 
@@ -140,9 +140,4 @@ export class CellOutputLimit {
   hidden(requestId: string): number {
     return this.budgets.get(requestId)?.hidden ?? 0;
   }
-}
-
-/** `97.3 MB`, `12.0 kB` (decimal, as people read log sizes). */
-export function formatMB(bytes: number): string {
-  return bytes >= 1e5 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`;
 }

@@ -56,9 +56,10 @@ import {
   type ValueHeader,
 } from "../store";
 import { isLazy, type Lazy } from "../client/lazy";
-import { LogBuffer, logLimit } from "./log-buffer";
+import { LogBuffer } from "./log-buffer";
+import { logLimit } from "../worker/log-limit";
 import { RECORD_NOTE_MIN_BYTES, RecordingNote } from "./record-progress";
-import { formatMB } from "./output-capture";
+import { formatMB } from "../magics/units";
 
 const MAX_CAPTURES = 8;
 

@@ -5,8 +5,8 @@
  * each item's own text is also kept (unprefixed) for its execution record.
  */
 import type { StepEvent } from "../worker/events";
-import { logLimit } from "../session/log-buffer";
-import { formatMB } from "../session/output-capture";
+import { logLimit } from "../worker/log-limit";
+import { formatMB } from "../magics/units";
 
 export class ItemOutput {
   stdout = "";

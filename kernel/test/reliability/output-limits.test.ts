@@ -6,12 +6,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CellOutputLimit, cellOutputLimit, DEFAULT_CELL_OUTPUT_BYTES } from "../../src/session/output-capture";
-import { LogBuffer, logLimit } from "../../src/session/log-buffer";
+import { LogBuffer } from "../../src/session/log-buffer";
+import { logLimit } from "../../src/worker/log-limit";
 import { ItemOutput } from "../../src/step/foreach-output";
 import { StreamJoiner } from "../../src/worker/streams";
 import type { WireMessage } from "../../src/worker/wire";
 import type { StepEvent } from "../../src/worker/events";
-import { ShippedOutput } from "../../src/backends/remote/output-cap";
+import { ShippedOutput } from "../../src/worker/remote/output-cap";
 
 test("a request shows output up to its limit, cut at a line end, and counts the rest", () => {
   const limit = new CellOutputLimit(100);

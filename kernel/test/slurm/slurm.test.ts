@@ -10,7 +10,7 @@ import { endedJobError, overLimitBytes, submitError } from "../../src/backends/s
 import { describe } from "../../src/backends/slurm/launcher";
 import { batchScript, sbatchArgs, shQuote, slurmMinutes } from "../../src/backends/slurm/script";
 import { SlurmConfigError, slurmSettings, splitWords } from "../../src/backends/slurm/settings";
-import { EventLogTailer, EventLogWriter } from "../../src/backends/remote/event-log";
+import { EventLogTailer, EventLogWriter } from "../../src/worker/remote/event-log";
 import { FsBackend } from "../../src/store/fs-backend";
 
 const MiB = 2 ** 20;

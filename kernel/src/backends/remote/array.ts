@@ -20,8 +20,8 @@ import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask, type Launcher, type LaunchStatus, type RemoteOutcome, type SubmittedTask } from "./kernel-side";
-import { newTaskId, taskKey, type RemoteResult, type RemoteStarted } from "./protocol";
-import { loadValues } from "./values";
+import { newTaskId, taskKey, type RemoteResult, type RemoteStarted } from "../../worker/remote/protocol";
+import { loadValues } from "../../worker/remote/values";
 
 type Inputs = Pick<EncodedValues, "specs" | "frames">;
 

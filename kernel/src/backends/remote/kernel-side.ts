@@ -12,9 +12,9 @@
 import type { StorageBackend } from "../../store/backend";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
-import { EventLogTailer } from "./event-log";
-import { attemptKey, FORMAT, newTaskId, taskKey, type RemoteResult, type RemoteStarted, type RemoteTask } from "./protocol";
-import { storeValues } from "./values";
+import { EventLogTailer } from "../../worker/remote/event-log";
+import { attemptKey, FORMAT, newTaskId, taskKey, type RemoteResult, type RemoteStarted, type RemoteTask } from "../../worker/remote/protocol";
+import { storeValues } from "../../worker/remote/values";
 
 /** What a launcher reports about its job. */
 export interface LaunchStatus {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { LaunchStatus, Launcher, SubmittedTask } from "../remote/kernel-side";
-import { taskKey } from "../remote/protocol";
+import { taskKey } from "../../worker/remote/protocol";
 import type { CellError } from "../../session/errors";
 import { run, sacctJob, showJob, type JobInfo } from "./commands";
 import { endedJobError } from "./failures";

@@ -20,7 +20,7 @@
  * reads every last line before it reports the outcome.
  */
 import { randomBytes } from "node:crypto";
-import type { OutputStub, RemoteError, StepEvent, StepProgram } from "../../worker/events";
+import type { OutputStub, RemoteError, StepEvent, StepProgram } from "../events";
 
 export const TASKS_PREFIX = "tasks";
 export const FORMAT = 1;

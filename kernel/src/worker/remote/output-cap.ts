@@ -8,8 +8,8 @@
  * the job's own stdout/stderr (Slurm's output file, Batch's CloudWatch log
  * stream), which the scheduler keeps.
  */
-import { logLimit } from "../../session/log-buffer";
-import { formatMB } from "../../session/output-capture";
+import { logLimit } from "../log-limit";
+import { formatMB } from "../../magics/units";
 
 type StreamName = "stdout" | "stderr";
 

@@ -8,11 +8,9 @@ import { resolve } from "node:path";
 import type { StorageBackend } from "../../store/backend";
 import type { DatastoreLocation } from "../../store/location";
 import { BlobStore } from "../../store/blobs";
-import type { EncodedValues } from "../../worker/codec";
-import type { ValueSpec } from "../../worker/events";
+import type { EncodedValues } from "../codec";
+import type { ValueSpec } from "../events";
 import type { ValueRef } from "./protocol";
-import type { CellError } from "../../session/errors";
-import { cellError } from "../../step/failures";
 
 export interface StoredValues {
   refs: ValueRef[];
@@ -94,13 +92,4 @@ export async function loadValues(backend: StorageBackend, refs: readonly ValueRe
     specs.push({ name: r.name, type: r.type, frames: 1 });
   }
   return { specs, frames };
-}
-
-/** A Lazy input the job can't read, as the cell shows it: where it is, where the job reads, and the two ways out. */
-export function lazyInputError(step: string, e: UnreachableLazyInput, scheduler: string): CellError {
-  const fix = e.missing
-    ? `re-run the step that made \`${e.input}\`, or load it into the kernel first if it fits`
-    : `re-run the step that made \`${e.input}\` with NBSCALE_DATASTORE=${e.datastore} set when the kernel starts, so it is kept where jobs read, ` +
-      `or load it into the kernel first (\`const v = await ${e.input}.load()\`) if it fits`;
-  return cellError("LazyInput", `step \`${step}\` was not sent to ${scheduler}: ${e.message}`, [`    ${fix}; nothing was submitted`]);
 }
