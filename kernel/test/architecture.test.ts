@@ -45,7 +45,6 @@ const KNOWN = new Set([
   "backends/slurm/launcher.ts -> session",
   "backends/slurm/run.ts -> session",
   "backends/slurm/submit.ts -> session",
-  "worker/streams.ts -> session",
   "flow/remote-launcher.ts -> session",
   "backends/batch/array.ts -> step",
   "backends/batch/failure.ts -> step",

@@ -1,54 +1,8 @@
 /**
- * Routes everything user code prints (console.*, process.stdout/stderr.write)
- * to Jupyter stream messages of the cell that is running, or of the last cell
- * when a timer prints after its cell finished (as ipykernel does).
+ * How much of a cell's output the cell shows (NBSCALE_OUTPUT_BYTES); the capture
+ * itself is worker/process-output.ts.
  */
-import { Console } from "node:console";
-import { Writable } from "node:stream";
 import { formatMB, parseSize } from "../magics/units";
-
-export type StreamSink = (name: "stdout" | "stderr", text: string) => void;
-
-export interface CapturedStreams {
-  /** The process's real stderr, for kernel diagnostics that must not reach a cell. */
-  kernelLog(text: string): void;
-  /** Writes to the process's real stdout or stderr, past the capture. */
-  real(name: "stdout" | "stderr", text: string): void;
-}
-
-export function captureOutput(sink: StreamSink): CapturedStreams {
-  const realErrWrite = process.stderr.write.bind(process.stderr);
-  const realOutWrite = process.stdout.write.bind(process.stdout);
-  const toText = (chunk: unknown, encoding?: unknown): string =>
-    typeof chunk === "string"
-      ? chunk
-      : Buffer.from(chunk as Uint8Array).toString(typeof encoding === "string" && Buffer.isEncoding(encoding) ? (encoding as BufferEncoding) : "utf8");
-
-  const patch = (stream: NodeJS.WriteStream, name: "stdout" | "stderr") => {
-    stream.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
-      sink(name, toText(chunk, encoding));
-      const done = typeof encoding === "function" ? encoding : cb;
-      if (typeof done === "function") process.nextTick(done as () => void);
-      return true;
-    }) as typeof stream.write;
-  };
-  patch(process.stdout, "stdout");
-  patch(process.stderr, "stderr");
-
-  const writable = (name: "stdout" | "stderr") =>
-    new Writable({
-      decodeStrings: false,
-      write(chunk, encoding, cb) {
-        sink(name, toText(chunk, encoding));
-        cb();
-      },
-    });
-  globalThis.console = new Console({ stdout: writable("stdout"), stderr: writable("stderr"), colorMode: false });
-  return {
-    kernelLog: (text) => void realErrWrite(text),
-    real: (name, text) => void (name === "stdout" ? realOutWrite : realErrWrite)(text),
-  };
-}
 
 /** What a cell shows of its stdout+stderr by default: enough to read, little enough for a browser tab. */
 export const DEFAULT_CELL_OUTPUT_BYTES = 1 << 20;

@@ -3,7 +3,7 @@
  * writes into events, and its exceptions into something that travels.
  */
 import { inspect } from "node:util";
-import { captureOutput, type CapturedStreams, type StreamSink } from "../session/output-capture";
+import { captureOutput, type CapturedStreams, type StreamSink } from "./process-output";
 import type { RemoteError, StepEvent } from "./events";
 import type { WireHeader, WireMessage } from "./wire";
 
