@@ -226,6 +226,22 @@ def fails(k: KernelSession, code: str, timeout: float = 60) -> dict[str, Any]:
     return content
 
 
+class LoggedKernel(KernelSession):
+    """A kernel whose own stderr (its diagnostics log) goes to a file the test reads."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.log_path = cwd / "kernel-stderr.log"
+        self.log_file = self.log_path.open("w")
+        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=str(cwd), stderr=self.log_file)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        super().close()
+        self.log_file.close()
+
+
 def value(k: KernelSession, expr: str) -> str:
     """text/plain of the one execute_result of `expr`."""
     msgs = ok(k, expr)

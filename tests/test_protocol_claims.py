@@ -9,33 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.manager import start_new_kernel
 from jupyter_client.session import Session
 
-from conftest import KERNEL_NAME, KernelSession
-
-
-class LoggedKernel(KernelSession):
-    """A kernel whose own stderr (its diagnostics log) goes to a file the test reads."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.log_path = cwd / "kernel-stderr.log"
-        self.log_file = self.log_path.open("w")
-        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=str(cwd), stderr=self.log_file)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def close(self) -> None:
-        super().close()
-        self.log_file.close()
-
-
-def value(k: KernelSession, code: str) -> str:
-    reply, msgs = k.run(code)
-    assert reply["content"]["status"] == "ok", reply["content"]
-    [result] = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] == "execute_result"]
-    return result
+from conftest import KernelSession, LoggedKernel, value
 
 
 EXECUTE = {"silent": False, "store_history": True, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}

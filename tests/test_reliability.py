@@ -15,9 +15,8 @@ from typing import Any, Iterator
 import pytest
 
 import zmq
-from jupyter_client.manager import start_new_kernel
 
-from conftest import KERNEL_NAME, KernelSession, fails, ok, stderr, value
+from conftest import KERNEL_NAME, KernelSession, LoggedKernel, fails, ok, stderr, value
 
 ROOT = Path(__file__).resolve().parents[1]
 NBSCALE = ["node", str(ROOT / "kernel" / "bin" / "nbscale.js")]
@@ -337,18 +336,6 @@ def test_200_foreach_items_all_complete_and_kernel_memory_stays_bounded(tmp_path
 
 
 # --- hostile protocol messages: huge and missing frames ---------------------------
-
-
-class LoggedKernel(KernelSession):
-    """A kernel whose own stderr (its diagnostics log) goes to a file the test reads."""
-
-    def __init__(self, cwd: Path) -> None:
-        self.log_path = cwd / "kernel-stderr.log"
-        self.log_file = self.log_path.open("w")
-        self.km, self.kc = start_new_kernel(kernel_name=KERNEL_NAME, cwd=str(cwd), stderr=self.log_file)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
 
 
 def signed(k: KernelSession, parts: list[Any]) -> list[bytes]:
