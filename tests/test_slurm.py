@@ -220,7 +220,7 @@ def test_job_cancelled_outside_the_notebook_says_so(k: KernelSession) -> None:
     subprocess.run(["scancel", job], check=True)
     reply = k.shell_reply(msg_id, timeout=60)
     assert reply["content"]["ename"] == "StepCancelled", reply["content"]
-    assert f"Slurm job {job} on localhost was cancelled outside this notebook" in reply["content"]["evalue"]
+    assert f"Slurm job {job} on localhost was cancelled from outside (scancel, or an administrator)" in reply["content"]["evalue"]
     k.collect(msg_id)
     assert value(k, "base") == "21"
 

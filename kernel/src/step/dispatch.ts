@@ -10,13 +10,15 @@ import type { Executor, ExecOutcome, Binding } from "../session/executor";
 import type { CellMagic } from "../magics";
 import { formatSize } from "../magics";
 import type { ExecutionMeta } from "../session/execution-meta";
+import { activeStepStatus } from "../session/step-status";
 import { interruptedError, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
 import { analyzeCellDefinitions, analyzeStep, type AnalyzeStepOptions, type HistoryCell } from "./analysis";
 import { runForeach } from "./foreach";
 import { declaredTypes, packageStep, shippedCode, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
-import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
+import { cellError, compileError, failureError, withAttempts } from "./failures";
+import { retryDecision } from "./retry";
 import { decodeValues, type EncodedValues } from "../worker/codec";
 import type { StepEvent } from "../worker/events";
 import { runProgram } from "../worker/runner";
@@ -25,7 +27,7 @@ import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
 import { BatchBackend, BatchStepError } from "../backends/batch/run";
 import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
-import { retryableEnding } from "../backends/slurm/failures";
+import { shortReason, workerEnded, type StepFailure } from "../backends/step-failure";
 import { humanBytes } from "../backends/memory";
 import { encodeStepInputs, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
 
@@ -146,33 +148,44 @@ export class StepRunner {
 
     let result: TaskResult | null = null;
     let attempt = 0;
+    // The memory an attempt asks for: an out-of-memory retry asks for what the failure suggests.
+    let memory = o.memory;
     for (attempt = 1; attempt <= attempts; attempt++) {
       if (this.interrupted) return { ok: false, error: interruptedError(), meta };
+      const ask = { ...o, memory };
+      let failed: StepFailure | null = null;
       try {
         result =
           o.on === "kernel"
             ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg)
             : o.on === "batch"
-              ? await this.runOnBatch(name, attempt, o, pkg, inputs)
+              ? await this.runOnBatch(name, attempt, ask, pkg, inputs)
               : o.on === "slurm"
-                ? await this.runOnSlurm(name, attempt, o, pkg, inputs)
-                : await this.runOnPool(name, attempt, o, pkg, inputs);
+                ? await this.runOnSlurm(name, attempt, ask, pkg, inputs)
+                : await this.runOnPool(name, attempt, ask, pkg, inputs);
+        if (result.status === "died") failed = workerEnded(name, { ...result, pid: result.worker.pid }, memory, o.timeout);
       } catch (e) {
-        if (e instanceof SlurmStepError) {
-          // A job that died under the step is re-run like a dead local worker (a new job each attempt).
-          if (e.jobId && retryableEnding(e.cellError) && attempt < attempts && !this.interrupted) {
-            process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${e.cellError.evalue}); retrying as a new Slurm job\n`);
-            continue;
-          }
-          meta.attempts = attempt;
-          return { ok: false, error: withAttempts(e.cellError, attempt, attempts), meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
+        if (e instanceof SlurmStepError || e instanceof BatchStepError) failed = e.failure;
+        else if (e instanceof WorkerStartError) return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
+        else throw e;
+        const decision = retryDecision(failed, { attempt, attempts, memory, stopping: this.interrupted });
+        if (decision.retry) {
+          process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(failed)}); ${decision.notice} as a new Slurm job\n`);
+          memory = decision.memory ?? memory;
+          continue;
         }
-        if (e instanceof BatchStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
-        if (!(e instanceof WorkerStartError)) throw e;
-        return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
+        meta.attempts = attempt;
+        const job = e.jobId ? { job: e.jobId } : undefined;
+        // Batch retries a job itself and says so in the failure (its attempts are not ours).
+        const error = e instanceof BatchStepError ? failureError(failed) : withAttempts(failureError(failed), attempt, attempts);
+        return { ok: false, error, meta: { ...meta, worker: job } };
       }
-      if (result.status === "done" || !retryable(result) || attempt === attempts || this.interrupted) break;
-      process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
+      if (!failed) break;
+      const maxMemory = o.on === "kernel" ? 0 : this.host.pool().totalMemory;
+      const decision = retryDecision(failed, { attempt, attempts, memory, stopping: this.interrupted, maxMemory });
+      if (!decision.retry) break;
+      process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(failed)}); ${decision.notice} on a fresh worker\n`);
+      memory = decision.memory ?? memory;
     }
     // A backend that retries by itself (Batch) says how many attempts it made.
     const made = result?.attempts ?? attempt;
@@ -184,7 +197,7 @@ export class StepRunner {
         : o.on === "slurm"
           ? { job: result!.worker.id, pid: result!.worker.pid, host: this.slurmHost }
           : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
-    meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
+    meta.memory = { requestedBytes: memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
     const where =
       o.on === "kernel"
@@ -197,7 +210,10 @@ export class StepRunner {
     if (r.status === "failed") {
       return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
     }
-    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), made, allowed), meta };
+    if (r.status === "died") {
+      const failed = workerEnded(name, { ...r, pid: r.worker.pid }, memory, o.timeout);
+      return { ok: false, error: withAttempts(failureError(failed), made, allowed), meta };
+    }
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
     for (const s of r.stubs) {
@@ -336,6 +352,7 @@ export class StepRunner {
         inputs,
         onEvent: publishEvent,
         signal: this.batchAbort.signal,
+        status: activeStepStatus() ?? undefined,
       });
     } finally {
       this.batchAbort = null;
@@ -461,11 +478,6 @@ export class StepRunner {
     const r = await this.host.executor.execute(source);
     if (!r.ok) process.stderr.write(`warning: step \`${name}\`: some declarations could not be added to the notebook: ${r.error.evalue}\n`);
   }
-}
-
-function withAttempts(e: CellError, attempt: number, attempts: number): CellError {
-  if (attempts <= 1) return e;
-  return { ...e, traceback: [...e.traceback, `    (attempt ${attempt} of ${attempts})`] };
 }
 
 /** A worker's output goes where the running cell's output goes. */

@@ -1,13 +1,13 @@
 /** A Batch step that did not run, or ended in a way only its message can describe. */
-import type { CellError } from "../../session/errors";
+import type { StepFailure } from "../step-failure";
 
 export class BatchStepError extends Error {
   constructor(
-    readonly cellError: CellError,
+    readonly failure: StepFailure,
     /** The job, when one was submitted. */
     readonly jobId?: string,
   ) {
-    super(cellError.evalue);
+    super(failure.message);
     this.name = "BatchStepError";
   }
 }
