@@ -166,3 +166,31 @@ def test_a_step_ends_the_same_as_a_cell_and_as_a_flow_step(kernel: KernelSession
     if case_name == "oom":
         cell_size = re.search(r"--memory (\d+[MG])", cell["error"]["evalue"])
         assert cell_size and f'memory: "' in error["advice"], (cell["error"], error)
+
+
+@pytest.mark.parametrize("on", TARGETS)
+def test_a_foreach_with_one_failing_item_fails_the_same_way_in_a_cell_and_a_flow(kernel: KernelSession, tmp_path: Path, on: str) -> None:
+    marks = {"cell": tmp_path / "cell-marks", "flow": tmp_path / "flow-marks"}
+    body = 'mark(MARKS);\nif (item === 2) throw new RangeError(`item ${item} is bad`);\nconst sq = item * item;'
+    reply, msgs = kernel.run(f"%%step p_each --on {on} --foreach [1,2,3] --retries 1\n{body.replace('MARKS', json.dumps(str(marks['cell'])))}", timeout=240)
+    assert reply["content"]["status"] == "error", reply["content"]
+    cell = next(m["content"] for m in msgs if m["msg_type"] == "error")
+    work = tmp_path / "flow"
+    work.mkdir()
+    (work / "flow.ts").write_text(
+        f'import {{ flow, step }} from "nbscale";\n{HELPER}\n'
+        f'const s = step("p_each", {{ on: "{on}", retries: 1, foreach: () => [1, 2, 3] }}, async ({{ item }}) => {{\n'
+        f"{body.replace('MARKS', json.dumps(str(marks['flow'])))}\nreturn {{ sq }};\n}});\n"
+        'export default flow("parity", [s]);\n'
+    )
+    r = cli("run", "flow.ts", "--json", cwd=work, timeout=240)
+    run = last_json(r)["run"]
+    error = last_json(cli("show", run, "--json", cwd=work))["steps"]["p_each"]["error"]
+    assert marks["cell"].exists(), cell
+    # Every item ran once: an exception is not retried, and the failing item does not re-run the others.
+    assert len(marks["cell"].read_text().split()) == 3 and len(marks["flow"].read_text().split()) == 3
+    assert cell["ename"] == error["name"] == "ForeachItemsFailed", (cell, error)
+    for text in (cell["evalue"], error["message"]):
+        assert re.search(r"1 of 3 items of step `p_each`.* failed: index 1", text), text
+    assert "item 1:" in ANSI.sub("", "\n".join(cell["traceback"])) and "item 2 is bad" in "\n".join(cell["traceback"])
+    assert "item 1: RangeError: item 2 is bad" in error["message"], error
