@@ -25,7 +25,9 @@ import { runProgram } from "../worker/runner";
 import { releasePieces } from "../worker/spill";
 import { stepRequire } from "../worker/require";
 import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
-import { BatchBackend, BatchStepError } from "../backends/batch/run";
+// The Batch backend (and with it the AWS SDK) loads when a step first asks for Batch.
+import type { BatchBackend } from "../backends/batch/run";
+import { BatchStepError } from "../backends/batch/errors";
 import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
 import { shortReason, workerEnded, type StepFailure } from "../backends/step-failure";
 import { humanBytes } from "../backends/memory";
@@ -294,7 +296,8 @@ export class StepRunner {
     }
   }
 
-  private batchBackend(): BatchBackend {
+  private async batchBackend(): Promise<BatchBackend> {
+    const { BatchBackend } = await import("../backends/batch/run");
     return (this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd }));
   }
 
@@ -337,7 +340,9 @@ export class StepRunner {
   private async runOnBatch(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
     this.batchAbort = new AbortController();
     try {
-      return await this.batchBackend().run({
+      return await (
+        await this.batchBackend()
+      ).run({
         step: name,
         attempt,
         memory: o.memory,

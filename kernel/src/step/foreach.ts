@@ -66,7 +66,7 @@ export interface ForeachDeps {
   /** Aborted on interrupt: `--on slurm` scancels the array job, `--on batch` terminates it. */
   signal?: AbortSignal;
   /** The kernel's Batch backend (it keeps registered job definitions), for `--on batch`. */
-  batch?(): BatchBackend;
+  batch?(): Promise<BatchBackend>;
 }
 
 interface ItemRun {
@@ -457,7 +457,7 @@ async function runOnArray(
       pending = again.map((el) => el.index);
     }
   } else {
-    const r = await d.batch!().runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
+    const r = await (await d.batch!()).runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
     await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
   }
 }

@@ -277,16 +277,17 @@ export class ArtifactStore {
         writer: this.writer,
       };
       const key = versionKey(name, next);
+      // A free number under a taken one is a hole (a leftover fsck removed): a version there would read
+      // as older than the newer one above it. Looked for before taking the number, since a writer racing
+      // us takes the number above ours right after, which is no hole.
+      const above = await Promise.all([1, 2].map((d) => this.backend.stat(versionKey(name, next + d))));
+      if (above.some((st) => st !== null)) {
+        this.known.delete(name);
+        const fresh = await this.allocated(name);
+        next = Math.max(next + 1, (fresh[fresh.length - 1] ?? 0) + 1);
+        continue;
+      }
       if (await this.backend.createExclusive(key, Buffer.from(JSON.stringify(rec, null, 1) + "\n"))) {
-        // A number above ours is taken: ours fell into a hole (a leftover fsck removed) below a newer
-        // version, and would read as older than it. Ours is not visible yet: take it back, list afresh.
-        if (await this.backend.stat(versionKey(name, next + 1))) {
-          await this.backend.remove(key);
-          this.known.delete(name);
-          const fresh = await this.allocated(name);
-          next = Math.max(next, fresh[fresh.length - 1] ?? 0) + 1;
-          continue;
-        }
         this.records.set(key, rec);
         const known = this.known.get(name);
         if (known && known[known.length - 1] === next - 1) known.push(next);
