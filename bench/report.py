@@ -84,7 +84,9 @@ def main() -> None:
         heavy = [k for k in ("typescript", "aws_sdk", "zeromq") if sm["runner"][k] or any(w[k] for w in sm["workers"])]
         rows.append(("run_modules_at_start", sm["runner"]["modules"], None, "lower",
                      f"runner {sm['runner']['modules']} modules, each worker {sm['workers'][0]['modules'] if sm['workers'] else '?'}; "
-                     f"TypeScript, AWS SDK, zeromq loaded: {', '.join(heavy) or 'none'}; a Slurm target adds {sm['slurm_target_adds']['modules']}", "—"))
+                     f"TypeScript, AWS SDK, zeromq loaded: {', '.join(heavy) or 'none'}; a Slurm target adds {sm['slurm_target_adds']['modules']}; "
+                     f"kernel at start {sm['kernel_at_start']['modules']} modules (TypeScript {'yes' if sm['kernel_at_start']['typescript'] else 'no'}, "
+                     f"AWS SDK {'yes' if sm['kernel_at_start']['aws_sdk'] else 'no'})", "—"))
 
     # Timings the tests do not assert (they check what happens; these say how fast, here).
     if os.path.exists(os.path.join(HERE, "results", "responsiveness_bench.json")):

@@ -4,7 +4,8 @@
  * compiler, the AWS SDK or zeromq is among them (none is needed: the flow is
  * in the compile cache, and nothing runs remotely). A second run with one
  * step on Slurm's path (compiled only, not submitted) shows what choosing a
- * remote target adds, by loading the runner's Slurm target module.
+ * remote target adds, by loading the runner's Slurm target module. And the
+ * kernel's modules at start, before its first cell (no compiler, no AWS SDK).
  *
  *     node bench/startup_modules.js        # writes bench/results/startup_modules.json
  */
@@ -73,6 +74,16 @@ const result = {
   runner: kinds(runner.modules),
   workers: workers.map(w => kinds(w.modules))
 };
+// The kernel's own modules when it starts (it answers kernel_info with these; the compiler loads on a timer after).
+const kernelProbe = execFileSync(
+  process.execPath,
+  [
+    '-e',
+    `require(${JSON.stringify(path.join(ROOT, 'kernel', 'dist', 'src', 'kernel.js'))}); console.log(JSON.stringify(Object.keys(require.cache)))`
+  ],
+  { encoding: 'utf8' }
+);
+result.kernel_at_start = kinds(JSON.parse(kernelProbe));
 // What a flow with a Slurm step adds to the runner: its target module, loaded only then (flow/remote-targets.ts).
 const before = new Set(Object.keys(require.cache));
 require(path.join(ROOT, 'kernel', 'dist', 'src', 'flow', 'remote-slurm.js'));
