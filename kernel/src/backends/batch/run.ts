@@ -20,7 +20,8 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { failure, notStarted } from "../step-failure";
+import { failure, notStarted, type StepFailure } from "../step-failure";
+import type { StepBackend, StepRequest } from "../step-backend";
 import type { StorageBackend } from "../../store/backend";
 import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
@@ -83,16 +84,39 @@ const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
 /** After the job ended, how long its result may take to become visible (S3 is read-after-write; this is margin). */
 const RESULT_GRACE_MS = 5_000;
 
-/** One per kernel: keeps registered job definitions across steps. */
-export class BatchBackend {
+/**
+ * `--on batch` as a StepBackend; one per kernel (keeps registered job
+ * definitions across steps). Batch retries an attempt itself (the job's
+ * retryStrategy, from --retries), so the runtime makes one attempt.
+ */
+export class BatchBackend implements StepBackend {
+  readonly target = "batch";
+  readonly retriesItself = true;
   private client: BatchClient | null = null;
   private defs: JobDefinitions | null = null;
   private readonly saidPackage = new Set<string>();
+  private abort: AbortController | null = null;
 
   constructor(private readonly host: BatchHost) {}
 
-  async run(s: BatchStep): Promise<TaskResult> {
-    return await this.awsErrors(s.step, () => this.runJob(s));
+  /** A queue's limits are checked against the request before anything is uploaded (in run: they need AWS). */
+  check(): StepFailure | null {
+    return null;
+  }
+
+  async run(req: StepRequest): Promise<TaskResult> {
+    this.abort = new AbortController();
+    const s: BatchStep = { ...req, signal: this.abort.signal };
+    try {
+      return await this.awsErrors(s.step, () => this.runJob(s));
+    } finally {
+      this.abort = null;
+    }
+  }
+
+  /** The interrupt: TerminateJob for the running job. */
+  stop(): void {
+    this.abort?.abort();
   }
 
   private async awsErrors<T>(step: string, f: () => Promise<T>): Promise<T> {

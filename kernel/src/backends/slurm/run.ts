@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { display } from "../../client/display";
 import { notStarted, type StepFailure } from "../step-failure";
+import { StepFailed } from "../step-backend";
 import { backendFor } from "../../store/backends";
 import type { StorageBackend } from "../../store/backend";
 import { notebookPath, resolveDatastore } from "../../store/location";
@@ -24,13 +25,9 @@ import { submitOrExplain } from "./submit";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
 
 /** A step that ended without a result from its worker: Slurm's ending (or refusal), as facts. */
-export class SlurmStepError extends Error {
-  constructor(
-    readonly failure: StepFailure,
-    /** The job, when one was submitted. */
-    readonly jobId?: string,
-  ) {
-    super(failure.message);
+export class SlurmStepError extends StepFailed {
+  constructor(failure: StepFailure, jobId?: string) {
+    super(failure, jobId);
     this.name = "SlurmStepError";
   }
 }
