@@ -41,9 +41,8 @@ import { ForeachProgress } from "./foreach-progress";
 import { ItemOutput } from "./foreach-output";
 import type { StepHost } from "./dispatch";
 import { runSlurmArray } from "../backends/slurm/array";
-import { SlurmStepError } from "../backends/slurm/run";
 import type { BatchBackend } from "../backends/batch/run";
-import { BatchStepError } from "../backends/batch/errors";
+import { StepFailed } from "../backends/step-backend";
 import { MAX_ARRAY } from "../backends/batch/submit";
 import type { ElementOutcome } from "../backends/remote/array";
 
@@ -183,7 +182,7 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
       }
       if (items.length > 0) await runOnArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
-      if (!(e instanceof SlurmStepError) && !(e instanceof BatchStepError)) {
+      if (!(e instanceof StepFailed)) {
         progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
         throw e;
       }
