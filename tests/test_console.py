@@ -19,9 +19,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def test_jupyter_console_steps_multiline_completion_and_inspect(tmp_path: Path) -> None:
     env = dict(os.environ, NBSCALE_DATASTORE=str(tmp_path / "ds"), TERM="xterm")
+    # The console's own waits (is_complete 1 s, a completion 5 s by default) are raised: on a busy machine a
+    # first completion can take longer, and the console would then show none (the test waits for events).
     c = pexpect.spawn(
         str(VENV_BIN / "jupyter"),
-        ["console", "--kernel", "nbscale", "--ZMQTerminalInteractiveShell.kernel_is_complete_timeout=60"],
+        ["console", "--kernel", "nbscale", "--ZMQTerminalInteractiveShell.kernel_is_complete_timeout=60", "--ZMQCompleter.timeout=60"],
         env=env, encoding="utf-8", timeout=90, cwd=str(tmp_path), dimensions=(40, 200),
     )
     log_path = Path(os.environ.get("NBSCALE_TEST_CONSOLE_LOG", str(tmp_path / "console.log")))
