@@ -1,0 +1,282 @@
+/**
+ * The decisions behind serialize.ts's chunked format (format 2): which
+ * values are containers written item by item, how big a subtree looks, and
+ * whether a container's items are disjoint. Every decision is a function of
+ * the value alone, never of memory, timing or who serializes, so the kernel's
+ * recorder, a step worker and a flow worker cut a value at the same places and
+ * give it the same bytes and the same SHA-256.
+ */
+import { EventEmitter } from "node:events";
+import { inspect, types as utilTypes } from "node:util";
+
+export type ContainerKind = "array" | "map" | "set" | "object";
+/** Stable codes: part of the format. */
+export const CONTAINER_CODES: readonly ContainerKind[] = ["array", "map", "set", "object"];
+
+/**
+ * Whether `v` is an array, Map, Set or ordinary object that decodes back to
+ * the same thing when its items are written one run at a time. Subclasses of
+ * Array/Map/Set, arrays with named properties (V8 keeps them, slices would
+ * not) and exotic objects are not: they are written whole. An ordinary class
+ * instance is one: at the top the header records its class, as format 1
+ * does; nested, V8 turns it into a plain object, and so does the reader.
+ */
+export function containerKind(v: unknown): ContainerKind | null {
+  if (typeof v !== "object" || v === null || utilTypes.isProxy(v)) return null;
+  const proto = Object.getPrototypeOf(v);
+  if (Array.isArray(v)) return proto === Array.prototype && !hasNamedProperties(v) ? "array" : null;
+  if (v instanceof Map) return proto === Map.prototype ? "map" : null;
+  if (v instanceof Set) return proto === Set.prototype ? "set" : null;
+  if (proto !== Object.prototype && proto !== null) {
+    if (v instanceof EventEmitter || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return null;
+    if (Object.prototype.toString.call(v) !== "[object Object]" || utilTypes.isBoxedPrimitive(v) || utilTypes.isNativeError(v)) return null;
+  }
+  return "object";
+}
+
+/**
+ * Named (non-index) own properties of an array, without listing its indices:
+ * `Object.keys` of a 500-million-element array would make 500 million strings;
+ * util.inspect asks V8 for the non-index keys only.
+ */
+function hasNamedProperties(a: unknown[]): boolean {
+  if (a.length <= 64) return Object.keys(a).length !== a.length || Object.getOwnPropertySymbols(a).length > 0;
+  return !/^\[( \.\.\. \d+ more items?)? ?\]$/.test(inspect(a, { maxArrayLength: 0, depth: 0, breakLength: Infinity, showHidden: false }));
+}
+
+/**
+ * About how many bytes of v8 payload `root` makes, counted until `limit`
+ * (so a walk costs at most `limit`, and a cycle ends it there). Views of at
+ * least `oob` bytes count as the reference that stands for them: their
+ * bytes are written from their own memory, never copied.
+ */
+export function estimateAtLeast(root: unknown, limit: number, oob: number): number {
+  let total = 0;
+  const stack: unknown[] = [root];
+  while (stack.length > 0 && total < limit) {
+    const v = stack.pop();
+    switch (typeof v) {
+      case "number":
+        total += 9;
+        continue;
+      case "string":
+        total += 5 + v.length;
+        continue;
+      case "bigint":
+        total += 12;
+        continue;
+      case "object":
+        break;
+      default:
+        total += 1;
+        continue;
+    }
+    if (v === null) {
+      total += 1;
+      continue;
+    }
+    if (ArrayBuffer.isView(v)) {
+      total += v.byteLength >= oob ? 16 : v.byteLength + 12;
+      continue;
+    }
+    if (v instanceof ArrayBuffer) {
+      total += v.byteLength >= oob ? 16 : v.byteLength + 8;
+      continue;
+    }
+    if (Array.isArray(v)) {
+      total += 8;
+      const n = v.length;
+      for (let i = 0; i < n && total < limit; i++) {
+        const x: unknown = v[i];
+        if (typeof x === "number") total += 9;
+        else if (typeof x === "string") total += 5 + x.length;
+        else stack.push(x);
+      }
+    } else if (v instanceof Map) {
+      total += 8;
+      for (const [k, x] of v) {
+        if (total >= limit) break;
+        total += primitiveSize(k) + primitiveSize(x);
+        if (typeof k === "object" && k !== null) stack.push(k);
+        if (typeof x === "object" && x !== null) stack.push(x);
+      }
+    } else if (v instanceof Set) {
+      total += 8;
+      for (const x of v) {
+        if (total >= limit) break;
+        total += primitiveSize(x);
+        if (typeof x === "object" && x !== null) stack.push(x);
+      }
+    } else {
+      total += 8;
+      for (const k of Object.keys(v)) {
+        total += 5 + k.length;
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+    }
+  }
+  return Math.min(total, limit);
+}
+
+/** What a primitive adds (objects are counted when they are popped). */
+function primitiveSize(x: unknown): number {
+  switch (typeof x) {
+    case "number":
+      return 9;
+    case "string":
+      return 5 + x.length;
+    case "bigint":
+      return 12;
+    case "object":
+      return 0;
+    default:
+      return 1;
+  }
+}
+
+/** One item of a container, in the order V8 writes them: an element, a Map entry, a Set member, a property. */
+export type ItemVisitor = (key: unknown, value: unknown) => boolean;
+
+/** Visits the items of `c` in order; stops (returning false) when `visit` does. */
+export function forEachItem(c: object, kind: ContainerKind, visit: ItemVisitor): boolean {
+  switch (kind) {
+    case "array": {
+      const a = c as unknown[];
+      for (let i = 0; i < a.length; i++) if (!visit(i, a[i])) return false;
+      return true;
+    }
+    case "map":
+      for (const [k, v] of c as Map<unknown, unknown>) if (!visit(k, v)) return false;
+      return true;
+    case "set":
+      for (const v of c as Set<unknown>) if (!visit(v, v)) return false;
+      return true;
+    case "object":
+      for (const k of Object.keys(c)) if (!visit(k, (c as Record<string, unknown>)[k])) return false;
+      return true;
+  }
+}
+
+/** A container that is written item by item (null: the value is written whole). */
+export function splitKind(v: unknown, splitBytes: number, oob: number): ContainerKind | null {
+  const kind = containerKind(v);
+  return kind && estimateAtLeast(v, splitBytes, oob) >= splitBytes ? kind : null;
+}
+
+const CONTAINER = -1;
+
+/**
+ * Whether the items of `root` are disjoint: no object is reachable from two
+ * items, and no split container (the root, or a big item written item by
+ * item itself) is reachable from any item. Only then can each run of items
+ * have a v8.Serializer of its own (shared references and cycles inside an
+ * item are the serializer's business, as before); anything else is written
+ * whole, by one serializer, exactly as format 1 did. Also refuses what the
+ * whole writer would turn into a stub, so stubs keep their culprit and path.
+ *
+ * The walk remembers every object it has seen (a WeakMap entry each, ~24
+ * bytes) while it runs; it ends before the first byte is written.
+ * `bigBuffers` receives the ArrayBuffers of at least `oob` bytes by item
+ * (their order), which the writer sends out of band.
+ */
+export function itemsAreDisjoint(
+  root: object,
+  kind: ContainerKind,
+  splitBytes: number,
+  oob: number,
+  bigBuffers: Map<number, ArrayBuffer[]>,
+): boolean {
+  const owner = new WeakMap<object, number>();
+  let unit = 0;
+  const stack: unknown[] = [];
+
+  const claim = (o: object, u: number): boolean | null => {
+    const seen = owner.get(o);
+    if (seen === undefined) {
+      owner.set(o, u);
+      return true;
+    }
+    return seen === u ? null : false;
+  };
+
+  const walk = (start: unknown, u: number): boolean => {
+    stack.length = 0;
+    stack.push(start);
+    while (stack.length > 0) {
+      const v = stack.pop();
+      if (typeof v === "function" || typeof v === "symbol") return false;
+      if (typeof v !== "object" || v === null) continue;
+      const c = claim(v, u);
+      if (c === false) return false;
+      if (c === null) continue;
+      const proto = Object.getPrototypeOf(v);
+      if (Array.isArray(v)) {
+        if (proto !== Array.prototype || utilTypes.isProxy(v) || hasNamedProperties(v)) return false;
+        const n = v.length;
+        for (let i = 0; i < n; i++) {
+          const x: unknown = v[i];
+          if (typeof x === "object" ? x !== null : typeof x === "function" || typeof x === "symbol") stack.push(x);
+        }
+        continue;
+      }
+      if (proto !== Object.prototype && unusual(v)) return false;
+      if (ArrayBuffer.isView(v)) {
+        // A big view goes out of band by its buffer: two items with views on one buffer would share it.
+        if (v.byteLength >= oob && claim(v.buffer, u) === false) return false;
+        continue;
+      }
+      if (v instanceof ArrayBuffer) {
+        if (v.byteLength >= oob) {
+          let list = bigBuffers.get(u);
+          if (!list) bigBuffers.set(u, (list = []));
+          list.push(v);
+        }
+        continue;
+      }
+      if (v instanceof Map) {
+        for (const [k, x] of v) stack.push(k, x);
+      } else if (v instanceof Set) {
+        for (const x of v) stack.push(x);
+      } else {
+        for (const k of Object.keys(v)) {
+          const x: unknown = (v as Record<string, unknown>)[k];
+          if (typeof x === "object" ? x !== null : typeof x === "function" || typeof x === "symbol") stack.push(x);
+        }
+      }
+    }
+    return true;
+  };
+
+  const container = (c: object, k: ContainerKind): boolean => {
+    if (owner.has(c)) return false;
+    owner.set(c, CONTAINER);
+    return forEachItem(c, k, (key, value) => {
+      const u = ++unit;
+      if (k === "map" && !walk(key, u)) return false;
+      const sub = splitKind(value, splitBytes, oob);
+      if (sub) return container(value as object, sub);
+      return walk(value, u);
+    });
+  };
+  try {
+    return container(root, kind);
+  } catch {
+    // e.g. a getter that throws: the whole writer reports it
+    return false;
+  }
+}
+
+/** Objects the whole writer must look at (a stub, or V8's own rules): anything but plain data. */
+function unusual(v: object): boolean {
+  return (
+    utilTypes.isProxy(v) ||
+    utilTypes.isPromise(v) ||
+    v instanceof EventEmitter ||
+    v instanceof WeakMap ||
+    v instanceof WeakSet ||
+    v instanceof WeakRef ||
+    v instanceof SharedArrayBuffer ||
+    utilTypes.isExternal(v) ||
+    utilTypes.isModuleNamespaceObject(v)
+  );
+}
