@@ -46,15 +46,26 @@ function hasNamedProperties(a: unknown[]): boolean {
 
 /**
  * About how many bytes of v8 payload `root` makes, counted until `limit`
- * (so a walk costs at most `limit`, and a cycle ends it there). Views of at
+ * (so a walk costs at most `limit`). Views of at
  * least `oob` bytes count as the reference that stands for them: their
  * bytes are written from their own memory, never copied.
  */
-export function estimateAtLeast(root: unknown, limit: number, oob: number): number {
+export function estimateAtLeast(root: unknown, limit: number, oob: number, once = true): number {
   let total = 0;
   const stack: unknown[] = [root];
+  // With `once`, each object counts once (at least 8 bytes each, so this holds at most limit / 8):
+  // an item that refers to itself is as big as it is, not as big as the limit.
+  let seen: Set<object> | null = null;
+  let rootSeen = false;
   while (stack.length > 0 && total < limit) {
     const v = stack.pop();
+    if (v === root) {
+      if (rootSeen) continue;
+      rootSeen = true;
+    } else if (once && typeof v === "object" && v !== null) {
+      if ((seen ??= new Set()).has(v)) continue;
+      seen.add(v);
+    }
     switch (typeof v) {
       case "number":
         total += 9;
@@ -179,13 +190,7 @@ const CONTAINER = -1;
  * `bigBuffers` receives the ArrayBuffers of at least `oob` bytes by item
  * (their order), which the writer sends out of band.
  */
-export function itemsAreDisjoint(
-  root: object,
-  kind: ContainerKind,
-  splitBytes: number,
-  oob: number,
-  bigBuffers: Map<number, ArrayBuffer[]>,
-): boolean {
+export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: number, oob: number, bigBuffers: Map<number, ArrayBuffer[]>): boolean {
   const owner = new WeakMap<object, number>();
   let unit = 0;
   const stack: unknown[] = [];

@@ -404,6 +404,8 @@ function* record(type: number, arg: number, bytes: Uint8Array | null): Generator
  * packed kind, which never changes back), and each number in it is stored
  * as V8 makes it fresh: a small integer as a Smi, anything else boxed. What
  * V8 writes is then a function of the values alone, in every process.
+ * (Only ever pushed to: an allocation site that once saw its arrays turn
+ * holey makes every later one holey, which V8 writes in its sparse form.)
  */
 function newRun(): unknown[] {
   const r: unknown[] = [null];
@@ -427,8 +429,10 @@ function runOf(a: unknown[], start: number, end: number): unknown[] {
 }
 
 function holeyRunOf(a: unknown[], start: number, end: number): unknown[] {
-  const items = newRun();
+  // A literal of its own: V8 remembers per literal that its arrays became holey, and would make newRun's holey too.
+  const items: unknown[] = [null];
   items.length = end - start;
+  delete items[0];
   for (let i = start; i < end; i++) if (i in a) items[i - start] = canonical(a[i]);
   return items;
 }

@@ -17,8 +17,8 @@ import { ThreadedEventLog } from "./remote/event-thread";
 import { ShippedOutput } from "./remote/output-cap";
 import { PeakRss } from "./remote/peak-rss";
 import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "./remote/protocol";
-import { loadValues, storeValues } from "./remote/values";
-import { decodeValues, encodeValues } from "./codec";
+import { loadValues, storeOutputs } from "./remote/values";
+import { decodeValues } from "./codec";
 import { runProgram } from "./runner";
 import { stepRequire } from "./require";
 import { captureStreams, toRemoteError } from "./streams";
@@ -119,9 +119,8 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
       return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
     };
     const outputs = await Promise.race([runProgram(task.program, { inputs }, { require: stepRequire(o.cwd), cwd: o.cwd }), failed]);
-    const enc = encodeValues(Object.entries(outputs), false);
-    const stored = await storeValues(backend, enc);
-    outcome = { status: "done", outputs: stored.refs, stubs: enc.stubs };
+    const stored = await storeOutputs(backend, outputs);
+    outcome = { status: "done", outputs: stored.refs, stubs: stored.stubs };
   } catch (e) {
     outcome = { status: "failed", error: toRemoteError(e) };
   } finally {
