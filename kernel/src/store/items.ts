@@ -96,12 +96,11 @@ export function estimateAtLeast(root: unknown, limit: number, oob: number, once 
     }
     if (Array.isArray(v)) {
       total += 8;
-      const n = v.length;
-      for (let i = 0; i < n && total < limit; i++) {
-        const x: unknown = v[i];
-        if (typeof x === "number") total += 9;
-        else if (typeof x === "string") total += 5 + x.length;
-        else stack.push(x);
+      for (let i = 0; i < v.length && total < limit; ) {
+        const scan = scanPrimitives(v, i, limit - total);
+        total += scan.bytes;
+        i = scan.end;
+        if (i < v.length && total < limit) stack.push(v[i++]);
       }
     } else if (v instanceof Map) {
       total += 8;
@@ -174,7 +173,37 @@ export function splitKind(v: unknown, splitBytes: number, oob: number): Containe
   return kind && estimateAtLeast(v, splitBytes, oob) >= splitBytes ? kind : null;
 }
 
-const CONTAINER = -1;
+/** V8 refuses a Set of more than 2^24 entries: the objects seen are kept in shards of this many. */
+const SHARD = 1 << 23;
+
+/**
+ * Every object seen so far, and those of the item being walked. Plain Sets:
+ * a WeakMap of millions of entries makes each major GC walk its ephemerons,
+ * and the walk of a few million objects took a minute instead of a second.
+ */
+class Seen {
+  private readonly shards: Array<Set<object>> = [new Set()];
+  private readonly item = new Set<object>();
+
+  /** True: first time; null: seen before in this item; false: seen in another item. */
+  claim(o: object): boolean | null {
+    if (this.item.has(o)) return null;
+    for (const s of this.shards) if (s.has(o)) return false;
+    this.item.add(o);
+    let last = this.shards[this.shards.length - 1];
+    if (last.size >= SHARD) this.shards.push((last = new Set()));
+    last.add(o);
+    return true;
+  }
+
+  has(o: object): boolean {
+    return this.item.has(o) || this.shards.some((s) => s.has(o));
+  }
+
+  nextItem(): void {
+    if (this.item.size > 0) this.item.clear();
+  }
+}
 
 /**
  * Whether the items of `root` are disjoint: no object is reachable from two
@@ -185,24 +214,18 @@ const CONTAINER = -1;
  * whole, by one serializer, exactly as format 1 did. Also refuses what the
  * whole writer would turn into a stub, so stubs keep their culprit and path.
  *
- * The walk remembers every object it has seen (a WeakMap entry each, ~24
+ * The walk remembers every object it has seen (a Set entry each, 20-40
  * bytes) while it runs; it ends before the first byte is written.
  * `bigBuffers` receives the ArrayBuffers of at least `oob` bytes by item
  * (their order), which the writer sends out of band.
  */
 export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: number, oob: number, bigBuffers: Map<number, ArrayBuffer[]>): boolean {
-  const owner = new WeakMap<object, number>();
+  const seen = new Seen();
+  const containers = new Set<object>();
   let unit = 0;
   const stack: unknown[] = [];
 
-  const claim = (o: object, u: number): boolean | null => {
-    const seen = owner.get(o);
-    if (seen === undefined) {
-      owner.set(o, u);
-      return true;
-    }
-    return seen === u ? null : false;
-  };
+  const claim = (o: object): boolean | null => (containers.has(o) ? false : seen.claim(o));
 
   const walk = (start: unknown, u: number): boolean => {
     stack.length = 0;
@@ -211,7 +234,7 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
       const v = stack.pop();
       if (typeof v === "function" || typeof v === "symbol") return false;
       if (typeof v !== "object" || v === null) continue;
-      const c = claim(v, u);
+      const c = claim(v);
       if (c === false) return false;
       if (c === null) continue;
       const proto = Object.getPrototypeOf(v);
@@ -227,7 +250,7 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
       if (proto !== Object.prototype && unusual(v)) return false;
       if (ArrayBuffer.isView(v)) {
         // A big view goes out of band by its buffer: two items with views on one buffer would share it.
-        if (v.byteLength >= oob && claim(v.buffer, u) === false) return false;
+        if (v.byteLength >= oob && claim(v.buffer) === false) return false;
         continue;
       }
       if (v instanceof ArrayBuffer) {
@@ -253,15 +276,31 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
   };
 
   const container = (c: object, k: ContainerKind): boolean => {
-    if (owner.has(c)) return false;
-    owner.set(c, CONTAINER);
-    return forEachItem(c, k, (key, value) => {
-      const u = ++unit;
-      if (k === "map" && !walk(key, u)) return false;
-      const sub = splitKind(value, splitBytes, oob);
-      if (sub) return container(value as object, sub);
-      return walk(value, u);
-    });
+    if (containers.has(c) || seen.has(c)) return false;
+    containers.add(c);
+    if (k === "array") {
+      // A direct loop: through forEachItem's callback every element of a double array would be boxed.
+      const a = c as unknown[];
+      for (let i = 0; i < a.length; i++) {
+        const next = nextWalkable(a, i);
+        unit += next - i;
+        if (next === a.length) return true;
+        i = next;
+        if (!item(false, i, a[i])) return false;
+      }
+      return true;
+    }
+    return forEachItem(c, k, (key, value) => item(k === "map", key, value));
+  };
+  const item = (keyed: boolean, key: unknown, value: unknown): boolean => {
+    const u = ++unit;
+    // Numbers and strings (most items of a big array) have nothing to walk.
+    if (!keyed && typeof value !== "object" && typeof value !== "function" && typeof value !== "symbol") return true;
+    seen.nextItem();
+    if (keyed && !walk(key, u)) return false;
+    const sub = splitKind(value, splitBytes, oob);
+    if (sub) return container(value as object, sub);
+    return walk(value, u);
   };
   try {
     return container(root, kind);
@@ -269,6 +308,60 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
     // e.g. a getter that throws: the whole writer reports it
     return false;
   }
+}
+
+/**
+ * Loops over the elements of arrays the value holds, in functions of their
+ * own per big array. V8 keeps type feedback per function: one loop that has
+ * seen arrays of objects and arrays of doubles boxes every double it reads
+ * (80 million numbers: 2.4 s and a gigabyte of garbage instead of 50 ms).
+ * A loop made for one array sees only that array's elements kind.
+ */
+const PER_ARRAY = 65536;
+
+const NEXT_WALKABLE =
+  'for (let i = from; i < a.length; i++) { const x = a[i]; if (typeof x === "object" || typeof x === "function" || typeof x === "symbol") return i; } return a.length;';
+
+/** Elements from `from` on that are primitives, until `limit` estimated bytes: where they end, their bytes, whether all are numbers. */
+const SCAN_PRIMITIVES = `
+  let bytes = 0, numbers = true, i = from;
+  for (; i < a.length && bytes < limit; i++) {
+    const x = a[i];
+    const t = typeof x;
+    if (t === "number") bytes += 9;
+    else if (t === "string") { bytes += 5 + x.length; numbers = false; }
+    else if (t === "object" ? x !== null : t === "function" || t === "symbol") break;
+    else { bytes += 1; numbers = false; }
+  }
+  return { end: i, bytes, numbers };`;
+
+/** Elements `from..end` (all numbers) as float64s. */
+const NUMBERS_OF = "const out = new Float64Array(end - from); for (let i = from; i < end; i++) out[i - from] = a[i]; return out;";
+
+type Loop<T> = (a: unknown[], from: number, arg: number) => T;
+const shared = new Map<string, Loop<unknown>>();
+
+function loop<T>(body: string, a: unknown[], from: number, arg: number): T {
+  const params = ["a", "from", body === NUMBERS_OF ? "end" : "limit"];
+  if (a.length - from <= PER_ARRAY) {
+    let f = shared.get(body);
+    if (!f) shared.set(body, (f = new Function(...params, body) as Loop<unknown>));
+    return f(a, from, arg) as T;
+  }
+  return (new Function(...params, body) as Loop<T>)(a, from, arg);
+}
+
+/** The index of the first element from `from` on that has anything to walk (`a.length` if none). */
+function nextWalkable(a: unknown[], from: number): number {
+  return loop<number>(NEXT_WALKABLE, a, from, 0);
+}
+
+export function scanPrimitives(a: unknown[], from: number, limit: number): { end: number; bytes: number; numbers: boolean } {
+  return loop(SCAN_PRIMITIVES, a, from, limit);
+}
+
+export function numbersOf(a: unknown[], from: number, end: number): Float64Array {
+  return loop(NUMBERS_OF, a, from, end);
 }
 
 /** Objects the whole writer must look at (a stub, or V8's own rules): anything but plain data. */

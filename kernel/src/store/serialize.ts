@@ -30,6 +30,8 @@
  *     PART  arg = 0 view / 1 ArrayBuffer: a run's out-of-band part
  *     OPEN  arg = container code; bytes = v8 payload of [key] (Maps,
  *           objects): an item big enough to be split in turn
+ *     NUMBERS  a run of an array's elements that are all numbers, as
+ *           float64 LE (no boxing on the way out, 8 bytes each)
  *     CLOSE ends the container OPEN (or the header) began
  *
  * Shared references and cycles inside one item are kept by its run's
@@ -42,7 +44,7 @@ import { EventEmitter } from "node:events";
 import * as v8 from "node:v8";
 import { types as utilTypes } from "node:util";
 import { UnserializableValueError } from "./errors";
-import { CONTAINER_CODES, estimateAtLeast, itemsAreDisjoint, splitKind, type ContainerKind } from "./items";
+import { CONTAINER_CODES, estimateAtLeast, itemsAreDisjoint, numbersOf, scanPrimitives, splitKind, type ContainerKind } from "./items";
 
 export const FORMAT_VERSION = 1;
 /** Containers written item by item (see above). */
@@ -56,6 +58,7 @@ const REC_RUN = 1;
 const REC_PART = 2;
 const REC_OPEN = 3;
 const REC_CLOSE = 4;
+const REC_NUMBERS = 5;
 const MAGIC = Buffer.from("NBSV", "latin1");
 const PREFIX_LENGTH = 16;
 const MAX_HEADER = 16 << 20;
@@ -481,34 +484,48 @@ function* writeChunked(root: object, kind: ContainerKind, header: ValueHeader, o
   function* container(c: object, k: ContainerKind): Generator<Uint8Array> {
     if (k === "array") {
       const a = c as unknown[];
+      // The run is a..i; `numbers` while every element of it is a number.
       let start = 0;
       let est = 0;
-      for (let i = 0; i < a.length; i++) {
-        const x: unknown = a[i];
-        unit++;
-        let size: number;
-        let sub: ContainerKind | null = null;
-        if (typeof x === "number") size = 9;
-        else if (typeof x === "string") size = 5 + x.length;
-        else {
-          size = estimateAtLeast(x, o.splitBytes, o.threshold);
-          if (size >= o.splitBytes) sub = splitKind(x, o.splitBytes, o.threshold);
+      let numbers = true;
+      const flush = function* (end: number): Generator<Uint8Array> {
+        if (end > start) {
+          if (numbers) yield* record(REC_NUMBERS, 0, new Uint8Array(numbersOf(a, start, end).buffer));
+          else yield* run(runOf(a, start, end), unit);
         }
-        if (sub) {
-          if (i > start) yield* run(runOf(a, start, i), unit - 1);
-          yield* nested(i, x as object, sub, false);
-          start = i + 1;
-          est = 0;
+        start = end;
+        est = 0;
+        numbers = true;
+      };
+      let i = 0;
+      while (i < a.length) {
+        const scan = scanPrimitives(a, i, o.runBytes - est);
+        if (scan.end > i) {
+          unit += scan.end - i;
+          est += scan.bytes;
+          numbers &&= scan.numbers;
+          i = scan.end;
+          if (est >= o.runBytes) yield* flush(i);
           continue;
         }
-        est += size;
-        if (est >= o.runBytes) {
-          yield* run(runOf(a, start, i + 1), unit);
+        const x: unknown = a[i];
+        unit++;
+        const size = estimateAtLeast(x, o.splitBytes, o.threshold);
+        const sub = size >= o.splitBytes ? splitKind(x, o.splitBytes, o.threshold) : null;
+        if (sub) {
+          unit--;
+          yield* flush(i);
+          unit++;
+          yield* nested(i, x as object, sub, false);
           start = i + 1;
-          est = 0;
+        } else {
+          est += size;
+          numbers = false;
+          if (est >= o.runBytes) yield* flush(i + 1);
         }
+        i++;
       }
-      if (a.length > start) yield* run(runOf(a, start, a.length), unit);
+      yield* flush(a.length);
     } else {
       const keyed = k === "map" || k === "object";
       let items = newRun();
@@ -730,6 +747,12 @@ async function readContainer(src: ByteSource, kind: ContainerKind): Promise<obje
       const items = repackArrays(des.readValue());
       if (!Array.isArray(items)) throw new Error("stored value run is malformed");
       addRun(target, kind, items);
+    } else if (rec.type === REC_NUMBERS) {
+      if (kind !== "array" || rec.length % 8 !== 0) throw new Error("stored value run is malformed");
+      const numbers = new Float64Array(rec.length / 8);
+      await readRecordBytes(src, new Uint8Array(numbers.buffer));
+      const a = target as unknown[];
+      for (let i = 0; i < numbers.length; i++) a.push(numbers[i]);
     } else if (rec.type === REC_OPEN) {
       const sub = CONTAINER_CODES[rec.arg];
       if (!sub) throw new Error(`unknown container ${rec.arg} in stored value`);
