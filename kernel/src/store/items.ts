@@ -173,35 +173,31 @@ export function splitKind(v: unknown, splitBytes: number, oob: number): Containe
   return kind && estimateAtLeast(v, splitBytes, oob) >= splitBytes ? kind : null;
 }
 
-/** V8 refuses a Set of more than 2^24 entries: the objects seen are kept in shards of this many. */
+/** V8 refuses a Map of more than 2^24 entries: the objects seen are kept in shards of this many. */
 const SHARD = 1 << 23;
 
 /**
- * Every object seen so far, and those of the item being walked. Plain Sets:
- * a WeakMap of millions of entries makes each major GC walk its ephemerons,
+ * Every object seen so far, with the item it was seen in. Plain Maps: a
+ * WeakMap of millions of entries makes each major GC walk its ephemerons,
  * and the walk of a few million objects took a minute instead of a second.
  */
 class Seen {
-  private readonly shards: Array<Set<object>> = [new Set()];
-  private readonly item = new Set<object>();
+  private readonly shards: Array<Map<object, number>> = [new Map()];
 
   /** True: first time; null: seen before in this item; false: seen in another item. */
-  claim(o: object): boolean | null {
-    if (this.item.has(o)) return null;
-    for (const s of this.shards) if (s.has(o)) return false;
-    this.item.add(o);
+  claim(o: object, item: number): boolean | null {
+    for (const s of this.shards) {
+      const at = s.get(o);
+      if (at !== undefined) return at === item ? null : false;
+    }
     let last = this.shards[this.shards.length - 1];
-    if (last.size >= SHARD) this.shards.push((last = new Set()));
-    last.add(o);
+    if (last.size >= SHARD) this.shards.push((last = new Map()));
+    last.set(o, item);
     return true;
   }
 
   has(o: object): boolean {
-    return this.item.has(o) || this.shards.some((s) => s.has(o));
-  }
-
-  nextItem(): void {
-    if (this.item.size > 0) this.item.clear();
+    return this.shards.some((s) => s.has(o));
   }
 }
 
@@ -214,8 +210,10 @@ class Seen {
  * whole, by one serializer, exactly as format 1 did. Also refuses what the
  * whole writer would turn into a stub, so stubs keep their culprit and path.
  *
- * The walk remembers every object it has seen (a Set entry each, 20-40
- * bytes) while it runs; it ends before the first byte is written.
+ * The walk remembers every object it has seen (a Map entry each, 30-60
+ * bytes) while it runs, and it ends before the first byte is written: that
+ * is what proving the items disjoint costs, and what a value of millions of
+ * small objects pays beyond one run (see docs/benchmarks.md).
  * `bigBuffers` receives the ArrayBuffers of at least `oob` bytes by item
  * (their order), which the writer sends out of band.
  */
@@ -225,7 +223,8 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
   let unit = 0;
   const stack: unknown[] = [];
 
-  const claim = (o: object): boolean | null => (containers.has(o) ? false : seen.claim(o));
+  let current = 0;
+  const claim = (o: object): boolean | null => (containers.has(o) ? false : seen.claim(o, current));
 
   const walk = (start: unknown, u: number): boolean => {
     stack.length = 0;
@@ -296,7 +295,7 @@ export function itemsAreDisjoint(root: object, kind: ContainerKind, splitBytes: 
     const u = ++unit;
     // Numbers and strings (most items of a big array) have nothing to walk.
     if (!keyed && typeof value !== "object" && typeof value !== "function" && typeof value !== "symbol") return true;
-    seen.nextItem();
+    current = u;
     if (keyed && !walk(key, u)) return false;
     const sub = splitKind(value, splitBytes, oob);
     if (sub) return container(value as object, sub);
