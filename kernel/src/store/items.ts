@@ -96,7 +96,7 @@ export function estimateAtLeast(root: unknown, limit: number, oob: number, once 
     }
     if (Array.isArray(v)) {
       total += 8;
-      for (let i = 0; i < v.length && total < limit; ) {
+      for (let i = 0; i < v.length && total < limit;) {
         const scan = scanPrimitives(v, i, limit - total);
         total += scan.bytes;
         i = scan.end;
