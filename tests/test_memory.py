@@ -117,3 +117,35 @@ def test_a_4gib_map_of_object_arrays_costs_at_most_a_fifth_more_to_return(k: Ker
     assert held >= 4 * GIB
     assert "stays in the datastore as groups@1" in out, out[-2000:]
     assert peak <= 1.2 * held, f"peak {peak} is more than 1.2 x {held}"
+
+
+def cli_json(*args: str, cwd: Path) -> Any:
+    import json
+    import os
+    import subprocess
+
+    cli = str(Path(__file__).resolve().parent.parent / "kernel" / "bin" / "nbscale.js")
+    env = {k: v for k, v in os.environ.items() if k != "NBSCALE_DATASTORE"}
+    r = subprocess.run(["node", cli, *args, "--json"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_big_container_the_kernel_can_hold_comes_back_through_its_spill_file_with_the_kernels_own_hash(k: KernelSession, tmp_path: Path) -> None:
+    """64 MiB of number[][] and a 40 MB Map of rows: over the size written in runs, under the kernel's
+    limit, so the worker streams them into the file the kernel reads; the session gets the values, and
+    the history records the same SHA-256 the kernel's own serializer gives them (a copy made in the kernel)."""
+    build = (
+        "const mid = Array.from({ length: 8 }, (_, i) => Array.from({ length: 1 << 20 }, (_, j) => i + j / 3));\n"
+        "const rows = new Map(Array.from({ length: 100 }, (_, g) => [`g${g}`, Array.from({ length: 2000 }, (_, r) => ({ id: r, name: `n${r}`, at: new Date(r) }))]));"
+    )
+    msgs = ok(k, f"%%step mid --memory 2G\n{build}", timeout=300)
+    assert final_status(msgs)["state"] == "succeeded"
+    assert "stays in the datastore" not in k.stdout(msgs)
+    res = ok(k, "[mid.length, mid[7].length, mid[7][12345], rows.size, rows.get('g99')![1999].name, rows.get('g5')![7].at instanceof Date]", timeout=60)
+    text = [m["content"]["data"]["text/plain"] for m in res if m["msg_type"] == "execute_result"]
+    assert text and re.sub(r"\s+", "", text[0]) == "[8,1048576,4122,100,'n1999',true]", text
+    ok(k, "%%step again --on kernel\nconst mid2 = mid;\nconst rows2 = rows;", timeout=300)
+    execs = cli_json("history", cwd=tmp_path)["executions"]
+    out = {name: ref["sha256"] for e in execs for name, ref in e["outputs"].items()}
+    assert out["mid"] == out["mid2"] and out["rows"] == out["rows2"], out
