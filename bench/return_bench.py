@@ -86,9 +86,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbscale-return-") as cwd:
         env = {k: v for k, v in os.environ.items() if k not in ("NBSCALE_DATASTORE", "NBSCALE_LAZY_BYTES")}
         env["NBSCALE_RECORD"] = "0"
-        km, kc = start_new_kernel(kernel_name="nbscale", cwd=cwd, env=env)
-        try:
-            for name, build in shapes(gib).items():
+        for name, build in shapes(gib).items():
+            # A fresh kernel (and worker) per shape: a warm worker keeps the memory its last step grew
+            # to, and the pool's peak for the next step starts from there.
+            km, kc = start_new_kernel(kernel_name="nbscale", cwd=cwd, env=env)
+            try:
                 baseline = node_peak(build)
                 code = f"%%step make --memory {memory}\n{build}\nconsole.log(`held ${{process.memoryUsage.rss()}}`);"
                 status, out, seconds = run_step(kc, code)
@@ -106,8 +108,8 @@ def main() -> None:
                 }
                 result["shapes"][name] = row
                 print(f"{name}: {json.dumps(row)}", file=sys.stderr)
-        finally:
-            km.shutdown_kernel(now=True)
+            finally:
+                km.shutdown_kernel(now=True)
     result["load_after"] = os.getloadavg()
     ratios = [r["vs_node"] for r in result["shapes"].values()]
     result["worst_vs_node"] = max(ratios)

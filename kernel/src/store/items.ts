@@ -342,13 +342,62 @@ const shared = new Map<string, Loop<unknown>>();
 
 function loop<T>(body: string, a: unknown[], from: number, arg: number): T {
   const params = ["a", "from", body === NUMBERS_OF ? "end" : "limit"];
-  if (a.length - from <= PER_ARRAY) {
-    let f = shared.get(body);
-    if (!f) shared.set(body, (f = new Function(...params, body) as Loop<unknown>));
-    return f(a, from, arg) as T;
-  }
-  return (new Function(...params, body) as Loop<T>)(a, from, arg);
+  let f = shared.get(body);
+  if (!f) shared.set(body, (f = compile(params, body) ?? (FALLBACK.get(body) as Loop<unknown>)));
+  if (a.length - from > PER_ARRAY) f = compile(params, body) ?? f;
+  return f(a, from, arg) as T;
 }
+
+function compile(params: string[], body: string): Loop<unknown> | null {
+  try {
+    return new Function(...params, body) as Loop<unknown>;
+  } catch {
+    return null; // code generation from strings is off (--disallow-code-generation-from-strings): slower, same result
+  }
+}
+
+const FALLBACK = new Map<string, Loop<unknown>>([
+  [
+    NEXT_WALKABLE,
+    (a, from) => {
+      for (let i = from; i < a.length; i++) {
+        const x: unknown = a[i];
+        if (typeof x === "object" || typeof x === "function" || typeof x === "symbol") return i;
+      }
+      return a.length;
+    },
+  ],
+  [
+    SCAN_PRIMITIVES,
+    (a, from, limit) => {
+      let bytes = 0;
+      let numbers = true;
+      let i = from;
+      for (; i < a.length && bytes < limit; i++) {
+        const x: unknown = a[i];
+        const t = typeof x;
+        if (t === "number") bytes += 9;
+        else if (t === "string") {
+          bytes += 5 + (x as string).length;
+          numbers = false;
+        } else if (t === "object" ? x !== null : t === "function" || t === "symbol") break;
+        else {
+          bytes += 1;
+          numbers = false;
+        }
+      }
+      return { end: i, bytes, numbers };
+    },
+  ],
+  [
+    NUMBERS_OF,
+    (a, from, end) => {
+      const out = new Float64Array(end - from);
+      for (let i = from; i < end; i++) out[i - from] = a[i] as number;
+      return out;
+    },
+  ],
+]);
 
 /** The index of the first element from `from` on that has anything to walk (`a.length` if none). */
 function nextWalkable(a: unknown[], from: number): number {

@@ -53,6 +53,13 @@ export const CHUNKED_FORMAT_VERSION = 2;
 export const DEFAULT_SPLIT_BYTES = 32 << 20;
 /** About how much payload one run holds. */
 export const DEFAULT_RUN_BYTES = 8 << 20;
+/**
+ * At most this many items in one run's array, so the array is a young-
+ * generation object that the next scavenge frees. Bigger ones go to V8's
+ * large-object space, which only a full GC frees: the runs of a 2 GiB
+ * `string[]` piled up there to 20% over the value before one ran.
+ */
+const RUN_ITEMS = 8192;
 const RECORD_HEADER = 16;
 const REC_RUN = 1;
 const REC_PART = 2;
@@ -491,7 +498,13 @@ function* writeChunked(root: object, kind: ContainerKind, header: ValueHeader, o
       const flush = function* (end: number): Generator<Uint8Array> {
         if (end > start) {
           if (numbers) yield* record(REC_NUMBERS, 0, new Uint8Array(numbersOf(a, start, end).buffer));
-          else yield* run(runOf(a, start, end), unit);
+          else {
+            // `unit` is element end-1's: element e's is unit - (end - 1 - e).
+            for (let s = start; s < end; s += RUN_ITEMS) {
+              const e = Math.min(end, s + RUN_ITEMS);
+              yield* run(runOf(a, s, e), unit - (end - e));
+            }
+          }
         }
         start = end;
         est = 0;
@@ -544,7 +557,7 @@ function* writeChunked(root: object, kind: ContainerKind, header: ValueHeader, o
         if (keyed) items.push(canonical(key), canonical(x));
         else items.push(canonical(x));
         est += size;
-        if (est >= o.runBytes) {
+        if (est >= o.runBytes || items.length >= RUN_ITEMS) {
           yield* run(items, unit);
           items = newRun();
           est = 0;
