@@ -101,8 +101,9 @@ def test_a_4gib_number_matrix_costs_at_most_a_fifth_more_to_return(k: KernelSess
 @pytest.mark.xfail(
     strict=True,
     reason="known miss (issue 16): proving the Map's items share no object costs a Map entry per object "
-    "(~2 GiB for these 60 million small objects): measured peak 1.49x held (5.99 of 4.01 GiB), 265 s; "
-    "before, one serializer over the value needed ~2.5x. Strict: it fails loudly once it meets 1.2.",
+    "(~2 GiB for these 60 million small objects): measured peak 1.49x held (5.99 of 4.01 GiB), 265 s "
+    "(bench/return_bench.py at 2 GiB: 1.75x); before, one serializer over the value needed ~2.5x. "
+    "Strict: it fails loudly once it meets 1.2.",
 )
 def test_a_4gib_map_of_object_arrays_costs_at_most_a_fifth_more_to_return(k: KernelSession) -> None:
     build = (
