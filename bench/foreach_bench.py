@@ -11,6 +11,10 @@ included, as a user sees it).
 The machine is shared with other processes: the load average before each
 run is reported next to its time, and the best of N runs is the headline.
 
+Per-item overhead (issue 16): a foreach of 1,000 trivial items against one of
+1 item, on the same warm pool, (wall(1000) - wall(1)) / 999, target <= 2 ms;
+the same for a flow's foreach step through `nbscale run` (compile cache warm).
+
     .venv/bin/python bench/foreach_bench.py [N]    # writes bench/results/foreach_bench.json
 """
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,6 +79,46 @@ def value(kc: Any, expr: str) -> Any:
     return json.loads(json.loads(text.replace("'", '"')))
 
 
+MANY = 1000
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLI = os.path.join(ROOT, "kernel", "bin", "nbscale.js")
+
+
+def cell_item_overhead(kc: Any, reps: int) -> list[float]:
+    """ms per item beyond a 1-item foreach, for 1,000 trivial items on the warm pool."""
+    run(kc, f"const many = Array.from({{ length: {MANY} }}, (_, i) => i); const one = [0];")
+    run(kc, f"%%step warm_many --foreach many --parallel {PARALLEL}\nconst w = item + 1;", timeout=900)
+    out = []
+    for r in range(reps):
+        t_one = run(kc, f"%%step t_one_{r} --foreach one --parallel {PARALLEL}\nconst y = item * 2;", timeout=900)[0]
+        t_many = run(kc, f"%%step t_many_{r} --foreach many --parallel {PARALLEL}\nconst y = item * 2;", timeout=900)[0]
+        out.append(round((t_many - t_one) / (MANY - 1) * 1000, 3))
+        print(json.dumps({"cell_per_item_ms": out[-1], "one_s": round(t_one, 3), "many_s": round(t_many, 3)}), flush=True)
+    return out
+
+
+def flow_item_overhead(reps: int) -> list[float]:
+    """The same through `nbscale run`: a flow whose foreach step has 1,000 items vs 1."""
+    work = tempfile.mkdtemp(prefix="foreach-flow-bench-")
+    env = {**os.environ, "NBSCALE_DATASTORE": os.path.join(work, "store"), "NBSCALE_CACHE_DIR": os.path.join(work, "cache")}
+    walls: dict[int, list[float]] = {1: [], MANY: []}
+    for n in (1, MANY):
+        with open(os.path.join(work, f"each{n}.ts"), "w") as f:
+            f.write('import { flow, step } from "nbscale";\n'
+                    f'const each = step("each", {{ parallel: {PARALLEL}, foreach: () => Array.from({{ length: {n} }}, (_, i) => i) }}, ({{ item }}) => {{ const y = item * 2; return {{ y }}; }});\n'
+                    'export default flow("each", [each]);\n')
+        subprocess.run(["node", CLI, "run", f"each{n}.ts", "--max-workers", str(PARALLEL)], cwd=work, env=env, check=True, capture_output=True)  # fills the cache
+    out = []
+    for _ in range(reps):
+        for n in (1, MANY):
+            t0 = time.perf_counter()
+            subprocess.run(["node", CLI, "run", f"each{n}.ts", "--max-workers", str(PARALLEL)], cwd=work, env=env, check=True, capture_output=True)
+            walls[n].append(time.perf_counter() - t0)
+        out.append(round((walls[MANY][-1] - walls[1][-1]) / (MANY - 1) * 1000, 3))
+        print(json.dumps({"flow_per_item_ms": out[-1], "one_s": round(walls[1][-1], 3), "many_s": round(walls[MANY][-1], 3)}), flush=True)
+    return out
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     cwd = tempfile.mkdtemp(prefix="foreach-bench-")
@@ -98,9 +143,11 @@ def main() -> None:
                 "progress_updates": sum(1 for m in msgs if m["msg_type"] == "update_display_data"),
             })
             print(json.dumps(runs[-1]), flush=True)
+        cell_items = cell_item_overhead(kc, n)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+    flow_items = flow_item_overhead(n)
     best = min(runs, key=lambda r: r["reply_s"])
     result = {
         "benchmark": "foreach: 8 items x 1 s CPU, --parallel 2, warm pool",
@@ -113,6 +160,12 @@ def main() -> None:
         "median_parallel_efficiency": round(IDEAL_S / statistics.median(r["reply_s"] for r in runs), 3),
         "target": 0.85,
         "meets_target": best["efficiency"] >= 0.85,
+        "item_overhead": {
+            "items": MANY,
+            "cell_per_item_ms": {"median": statistics.median(cell_items), "runs": cell_items},
+            "flow_per_item_ms": {"median": statistics.median(flow_items), "runs": flow_items},
+            "target_ms": 2,
+        },
     }
     print(json.dumps(result, indent=2))
     write_result("foreach_bench", result)

@@ -59,11 +59,16 @@ def main() -> None:
     rows = [
         ("step_overhead_ms_p50", step["trivial_cell"]["extra_p50_ms"], 15, "lower",
          f"p50 of {step['trivial_cell']['n']} cells each way", "—"),
-        ("metaflow_overhead_ratio", lin["ratio"]["median"], 10, "higher",
+        ("metaflow_overhead_ratio", lin["ratio"]["median"], 30, "higher",
          f"min {fmt(lin['ratio']['min'])}, max {fmt(lin['ratio']['max'])}; per step {fmt(lin['metaflow_per_step_ms']['median'], 0)} ms (Metaflow) vs {fmt(lin['nbscale_per_step_ms']['median'], 0)} ms (nbscale)",
          f"{fmt(lin['metaflow_per_step_ms']['median'], 0)} ms/step"),
         ("foreach_efficiency", fe["median_parallel_efficiency"], 0.85, "higher",
          f"best {fmt(fe['parallel_efficiency'])} of {len(fe['runs'])} runs", f"{fmt(mfe['efficiency']['median'])} (min {fmt(mfe['efficiency']['min'])}, max {fmt(mfe['efficiency']['max'])})"),
+        *([("foreach_item_overhead_ms", fe["item_overhead"]["cell_per_item_ms"]["median"], 2, "lower",
+             f"{fe['item_overhead']['items']} trivial items vs 1, warm pool; runs {fe['item_overhead']['cell_per_item_ms']['runs']}", "—"),
+            ("flow_foreach_item_overhead_ms", fe["item_overhead"]["flow_per_item_ms"]["median"], 2, "lower",
+             f"`nbscale run`, {fe['item_overhead']['items']} trivial items vs 1; runs {fe['item_overhead']['flow_per_item_ms']['runs']}", "—")]
+          if "item_overhead" in fe else []),
         ("artifact_write_vs_disk", rec["record_new_value_write_ratio"], 0.7, "higher",
          f"median of {rec['reps']} (min {fmt(rec['record_new_value_write_ratio_stats']['min'])}, max {fmt(rec['record_new_value_write_ratio_stats']['max'])}); {rec['record_new_value_MBps']} vs {rec['raw_write_fsync_MBps']} MB/s raw; changed value of same size: {rec['record_changed_same_size_ratio']}",
          f"{fmt(mfa['write_vs_disk']['median'])} (save {fmt(mfa['save_s']['median'], 1)} s)"),
@@ -78,6 +83,15 @@ def main() -> None:
         per = ", ".join(f"{n} {fmt(r['vs_node'])}" for n, r in ret["shapes"].items())
         rows.append(("return_peak_rss_vs_value", ret["worst_vs_node"], 1.2, "lower",
                      f"worst of {len(ret['shapes'])} shapes of {fmt(ret['gib'], 0)} GiB (peak worker RSS / plain Node holding the value): {per}", "—"))
+    # What `nbscale run` loads (bench/startup_modules.js): a count, with the heavy modules it must not need.
+    if os.path.exists(os.path.join(HERE, "results", "startup_modules.json")):
+        sm = load("startup_modules.json")
+        heavy = [k for k in ("typescript", "aws_sdk", "zeromq") if sm["runner"][k] or any(w[k] for w in sm["workers"])]
+        rows.append(("run_modules_at_start", sm["runner"]["modules"], None, "lower",
+                     f"runner {sm['runner']['modules']} modules, each worker {sm['workers'][0]['modules'] if sm['workers'] else '?'}; "
+                     f"TypeScript, AWS SDK, zeromq loaded: {', '.join(heavy) or 'none'}; a Slurm target adds {sm['slurm_target_adds']['modules']}; "
+                     f"kernel at start {sm['kernel_at_start']['modules']} modules (TypeScript {'yes' if sm['kernel_at_start']['typescript'] else 'no'}, "
+                     f"AWS SDK {'yes' if sm['kernel_at_start']['aws_sdk'] else 'no'})", "—"))
 
     # Timings the tests do not assert (they check what happens; these say how fast, here).
     if os.path.exists(os.path.join(HERE, "results", "responsiveness_bench.json")):

@@ -59,6 +59,7 @@ if [ "${1:-}" = kernels ]; then
 fi
 log "step overhead (step_bench.py, 40 cells each way)"; "$PY" bench/step_bench.py 40 >&2
 log "foreach efficiency (foreach_bench.py, 3 runs)";    "$PY" bench/foreach_bench.py 3 >&2
+log "modules loaded by nbscale run (startup_modules.js)"; node bench/startup_modules.js >&2
 log "artifact record/restore (record_bench.js)";        node bench/record_bench.js --mb 256 >&2
 log "returning large values from steps (return_bench.py, ${RETURN_GIB:-2} GiB each)"; "$PY" bench/return_bench.py "${RETURN_GIB:-2}" >&2
 log "interrupt, control during a flood (responsiveness_bench.py)"; "$PY" bench/responsiveness_bench.py 3 >&2

@@ -525,7 +525,7 @@ def test_failed_reasons_become_messages_and_oom_the_memory_advice(env: dict[str,
         late = error_when_failed_with("Job attempt duration exceeded timeout", "%%step long --on batch --timeout 90s\nconst x = 1;")
     finally:
         k.close()
-    assert late["ename"] == "StepTimeout" and "did not finish within its --timeout 1m30s" in late["evalue"], late
+    assert late["ename"] == "StepTimeout" and "did not finish within its timeout of 1m30s" in late["evalue"], late
     assert oom["ename"] == "StepOutOfMemory" and "re-run with `--memory 16G`" in oom["evalue"], oom
     assert "OutOfMemoryError: Container killed due to memory usage" in oom["text"] and "kernel and its variables are intact" in oom["text"]
     assert pull["ename"] == "BatchJobFailed" and "CannotPullContainerError: pull access denied for acme/nb" in pull["evalue"], pull

@@ -19,9 +19,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def test_jupyter_console_steps_multiline_completion_and_inspect(tmp_path: Path) -> None:
     env = dict(os.environ, NBSCALE_DATASTORE=str(tmp_path / "ds"), TERM="xterm")
+    # The console's own waits (is_complete 1 s, a completion 5 s by default) are raised: on a busy machine a
+    # first completion can take longer, and the console would then show none (the test waits for events).
     c = pexpect.spawn(
         str(VENV_BIN / "jupyter"),
-        ["console", "--kernel", "nbscale", "--ZMQTerminalInteractiveShell.kernel_is_complete_timeout=60"],
+        ["console", "--kernel", "nbscale", "--ZMQTerminalInteractiveShell.kernel_is_complete_timeout=60", "--ZMQCompleter.timeout=60"],
         env=env, encoding="utf-8", timeout=90, cwd=str(tmp_path), dimensions=(40, 200),
     )
     log_path = Path(os.environ.get("NBSCALE_TEST_CONSOLE_LOG", str(tmp_path / "console.log")))
@@ -69,7 +71,9 @@ def test_jupyter_console_steps_multiline_completion_and_inspect(tmp_path: Path) 
         c.expect(prompt(7))
         c.send("gree")
         c.send("\t")
-        c.expect("greeting")
+        # The completed word as the terminal shows it: prompt_toolkit may draw only the part it adds
+        # ("ting"), with its escape sequences in between.
+        c.expect(r"(?:\x1b\[[0-9;?]*[A-Za-z])*".join(re.escape(ch) for ch in "greeting"))
         c.send("\r")
         # With the completion menu open, the first Enter accepts the completion; the next runs the line.
         if c.expect(["hi from step", pexpect.TIMEOUT], timeout=15) == 1:

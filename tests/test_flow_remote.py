@@ -224,7 +224,8 @@ export default flow("each", [items, each]);
 """)
     r = cli("run", "each.ts", "--json", cwd=work)
     assert r.returncode != 0
-    assert "step each failed: item 1: RangeError: item 20 is bad" in r.stderr, r.stderr
+    # As a cell's foreach says it: how many items failed, which, and each one's error.
+    assert "step each failed: 1 of 3 items of step `each` failed: index 1 item 1: RangeError: item 20 is bad" in r.stderr, r.stderr
     first = last_json(r)
     first_arrays = set(jobs_of(work, "each-array"))
     assert len(first_arrays) == 1 and len(jobs_of(work, "each-array")) == 3

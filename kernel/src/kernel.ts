@@ -21,7 +21,7 @@ import { formatValue } from "./session/format";
 import { heading, type CellError } from "./session/errors";
 import { display, installDisplaySink, newDisplay } from "./client/display";
 import { PACKAGE_DIR, VERSION } from "./version";
-import { ts } from "./step/typescript";
+import { typescriptVersion } from "./step/typescript";
 import { CellMagics } from "./session/magic-dispatch";
 import { registerStepMagics } from "./session/magic-handlers/step";
 import type { LocalPool } from "./backends/local-pool";
@@ -63,13 +63,13 @@ export function kernelInfo(): JsonObject {
     implementation_version: VERSION,
     language_info: {
       name: "typescript",
-      version: ts.version,
+      version: typescriptVersion(),
       mimetype: "text/typescript",
       file_extension: ".ts",
       codemirror_mode: { name: "javascript", typescript: true },
       pygments_lexer: "typescript",
     },
-    banner: `nbscale ${VERSION} — TypeScript ${ts.version} on Node.js ${process.version}`,
+    banner: `nbscale ${VERSION} — TypeScript ${typescriptVersion()} on Node.js ${process.version}`,
     help_links: [{ text: "nbscale", url: "https://github.com/nbscale/nbscale" }],
     debugger: false,
     supported_features: [],
@@ -101,7 +101,7 @@ export class Kernel {
   constructor(options: KernelOptions) {
     const info = readConnectionFile(options.connectionFile);
     this.io = new KernelIo(info, randomUUID(), kernelInfo());
-    const tslabCompat = { display, newDisplay, versions: { tslab: "1.0.22", typescript: ts.version, node: process.version } };
+    const tslabCompat = { display, newDisplay, versions: { tslab: "1.0.22", typescript: typescriptVersion(), node: process.version } };
     this.executor = new Executor({
       cwd: options.cwd,
       packageDir: PACKAGE_DIR,

@@ -36,22 +36,6 @@ const RULES: Record<string, { forbidden: string[]; why: string }> = {
 
 /** Imports that break a rule today: `file -> layer imported`, each counted once per file. */
 const KNOWN = new Set([
-  "backends/batch/errors.ts -> session",
-  "backends/batch/failure.ts -> session",
-  "backends/batch/view.ts -> session",
-  "backends/remote/array.ts -> session",
-  "backends/remote/lazy-input-error.ts -> session",
-  "backends/slurm/failures.ts -> session",
-  "backends/slurm/launcher.ts -> session",
-  "backends/slurm/run.ts -> session",
-  "backends/slurm/submit.ts -> session",
-  "flow/remote-launcher.ts -> session",
-  "backends/batch/array.ts -> step",
-  "backends/batch/failure.ts -> step",
-  "backends/batch/run.ts -> step",
-  "backends/remote/lazy-input-error.ts -> step",
-  "backends/slurm/failures.ts -> step",
-  "backends/slurm/run.ts -> step",
   "step/dispatch.ts -> session",
   "step/failures.ts -> session",
   "step/foreach-input.ts -> session",

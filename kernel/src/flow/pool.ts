@@ -10,19 +10,25 @@
  * be 10x cheaper than Metaflow's. So flow steps keep their own worker, on
  * node's IPC channel, with the same rules as the kernel's pool:
  *
- * - heap limit: a step with `memory` runs on a worker started with that
- *   V8 heap limit; workers are reused only by steps asking for the same one;
+ * - memory: a step with `memory` runs on a worker whose V8 heap limit is
+ *   the kernel pool's for that request (backends/memory.ts heapLimitMiB:
+ *   the request minus a reserve) and an RSS watchdog stops it above the
+ *   request; workers are reused only by steps asking for the same memory;
  * - timeout, death: the worker is killed and not reused (the next step
  *   gets a new one); Ctrl-C kills every worker and no step starts after it;
- *   out of memory is recognised from V8's own message
- *   ("heap out of memory") or a SIGKILL/SIGABRT death (the kernel's OOM
- *   killer, V8's abort);
+ *   out of memory is the watchdog's kill or V8's own message ("heap out of
+ *   memory"); any other death (a SIGKILL from outside, the OS's OOM killer
+ *   for a step without `memory`) is a worker death, as for a cell;
  * - at most `maxWorkers` processes live at once: an idle worker of another
  *   heap size is stopped to make room.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { heapLimitMiB, residentBytes } from "../backends/memory";
+import type { WorkerEnding } from "../backends/step-failure";
+import { logLimit } from "../worker/log-limit";
+import { formatMB } from "../magics/units";
 import type { WorkerOutput, WorkerReply, WorkerRequest, WorkerTask } from "./worker";
 
 export interface LaunchOptions {
@@ -47,8 +53,10 @@ export interface TaskOutcome {
   log: string;
   exitCode: number | null;
   signal: NodeJS.Signals | null;
-  oom: boolean;
-  timedOut: boolean;
+  /** How the worker ended without a reply (null: it replied, or the launcher explains it in its own failure). */
+  ending: WorkerEnding["death"] | null;
+  /** Highest RSS seen while the task ran, bytes (0: not sampled). */
+  peakRss: number;
   pid: number | null;
 }
 
@@ -62,12 +70,18 @@ export interface StepLauncher {
   limit?(maxWorkers: number): void;
 }
 
-const LOG_CAP = 16 << 20;
+/** A step's log as kept for its record and `nbscale logs`: the same limit as a cell step's (NBSCALE_LOG_BYTES). */
+const LOG_CAP = logLimit(process.env);
+/** How often the RSS watchdog looks, as the kernel's pool. */
+const WATCHDOG_MS = 100;
 
 interface Running {
   log: string;
   reply: WorkerReply | null;
   timedOut: boolean;
+  /** Stopped by the RSS watchdog. */
+  overMemory: boolean;
+  peakRss: number;
   onOutput?: (text: string) => void;
   settle(outcome: TaskOutcome): void;
 }
@@ -90,7 +104,7 @@ export interface ProcessLauncherOptions {
 }
 
 export function heapMiBFor(memoryBytes: number | null): number | null {
-  return memoryBytes === null ? null : Math.max(16, Math.floor(memoryBytes / 2 ** 20));
+  return memoryBytes === null ? null : heapLimitMiB(memoryBytes);
 }
 
 export class ProcessLauncher implements StepLauncher {
@@ -107,7 +121,7 @@ export class ProcessLauncher implements StepLauncher {
 
   run(task: WorkerTask, options: LaunchOptions): Promise<TaskOutcome> {
     if (this.stopped) {
-      return Promise.resolve({ reply: null, log: "", exitCode: null, signal: "SIGINT", oom: false, timedOut: false, pid: null });
+      return Promise.resolve({ reply: null, log: "", exitCode: null, signal: "SIGINT", ending: "interrupted", peakRss: 0, pid: null });
     }
     const w = this.acquire(heapMiBFor(options.memoryBytes));
     const env = { ...options.env, NBSCALE_FLOW_STEP: task.step, NBSCALE_RUN: task.run };
@@ -116,12 +130,25 @@ export class ProcessLauncher implements StepLauncher {
         log: "",
         reply: null,
         timedOut: false,
+        overMemory: false,
+        peakRss: 0,
         onOutput: options.onOutput,
         settle: (outcome) => {
           if (timer) clearTimeout(timer);
+          clearInterval(watchdog);
           resolve(outcome);
         },
       };
+      // The same guard as a cell step's worker: above its request, the step is stopped and said to be out of memory.
+      const watchdog = setInterval(() => {
+        const rss = w.child.pid !== undefined ? residentBytes(w.child.pid) : null;
+        if (rss === null) return;
+        if (rss > running.peakRss) running.peakRss = rss;
+        if (options.memoryBytes !== null && rss > options.memoryBytes && !running.overMemory) {
+          running.overMemory = true;
+          this.kill(w);
+        }
+      }, WATCHDOG_MS);
       const timer =
         options.timeoutMs !== null
           ? setTimeout(() => {
@@ -186,7 +213,7 @@ export class ProcessLauncher implements StepLauncher {
       if (m.type === "output") return this.append(t, m.text);
       t.reply = m;
       w.task = null;
-      t.settle({ reply: m, log: t.log, exitCode: null, signal: null, oom: false, timedOut: false, pid: child.pid ?? null });
+      t.settle({ reply: m, log: t.log, exitCode: null, signal: null, ending: null, peakRss: t.peakRss, pid: child.pid ?? null });
       if (this.closed) this.kill(w);
     });
     child.on("error", () => this.kill(w));
@@ -197,19 +224,19 @@ export class ProcessLauncher implements StepLauncher {
       const t = w.task;
       if (!t) return;
       w.task = null;
-      const oom =
-        !t.timedOut &&
-        !w.interrupted &&
-        (/heap out of memory|Reached heap limit|Allocation failed - JavaScript heap/i.test(t.log) ||
-          (t.reply === null && (signal === "SIGKILL" || signal === "SIGABRT" || code === 134 || code === 137)));
+      const heap = /heap out of memory|Reached heap limit|Allocation failed - JavaScript heap/i.test(t.log);
+      const ending: WorkerEnding["death"] = w.interrupted ? "interrupted" : t.timedOut ? "timeout" : t.overMemory ? "oom" : heap ? "oom-heap" : "killed";
       // An interrupted step reads as one (the SIGKILL that ended it is ours).
-      t.settle({ reply: t.reply, log: t.log, exitCode: code, signal: w.interrupted ? "SIGINT" : signal, oom, timedOut: t.timedOut, pid: child.pid ?? null });
+      t.settle({ reply: t.reply, log: t.log, exitCode: code, signal: w.interrupted ? "SIGINT" : signal, ending, peakRss: t.peakRss, pid: child.pid ?? null });
     });
     return w;
   }
 
   private append(t: Running, text: string): void {
-    if (t.log.length < LOG_CAP) t.log += text;
+    if (t.log.length < LOG_CAP) {
+      t.log += text;
+      if (t.log.length >= LOG_CAP) t.log += `\n[nbscale: the rest of the output is not kept: over ${formatMB(LOG_CAP)} (NBSCALE_LOG_BYTES)]\n`;
+    }
     t.onOutput?.(text);
   }
 

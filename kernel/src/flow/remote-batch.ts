@@ -20,7 +20,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { depsManifestKey, sha256Hex } from "../backends/batch/bootstrap";
 import { checkQueue } from "../backends/batch/capacity";
-import { failureFacts, jobFailedError } from "../backends/batch/failure";
+import { failureFacts, jobFailure } from "../backends/batch/failure";
 import { JobDefinitions } from "../backends/batch/jobdef";
 import { BatchLauncher, type BatchStatus } from "../backends/batch/launcher";
 import { lastLogLines } from "../backends/batch/logs";
@@ -30,7 +30,7 @@ import { submitJobInput, type JobRequest } from "../backends/batch/submit";
 import { ChildLauncher, ChildStates, childJobId } from "../backends/batch/array";
 import { resolveWorkerPackage, type WorkerPackage } from "../backends/batch/worker-package";
 import { packageDir } from "../backends/slurm/run";
-import type { StepError } from "../store/runs";
+import { failure, notStarted, type StepFailure } from "../backends/step-failure";
 import type { SubmittedTask } from "../backends/remote/kernel-side";
 import type { StorageBackend } from "../store/backend";
 import { backendFor } from "../store/backends";
@@ -38,7 +38,7 @@ import type { DatastoreLocation } from "../store/location";
 import { parseSize } from "../magics/units";
 import { VERSION } from "../version";
 import type { StepDef } from "./api";
-import { RemoteSetupError, stepErrorOf, SubmitRefused, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+import { RemoteSetupError, SubmitRefused, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
 
 /** Settings the job sees as `nbscale run` does: a custom endpoint (LocalStack, moto) and the region. */
 const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
@@ -110,12 +110,15 @@ export class BatchTarget implements RemoteTarget {
         published: () => nbscalePublished(VERSION, process.env),
       });
     } catch (e) {
-      throw new SubmitRefused({
-        kind: "error",
-        message:
-          `nbscale's package could not be made ready for the job (${(e as Error).message}); ` +
-          "set NBSCALE_WORKER_PACKAGE to an npm install spec the job can reach (e.g. a tarball URL), or `image:` to an image with nbscale installed",
-      });
+      throw new SubmitRefused(
+        notStarted(
+          "BatchConfigError",
+          `the flow's AWS Batch steps were not sent: nbscale's package could not be made ready for the job (${(e as Error).message})`,
+          [
+            "(setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or `image:` to an image with nbscale installed)",
+          ],
+        ),
+      );
     }
     const passthrough: Record<string, string> = {};
     for (const k of PASSTHROUGH) if (process.env[k]) passthrough[k] = process.env[k]!;
@@ -208,18 +211,19 @@ async function endedWithoutResult(
   status: BatchStatus,
   settings: BatchSettings,
   r: StepResources,
-): Promise<StepError> {
+): Promise<StepFailure> {
   const job = status.job;
   if (job?.status === "SUCCEEDED") {
-    return {
-      kind: "error",
-      message:
-        `AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${taskId}); ` +
-        "did the image run something other than the job definition's command? check `image:` and the job's log",
-    };
+    return failure(
+      "worker-died",
+      "BatchJobFailed",
+      `step \`${step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${taskId})`,
+      ["(did the image run something other than the job definition's command? check `image:` and the job's log)"],
+      { job: jobId },
+    );
   }
   const facts = failureFacts(job ?? {});
   const logTail = await lastLogLines(facts.logStream).catch(() => []);
-  const err = stepErrorOf(step, jobFailedError(facts, { step, jobId, memory: r.memory, timeoutMs: r.timeoutMs, logTail }), undefined);
-  return facts.logStream ? { ...err, message: `${err.message} [job log: CloudWatch Logs /aws/batch/job ${facts.logStream}]` } : err;
+  const f = jobFailure(facts, { step, jobId, memory: r.memory, timeoutMs: r.timeoutMs, logTail });
+  return facts.logStream ? { ...f, details: [...f.details, `[job log: CloudWatch Logs /aws/batch/job ${facts.logStream}]`] } : f;
 }

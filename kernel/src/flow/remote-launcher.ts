@@ -14,16 +14,15 @@ import { readFileSync } from "node:fs";
 import type { LaunchStatus, Launcher, SubmittedTask } from "../backends/remote/kernel-side";
 import { watchTask } from "../backends/remote/kernel-side";
 import { FORMAT, newTaskId, taskKey, type RemoteStarted } from "../worker/remote/protocol";
-import type { CellError } from "../session/errors";
+import { interrupted, type StepFailure } from "../backends/step-failure";
 import type { Datastore } from "../store";
-import type { StepError } from "../store/runs";
 import type { StepSettings } from "./api";
 import type { JobState, LaunchOptions, StepLauncher, TaskOutcome } from "./pool";
 import type { FlowRemoteResult, FlowRemoteTask } from "./remote-task";
 import type { WorkerTask } from "./worker";
 
-/** A TaskOutcome that may already know what to tell the user (the runner prefers it to its own guess). */
-export type RemoteTaskOutcome = TaskOutcome & { failure?: StepError; host?: string };
+/** A TaskOutcome that may already know how the step failed (the scheduler's ending: the runner takes it as is). */
+export type RemoteTaskOutcome = TaskOutcome & { failure?: StepFailure; host?: string };
 
 /** A refusal before anything was submitted: names the setting and how to fix it. */
 export class RemoteSetupError extends Error {
@@ -35,8 +34,8 @@ export class RemoteSetupError extends Error {
 
 /** A submission the scheduler refused: the step fails with this error, the run goes on. */
 export class SubmitRefused extends Error {
-  constructor(readonly error: StepError) {
-    super(error.message);
+  constructor(readonly failure: StepFailure) {
+    super(failure.message);
     this.name = "SubmitRefused";
   }
 }
@@ -55,7 +54,7 @@ export interface RemoteJob<J, S extends LaunchStatus> {
   /** Said once in the step's log when it was submitted (e.g. a warning about the image). */
   notice?: string;
   /** Why the job ended without a result, in the user's terms. */
-  ended(status: S, facts: JobFacts): Promise<StepError>;
+  ended(status: S, facts: JobFacts): Promise<StepFailure>;
   statusMs?: number;
   maxStatusMs?: number;
   endGraceMs?: number;
@@ -91,7 +90,9 @@ export class RemoteFlowLauncher implements StepLauncher {
   private readonly interrupted = new Map<string, string>();
   /** foreach steps whose items run as one array job: the item count from the last count. */
   private readonly counts = new Map<string, number>();
-  private readonly arrays = new Map<string, Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }>>();
+  /** Items whose array element was handed out already: asked for again, they are retries. */
+  private readonly retried = new Set<string>();
+  private readonly arrays = new Map<string, Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepFailure }>>();
 
   constructor(
     private readonly target: RemoteTarget,
@@ -109,22 +110,25 @@ export class RemoteFlowLauncher implements StepLauncher {
   async run(task: WorkerTask, options: LaunchOptions): Promise<RemoteTaskOutcome> {
     if (task.item && "count" in task.item) {
       const counted = await this.local.run(task, options);
-      // A new count starts a new round of items (a retry of the step counts again).
+      // A new count starts a new round of items (a resume counts again).
       this.arrays.delete(task.step);
+      for (const k of this.retried) if (k.startsWith(`${task.step}[`)) this.retried.delete(k);
       if (counted.reply?.type === "done" && this.target.submitArray) this.counts.set(task.step, counted.reply.count ?? 0);
       return counted;
     }
     const index = task.item && "index" in task.item ? task.item.index : null;
     const key = index !== null ? `${task.step}[${index}]` : task.step;
     if (this.stopped) {
-      const message = this.interrupted.get(key) ?? `interrupted before it was submitted to ${this.target.name === "slurm" ? "Slurm" : "AWS Batch"}`;
-      return { ...nothing(""), failure: { kind: "error", message } };
+      const how = this.interrupted.get(key) ?? ` before it was submitted to ${this.target.name === "slurm" ? "Slurm" : "AWS Batch"}`;
+      return { ...nothing(""), failure: interrupted(key, how) };
     }
     const out = new Output(options);
     const n = this.counts.get(task.step);
     // The first item asked for submits the whole array; each item's call then follows its own element
     // (the runner's `parallel` only paces how many it waits on at once: Slurm's `%N` paces the elements).
-    if (index !== null && n !== undefined && this.target.submitArray) {
+    // An item asked for again (a retry) runs as a job of its own: its element of the array has ended.
+    if (index !== null && n !== undefined && this.target.submitArray && !this.retried.has(key)) {
+      this.retried.add(key);
       let array = this.arrays.get(task.step);
       if (!array) {
         array = this.submitArray(task, options, n, out);
@@ -140,7 +144,7 @@ export class RemoteFlowLauncher implements StepLauncher {
       job = await this.target.submit(submitted, this.resources(task, options));
     } catch (e) {
       if (!(e instanceof SubmitRefused)) throw e;
-      return { ...nothing(out.log), failure: e.error };
+      return { ...nothing(out.log), failure: e.failure };
     }
     if (job.notice) out.say(job.notice);
     out.say(`[nbscale] ${job.label} submitted (task ${submitted.id})\n`);
@@ -153,7 +157,7 @@ export class RemoteFlowLauncher implements StepLauncher {
     options: LaunchOptions,
     n: number,
     out: Output,
-  ): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepError }> {
+  ): Promise<{ elements: RemoteJob<unknown, LaunchStatus>[]; tasks: SubmittedTask[] } | { failure: StepFailure }> {
     const base = newTaskId(task.step);
     const tasks: SubmittedTask[] = [];
     for (let i = 0; i < n; i++) tasks.push(await this.putTask({ ...task, item: { index: i } }, options, task.step, `${base}-${i}`));
@@ -167,7 +171,7 @@ export class RemoteFlowLauncher implements StepLauncher {
       return { elements, tasks };
     } catch (e) {
       if (!(e instanceof SubmitRefused)) throw e;
-      return { failure: e.error };
+      return { failure: e.failure };
     }
   }
 
@@ -238,15 +242,15 @@ export class RemoteFlowLauncher implements StepLauncher {
       switch (outcome.kind) {
         case "result": {
           const r = outcome.result as FlowRemoteResult;
-          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, oom: false, timedOut: false, pid, ...where };
+          return { reply: r.flow, log: out.log, exitCode: r.status === "done" ? 0 : 1, signal: null, ending: null, peakRss: r.peakRss, pid, ...where };
         }
         case "cancelled":
           out.say(`[nbscale] interrupted: ${job.label} was cancelled\n`);
-          this.interrupted.set(key, `interrupted; ${job.label} was cancelled`);
-          return { ...nothing(out.log), pid, ...where, failure: { kind: "error", message: this.interrupted.get(key)! } };
+          this.interrupted.set(key, `; ${job.label} was cancelled`);
+          return { ...nothing(out.log), pid, ...where, failure: interrupted(key, this.interrupted.get(key)) };
         case "ended": {
           const failure = await job.ended(outcome.status, { started: outcome.started, peakRss: outcome.peakRss });
-          return { ...nothing(out.log), pid, ...where, oom: failure.kind === "oom", timedOut: failure.kind === "timeout", failure };
+          return { ...nothing(out.log), pid, ...where, peakRss: outcome.peakRss, failure };
         }
       }
     } finally {
@@ -285,34 +289,5 @@ class Output {
 }
 
 function nothing(log: string): RemoteTaskOutcome {
-  return { reply: null, log, exitCode: null, signal: null, oom: false, timedOut: false, pid: null };
-}
-
-/** `re-run with \`--memory 2G\`` in a cell message → the same advice for a flow step. */
-export function flowMemoryAdvice(step: string, cellMessage: string): string | undefined {
-  const size = /--memory ([0-9.]+\s*[KMGT]i?B?)/.exec(cellMessage)?.[1]?.replace(/\s+/g, "");
-  if (!size) return undefined;
-  return `give it more memory: memory: "${size}" in step("${step}", { ... }) of the flow file (--memory ${size} on the cell's %%step line), then resume the run`;
-}
-
-/** A cell's error as a flow step's: the cell-only words go, the job's output file is named. */
-export function stepErrorOf(step: string, cell: CellError, outputFile: string | undefined): StepError {
-  const where = outputFile ? ` [job output: ${outputFile}]` : "";
-  const detail = cell.traceback
-    .slice(1)
-    .map((l) => l.replace(/;? ?the kernel and its variables are intact/, "").trim())
-    .filter((l) => l && l !== "()")
-    .join(" ");
-  const message = `${flowWording(cell)}${detail ? ` ${detail}` : ""}${where}`;
-  if (cell.ename === "StepOutOfMemory") return { kind: "oom", message, advice: flowMemoryAdvice(step, cell.evalue) };
-  if (cell.ename === "StepTimeout") return { kind: "timeout", message };
-  return { kind: "error", message };
-}
-
-function flowWording(cell: CellError): string {
-  return cell.evalue
-    .replace(/; re-run with `--memory [^`]+`/, "")
-    .replace(/run the cell again/g, "resume the run")
-    .replace(/its --timeout/g, "its timeout")
-    .replace(/with --timeout \(e\.g\. --timeout 2h\)/, 'with timeout: "2h" on the step');
+  return { reply: null, log, exitCode: null, signal: null, ending: null, peakRss: 0, pid: null };
 }

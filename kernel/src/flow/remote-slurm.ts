@@ -4,7 +4,7 @@
  * run's datastore as the nodes see it (NBSCALE_SLURM_DATASTORE, else the same
  * path: a shared filesystem, or S3). Settings and refusals are the kernel's
  * (backends/slurm/settings.ts); endings are explained by the same code as a
- * `%%step --on slurm` cell (backends/slurm/failures.ts), reworded for a flow.
+ * `%%step --on slurm` cell (backends/slurm/failures.ts).
  */
 import { run } from "../backends/slurm/commands";
 import { ArrayStates, ElementLauncher } from "../backends/slurm/array";
@@ -17,8 +17,9 @@ import { packageDir } from "../backends/slurm/run";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "../backends/slurm/settings";
 import type { SubmittedTask } from "../backends/remote/kernel-side";
 import type { DatastoreLocation } from "../store/location";
+import type { StepFailure } from "../backends/step-failure";
 import type { StepDef } from "./api";
-import { RemoteSetupError, stepErrorOf, SubmitRefused, type JobFacts, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
+import { RemoteSetupError, SubmitRefused, type JobFacts, type RemoteJob, type RemoteTarget, type StepResources } from "./remote-launcher";
 
 export class SlurmTarget implements RemoteTarget {
   readonly name = "slurm";
@@ -64,13 +65,13 @@ export class SlurmTarget implements RemoteTarget {
     const settings = this.byPartition.get(r.settings.partition ?? "")!;
     const launcher = new SlurmLauncher(settings, { memory: r.memory, cpu: r.cpu, gpu: r.gpu, timeoutMs: r.timeoutMs });
     const ask = { step: task.step, memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition };
-    const job = await submitOrExplain(launcher, task, ask, (cell) => new SubmitRefused(stepErrorOf(task.step, cell, undefined)));
+    const job = await submitOrExplain(launcher, task, ask, (f) => new SubmitRefused(f));
     return {
       launcher,
       job,
       label: `Slurm job ${job.id}`,
       ended: async (status, facts) => {
-        return stepErrorOf(task.step, jobEnding(task.step, job.id, job.outputFile, status.info, r, facts), job.outputFile);
+        return withOutputFile(jobEnding(task.step, job.id, job.outputFile, status.info, r, facts), job.outputFile);
       },
     };
   }
@@ -86,7 +87,7 @@ export class SlurmTarget implements RemoteTarget {
       Buffer.from(JSON.stringify({ step: task.step, items: n, created: new Date().toISOString() })),
     );
     const ask = { step: task.step, memory: r.memory, cpu: r.cpu, gpu: r.gpu, partition: settings.partition };
-    const job = await submitOrExplain(launcher, task, ask, (cell) => new SubmitRefused(stepErrorOf(task.step, cell, undefined)));
+    const job = await submitOrExplain(launcher, task, ask, (f) => new SubmitRefused(f));
     const elements = new ElementLauncher(new ArrayStates(job.id), launcher);
     return Array.from({ length: n }, (_, index) => {
       const id = `${job.id}_${index}`;
@@ -96,8 +97,13 @@ export class SlurmTarget implements RemoteTarget {
         job: index,
         label: `Slurm array job ${id}`,
         ended: async (status: SlurmStatus, facts: JobFacts) =>
-          stepErrorOf(`${task.step}[${index}]`, jobEnding(`${task.step}[${index}]`, id, outputFile, status.info, r, facts), outputFile),
+          withOutputFile(jobEnding(`${task.step}[${index}]`, id, outputFile, status.info, r, facts), outputFile),
       };
     });
   }
+}
+
+/** The job's own output file, named under its failure (where the rest of what it printed is). */
+function withOutputFile(f: StepFailure, file: string | undefined): StepFailure {
+  return file ? { ...f, details: [...f.details, `[job output: ${file}]`] } : f;
 }

@@ -13,12 +13,14 @@
  * re-runs it, and whatever its new output changes re-runs too.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { getHeapStatistics } from "node:v8";
-import { availableParallelism, hostname, tmpdir } from "node:os";
+import { availableParallelism, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Datastore, deserialize, type DatastoreLocation } from "../store";
 import { newRunId, RunStore, RunView, StepError, StepRecord } from "../store/runs";
-import { formatSize, parseDuration, parseSize } from "../magics/units";
+import { parseDuration, parseSize } from "../magics/units";
+import { failure, shortReason, workerEnded, type StepFailure, type WorkerEnding } from "../backends/step-failure";
+import { retryDecision, type AttemptState } from "../step/retry";
+import { stepErrorOf } from "./step-error";
 import type { StepDef, Target } from "./api";
 import { depsOf, LoadedFlow, loadFlow, topoOrder } from "./load";
 import { ProcessLauncher, StepLauncher, TaskOutcome } from "./pool";
@@ -146,9 +148,11 @@ async function runWith(options: RunOptions, launcher: StepLauncher): Promise<Run
     targetOf,
     begun,
     saving: [],
+    stopping: false,
   };
   options.progress.begin(runId, loaded.path, order.length);
   const onSigint = (): void => {
+    ctx.stopping = true;
     ctx.launcher.stopAll();
     for (const l of ctx.remote.values()) l.stopAll();
   };
@@ -206,6 +210,8 @@ interface Ctx {
   begun: Promise<unknown>;
   /** Step records being written (see save()). */
   saving: Promise<void>[];
+  /** Ctrl-C came: nothing is retried. */
+  stopping: boolean;
 }
 
 /**
@@ -315,32 +321,50 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
     memoryBytes,
     needed: [...(ctx.needed.get(s.name) ?? [])],
   };
-  const launch = { memoryBytes, timeoutMs, env: s.settings.env ?? {} };
+  let launch: Launch = { memoryBytes, timeoutMs, env: s.settings.env ?? {} };
   const started = Date.now();
   rec.started = new Date(started).toISOString();
-  ctx.options.progress.started(s.name);
-  const attempts = 1 + (s.settings.retries ?? 0);
   let log = "";
-  let error: StepError | null = null;
+  ctx.options.progress.started(s.name);
+  if (task.target === "kernel") {
+    // A flow has no kernel to run in: say so rather than quietly running somewhere else.
+    const note = `[nbscale] step ${s.name} asks for --on kernel; a flow run has no kernel, so it runs on a local worker (its inputs are copies)\n`;
+    log += note;
+    ctx.options.progress.output(s.name, note);
+  }
+  const attempts = 1 + (s.settings.retries ?? 0);
+  let failure: StepFailure | null = null;
   let last: TaskOutcome | null = null;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    rec.attempts = attempt;
-    if (attempt > 1) log += `\n[nbscale: attempt ${attempt} of ${attempts}]\n`;
-    const outcome = s.foreach ? await runForeach(ctx, s, task, launch) : await runOne(ctx, s.name, task, launch);
-    last = outcome.last;
+  if (s.foreach) {
+    // Each item is retried on its own (runForeach): a failed item does not run the others again.
+    const outcome = await runForeach(ctx, s, task, launch, attempts);
+    ({ last, failure } = outcome);
     log += outcome.log;
-    error = outcome.error;
-    if (!error) {
-      rec.artifacts = outcome.artifacts;
-      rec.versions = outcome.versions;
-      rec.execution = outcome.execution;
-      break;
+    rec.attempts = outcome.attempts;
+    if (!failure) Object.assign(rec, { artifacts: outcome.artifacts, versions: outcome.versions, execution: outcome.execution });
+  } else {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      rec.attempts = attempt;
+      const outcome = await runOne(ctx, s.name, { ...task, memoryBytes: launch.memoryBytes }, launch);
+      last = outcome.last;
+      log += outcome.log;
+      failure = outcome.failure;
+      if (!failure) {
+        rec.artifacts = outcome.artifacts;
+        rec.versions = outcome.versions;
+        rec.execution = outcome.execution;
+        break;
+      }
+      const decision = retryDecision(failure, retryState(ctx, s, attempt, attempts, launch));
+      if (!decision.retry) break;
+      log += `\n[nbscale: attempt ${attempt} of ${attempts} failed (${shortReason(failure)}); ${decision.notice}: attempt ${attempt + 1} of ${attempts}]\n`;
+      if (decision.memory !== undefined) launch = { ...launch, memoryBytes: decision.memory };
     }
   }
   rec.finished = new Date().toISOString();
   // A Slurm or Batch job says where it ran (the node, the container's host).
   rec.worker = last ? { host: (last as RemoteTaskOutcome).host ?? hostname(), pid: last.pid } : null;
-  if (error) return fail(ctx, s, rec, error, Date.now() - started, log);
+  if (failure) return fail(ctx, s, rec, stepErrorOf(s.name, withAttempts(failure, rec.attempts, attempts)), Date.now() - started, log);
   rec.status = "succeeded";
   rec.executed = true;
   save(ctx, rec, log);
@@ -358,7 +382,7 @@ async function fail(ctx: Ctx, s: StepDef, rec: StepRecord, error: StepError, ela
 }
 
 interface Attempt {
-  error: StepError | null;
+  failure: StepFailure | null;
   log: string;
   artifacts: Record<string, string>;
   versions: Record<string, number>;
@@ -386,64 +410,92 @@ async function runOne(ctx: Ctx, label: string, task: WorkerTask, launch: Launch)
   }
   const empty = { artifacts: {}, versions: {}, execution: null, last: outcome, log: outcome.log };
   if (outcome.reply?.type === "done") {
-    return { ...empty, error: null, artifacts: outcome.reply.artifacts, versions: outcome.reply.versions, execution: outcome.reply.execution };
+    return { ...empty, failure: null, artifacts: outcome.reply.artifacts, versions: outcome.reply.versions, execution: outcome.reply.execution };
   }
-  return { ...empty, error: (outcome as RemoteTaskOutcome).failure ?? describeFailure(task.step, outcome, launch) };
+  return { ...empty, failure: (outcome as RemoteTaskOutcome).failure ?? describeFailure(label, outcome, launch) };
 }
 
-export function describeFailure(step: string, outcome: TaskOutcome, launch: Launch): StepError {
-  if (outcome.timedOut) {
-    return { kind: "timeout", message: `timed out after ${launch.timeoutMs !== null ? `${Math.round(launch.timeoutMs / 1000)}s` : "?"} and was stopped` };
+/** How a local worker's task failed, by the same rules (and words) as a cell step's worker. */
+export function describeFailure(label: string, outcome: TaskOutcome, launch: Launch): StepFailure {
+  if (outcome.reply?.type === "failed") {
+    return failure("exception", outcome.reply.ename, `${outcome.reply.ename}: ${outcome.reply.message}`);
   }
-  if (outcome.oom) {
-    const limit = launch.memoryBytes ?? getHeapStatistics().heap_size_limit;
-    const more = nextSize(limit * 2);
-    return {
-      kind: "oom",
-      message: `ran out of memory (heap limit ${launch.memoryBytes !== null ? formatSize(launch.memoryBytes) : `${formatSize(nextSize(limit))} by default`})`,
-      advice:
-        `give it more memory: memory: "${formatSize(more)}" in step("${step}", { ... }) of the flow file ` +
-        `(--memory ${formatSize(more)} on the cell's %%step line), then resume the run`,
-    };
-  }
-  if (outcome.reply?.type === "failed") return { kind: "error", message: `${outcome.reply.ename}: ${outcome.reply.message}` };
-  const how = outcome.signal ? `was killed by ${outcome.signal}` : `exited with code ${outcome.exitCode}`;
-  return { kind: "error", message: `the worker process ${how} before the step finished` };
+  const death = outcome.ending ?? "killed";
+  const ending: WorkerEnding =
+    death === "killed"
+      ? { death, pid: outcome.pid ?? 0, signal: outcome.signal, code: outcome.exitCode, stderr: outcome.log.slice(-4096) }
+      : death === "oom" || death === "oom-heap"
+        ? { death, peakRss: outcome.peakRss }
+        : { death };
+  return workerEnded(label, ending, launch.memoryBytes ?? undefined, launch.timeoutMs ?? undefined);
 }
 
-/** Rounds up to a whole number of MiB, GiB above 1 GiB, so advice reads `2G`, not `2147483650B`. */
-function nextSize(bytes: number): number {
-  const unit = bytes >= 2 ** 30 ? 2 ** 30 : 2 ** 20;
-  return Math.ceil(bytes / unit) * unit;
+/** What the retry policy needs to know of an attempt that failed. */
+function retryState(ctx: Ctx, s: StepDef, attempt: number, attempts: number, launch: Launch): AttemptState {
+  const local = !ctx.remote.has(ctx.targetOf(s));
+  return { attempt, attempts, memory: launch.memoryBytes ?? undefined, stopping: ctx.stopping, maxMemory: local ? totalmem() : undefined };
+}
+
+/** `(attempt 2 of 3)` after the facts, when retries allowed more than one. */
+function withAttempts(f: StepFailure, made: number, attempts: number): StepFailure {
+  return attempts > 1 ? { ...f, details: [...f.details, `(attempt ${made} of ${attempts})`] } : f;
 }
 
 /**
  * foreach: a worker evaluates the items (`count`), then each item runs as
  * its own task (at most `parallel` at once, and within `maxWorkers`), and
- * the runner gathers each returned name into an array in item order.
+ * the runner gathers each returned name into an array in item order. An
+ * item that fails is retried on its own, by the retry policy; the others
+ * keep their results.
  */
-async function runForeach(ctx: Ctx, s: StepDef, task: WorkerTask, launch: Launch): Promise<Attempt> {
+async function runForeach(ctx: Ctx, s: StepDef, task: WorkerTask, launch: Launch, attempts: number): Promise<Attempt & { attempts: number }> {
   const counted = await runOne(ctx, s.name, { ...task, item: { count: true }, needed: [] }, launch);
-  if (counted.error || counted.last?.reply?.type !== "done") return counted;
+  if (counted.failure || counted.last?.reply?.type !== "done") return { ...counted, attempts: 1 };
   const n = counted.last.reply.count ?? 0;
   const limit = new Semaphore(s.settings.parallel ?? n);
   let done = 0;
   ctx.options.progress.items(s.name, 0, n);
   const items = await Promise.all(
     Array.from({ length: n }, async (_, index) => {
-      const release = await limit.acquire();
-      try {
-        const r = await runOne(ctx, `${s.name}[${index}]`, { ...task, item: { index }, needed: task.needed }, launch);
-        ctx.options.progress.items(s.name, ++done, n);
-        return r;
-      } finally {
-        release();
+      const label = `${s.name}[${index}]`;
+      let mine = launch;
+      let log = "";
+      for (let attempt = 1; ; attempt++) {
+        const release = await limit.acquire();
+        let r: Attempt;
+        try {
+          r = await runOne(ctx, label, { ...task, item: { index }, needed: task.needed, memoryBytes: mine.memoryBytes }, mine);
+        } finally {
+          release();
+        }
+        log += r.log;
+        const decision = r.failure ? retryDecision(r.failure, retryState(ctx, s, attempt, attempts, mine)) : ({ retry: false } as const);
+        if (!decision.retry) {
+          ctx.options.progress.items(s.name, ++done, n);
+          return { ...r, log, attempts: attempt };
+        }
+        log += `\n[nbscale: item ${index}: attempt ${attempt} of ${attempts} failed (${shortReason(r.failure!)}); ${decision.notice}: attempt ${attempt + 1} of ${attempts}]\n`;
+        if (decision.memory !== undefined) mine = { ...mine, memoryBytes: decision.memory };
       }
     }),
   );
   const log = items.map((r, i) => `[item ${i}]\n${r.log}`).join("\n");
-  const bad = items.findIndex((r) => r.error);
-  if (bad >= 0) return { ...items[bad], log, error: { ...items[bad].error!, message: `item ${bad}: ${items[bad].error!.message}` } };
+  const tried = Math.max(1, ...items.map((r) => r.attempts));
+  const bad = items.flatMap((r, i) => (r.failure ? [i] : []));
+  if (bad.length > 0) {
+    // As a cell's foreach says it (step/foreach.ts), but a flow step is whole or not at all: nothing is kept.
+    const one = items[bad[0]].failure!;
+    const failed: StepFailure = {
+      ...(bad.length === 1 && one.kind !== "exception" ? one : failure("exception", "ForeachItemsFailed", "")),
+      name: "ForeachItemsFailed",
+      message: `${bad.length} of ${n} items of step \`${s.name}\` failed: ${bad.length === 1 ? "index" : "indices"} ${bad.join(", ")}`,
+      details: bad.map((i) => {
+        const tried = items[i].attempts > 1 ? ` (after ${items[i].attempts} attempts)` : "";
+        return `item ${i}${tried}: ${items[i].failure!.message}`;
+      }),
+    };
+    return { ...items[bad[0]], log, attempts: Math.max(...bad.map((i) => items[i].attempts)), failure: failed };
+  }
   // Gather: name → array of each item's value, in item order.
   const names = [...new Set(items.flatMap((r) => Object.keys(r.artifacts)))];
   const gathered: Record<string, unknown[]> = {};
@@ -467,8 +519,9 @@ async function runForeach(ctx: Ctx, s: StepDef, task: WorkerTask, launch: Launch
     worker: { id: `flow:${ctx.runId}` },
   });
   return {
-    error: null,
+    failure: null,
     log,
+    attempts: tried,
     artifacts: Object.fromEntries(Object.entries(rec.outputs).map(([k, o]) => [k, o.sha256])),
     versions: Object.fromEntries(Object.entries(rec.outputs).map(([k, o]) => [k, o.version])),
     execution: rec.id,

@@ -24,6 +24,7 @@ import { Datastore } from "../store/datastore";
 import { deserialize, describeType, serializeSourceText, type Serialized } from "../store/serialize";
 import type { ArtifactRef } from "../store/artifacts";
 import { evaluateFlow } from "./evaluate";
+import { logLimit } from "../worker/log-limit";
 import type { StepDef } from "./api";
 
 export interface WorkerTask {
@@ -68,7 +69,8 @@ export type WorkerReply =
     }
   | { type: "failed"; ename: string; message: string; stack: string };
 
-const OUTPUT_CAP = 8 << 20;
+/** Per stream, as a cell step's record keeps (NBSCALE_LOG_BYTES). */
+const OUTPUT_CAP = logLimit(process.env);
 
 /** The running task's captured output, or null between tasks. */
 let captured: { stdout: string; stderr: string } | null = null;

@@ -32,7 +32,7 @@
  * cells are recorded with their error, their inputs and no outputs. Set
  * `NBSCALE_RECORD=0` to turn recording off.
  */
-import { basename, dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { hostname } from "node:os";
 import type { JupyterMessage, MessageHeader } from "../protocol/message";
 import type { Executor, ExecOutcome } from "./executor";
@@ -57,6 +57,9 @@ import {
 } from "../store";
 import { isLazy, type Lazy } from "../client/lazy";
 import { LogBuffer } from "./log-buffer";
+import { notebookPath } from "../store/location";
+
+export { notebookPath };
 import { logLimit } from "../worker/log-limit";
 import { RECORD_NOTE_MIN_BYTES, RecordingNote } from "./record-progress";
 import { formatMB } from "../magics/units";
@@ -637,17 +640,4 @@ export function resolveServerPath(serverPath: string, root: string | null, noteb
   }
   if (root !== null) return join(root, ...parts);
   return join(notebookDir, parts[parts.length - 1]);
-}
-
-/** The notebook this kernel serves (see the module comment). */
-export function notebookPath(env: NodeJS.ProcessEnv, cwd: string): string {
-  const explicit = env.NBSCALE_NOTEBOOK;
-  if (explicit) return resolve(cwd, explicit);
-  const session = env.JPY_SESSION_NAME;
-  if (session) {
-    if (isAbsolute(session)) return session;
-    // A server-relative path; the kernel runs in the notebook's folder.
-    return join(cwd, basename(session));
-  }
-  return resolve(cwd);
 }

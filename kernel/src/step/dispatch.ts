@@ -1,32 +1,33 @@
 /**
  * Runs a `%%step` cell: type-checks the body against the session, works out
  * what it needs (analysis.ts), refuses inputs that can't travel, runs the
- * packaged program on its target (local worker pool, or the kernel itself),
+ * packaged program on its target's backend (step/backends.ts: local workers,
+ * the kernel itself, Slurm, Batch) with the one retry policy (retry.ts),
  * streams its output into the cell, and binds the names it declares back
  * into the session with their types.
  */
 import * as os from "node:os";
 import type { Executor, ExecOutcome, Binding } from "../session/executor";
 import type { CellMagic } from "../magics";
-import { formatSize } from "../magics";
 import type { ExecutionMeta } from "../session/execution-meta";
+import { activeStepStatus } from "../session/step-status";
 import { interruptedError, type CellError } from "../session/errors";
 import { UnserializableValueError } from "../store/errors";
 import { analyzeCellDefinitions, analyzeStep, type AnalyzeStepOptions, type HistoryCell } from "./analysis";
 import { runForeach } from "./foreach";
-import { declaredTypes, packageStep, shippedCode, type StepPackage } from "./package";
+import { declaredTypes, packageStep, shippedCode } from "./package";
 import { mapRemoteError } from "./remote-error";
-import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
+import { cellError, compileError, failureError, withAttempts } from "./failures";
+import { retryDecision } from "./retry";
+import { Backends } from "./backends";
 import { decodeValues, type EncodedValues } from "../worker/codec";
 import type { StepEvent } from "../worker/events";
-import { runProgram } from "../worker/runner";
 import { releasePieces } from "../worker/spill";
-import { stepRequire } from "../worker/require";
-import { LocalPool, WorkerStartError, type TaskResult } from "../backends/local-pool";
-import { BatchBackend, BatchStepError } from "../backends/batch/run";
-import { runSlurmStep, SlurmStepError } from "../backends/slurm/run";
-import { retryableEnding } from "../backends/slurm/failures";
-import { humanBytes } from "../backends/memory";
+import { LocalPool, WorkerStartError } from "../backends/local-pool";
+// The Batch backend (and with it the AWS SDK) loads when a step first asks for Batch (step/backends.ts).
+import type { BatchBackend } from "../backends/batch/run";
+import { StepFailed, type StepBackend, type StepResult } from "../backends/step-backend";
+import { shortReason, workerEnded, type StepFailure } from "../backends/step-failure";
 import { encodeStepInputs, lazyNote, lazyOutputs, lazyType, makeHandles, sessionValue, splitOutputs, stepDeclarations, type LazyStore } from "./lazy";
 
 const DISPLAY_SINK = Symbol.for("nbscale.displaySink");
@@ -51,28 +52,26 @@ export interface StepHost {
 
 export class StepRunner {
   private counter = 0;
-  /** Set while a step runs in the kernel (`--on kernel`), to stop it on interrupt. */
-  private interruptKernelStep: (() => void) | null = null;
   private interrupted = false;
   private running = false;
-  /** What an in-kernel step declared: handed over as is, never serialized. */
-  private kernelOutputs: Map<string, unknown> | null = null;
-  /** `--on batch`: one per kernel (keeps registered job definitions); aborted on interrupt. */
-  private batch: BatchBackend | null = null;
-  private batchAbort: AbortController | null = null;
-  /** `--on slurm`: aborted on interrupt (the job is scancel'd); the node the last job ran on. */
+  /** Where steps run (step/backends.ts): one of each per kernel, made when first asked for. */
+  private readonly backends: Backends;
+  /** The backend an attempt runs on now: the interrupt stops it. */
+  private current: StepBackend | null = null;
+  /** A Slurm foreach is one array job: aborted on interrupt (scancel). */
   private slurmAbort: AbortController | null = null;
-  private slurmHost: string | undefined;
 
-  constructor(private readonly host: StepHost) {}
+  constructor(private readonly host: StepHost) {
+    this.backends = new Backends(host);
+  }
 
   /** From the kernel's SIGINT: cancels the running step; its worker is killed and replaced. */
   interrupt(): void {
     if (!this.running) return;
     this.interrupted = true;
+    // A foreach's items run on the pool outside `current`.
     this.host.pool().cancelRunning();
-    this.interruptKernelStep?.();
-    this.batchAbort?.abort();
+    this.current?.stop();
     this.slurmAbort?.abort();
   }
 
@@ -92,9 +91,20 @@ export class StepRunner {
     const name = o.name ?? (cellId ? `cell-${cellId.slice(0, 8)}` : `step_${++this.counter}`);
     const fail = (error: CellError): ExecOutcome => ({ ok: false, error });
 
-    // This machine's limits say nothing about a Batch queue's (backends/batch checks those).
-    const refusal = o.on === "batch" || o.on === "slurm" ? null : this.refuseResources(name, o.memory, o.cpu, o.gpu);
-    if (refusal) return fail(refusal);
+    // Each target refuses what it can never run before anything starts (this machine's memory, a queue's).
+    const backend = await this.backends.get(o.on ?? "local");
+    const refusal = backend.check({
+      step: name,
+      attempt: 1,
+      memory: o.memory,
+      cpu: o.cpu,
+      gpu: o.gpu,
+      env: o.env,
+      program: { filename: "", source: "" },
+      inputs: { specs: [], frames: [] },
+      onEvent: publishEvent,
+    });
+    if (refusal) return fail(failureError(refusal));
     if (o.foreach !== undefined) return await this.runForeach(step, name, cellId);
 
     // Type-check in the session first: a step never starts with a compile error.
@@ -130,8 +140,8 @@ export class StepRunner {
     }
     const types = declaredTypes(checked.declOutput ?? "", pkg.valueOutputs);
     // Slurm and Batch jobs read Lazy inputs from the datastore themselves (backends/remote/values.ts).
-    // Batch retries a job itself (its retryStrategy, from --retries).
-    const attempts = o.on === "batch" ? 1 : 1 + (o.retries ?? 0);
+    // A backend that retries by itself (Batch: the job's retryStrategy, from --retries) gets one attempt.
+    const attempts = backend.retriesItself ? 1 : 1 + (o.retries ?? 0);
     const meta: ExecutionMeta = {
       step: { name, options: { ...o } as unknown as Record<string, unknown> },
       target: o.on,
@@ -144,35 +154,60 @@ export class StepRunner {
       if (v) meta.inputs![n] = { version: v.version, sha256: v.sha256 };
     }
 
-    let result: TaskResult | null = null;
+    let result: StepResult | null = null;
     let attempt = 0;
+    // The memory an attempt asks for: an out-of-memory retry asks for what the failure suggests.
+    let memory = o.memory;
+    const maxMemory = o.on === "local" || o.on === "kernel" || o.on === undefined ? this.host.pool().totalMemory : undefined;
+    const again = o.on === "slurm" ? "as a new Slurm job" : o.on === "batch" ? "as a new job" : "on a fresh worker";
     for (attempt = 1; attempt <= attempts; attempt++) {
       if (this.interrupted) return { ok: false, error: interruptedError(), meta };
+      let failed: StepFailure | null = null;
+      let job: string | undefined;
+      this.current = backend;
       try {
-        result =
-          o.on === "kernel"
-            ? await this.runInKernel(name, attempt, o.env, o.timeout, pkg)
-            : o.on === "batch"
-              ? await this.runOnBatch(name, attempt, o, pkg, inputs)
-              : o.on === "slurm"
-                ? await this.runOnSlurm(name, attempt, o, pkg, inputs)
-                : await this.runOnPool(name, attempt, o, pkg, inputs);
+        result = await backend.run({
+          step: name,
+          attempt,
+          memory,
+          cpu: o.cpu,
+          gpu: o.gpu,
+          timeoutMs: o.timeout,
+          retries: o.retries,
+          env: o.env,
+          queue: o.queue,
+          image: o.image,
+          partition: o.partition,
+          program: pkg.program,
+          inputs,
+          // In the kernel the step reads the session's own objects: nothing to copy, and live ones work.
+          liveInputs: async () => Object.fromEntries(await Promise.all(pkg.inputs.map(async (n) => [n, await sessionValue(executor.valueOf(n))]))),
+          lazy: lazyOutputs(this.host.lazyStore),
+          onEvent: publishEvent,
+          status: activeStepStatus() ?? undefined,
+        });
+        if (result.status === "died") failed = workerEnded(name, { ...result, pid: result.worker.pid }, memory, o.timeout);
       } catch (e) {
-        if (e instanceof SlurmStepError) {
-          // A job that died under the step is re-run like a dead local worker (a new job each attempt).
-          if (e.jobId && retryableEnding(e.cellError) && attempt < attempts && !this.interrupted) {
-            process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${e.cellError.evalue}); retrying as a new Slurm job\n`);
-            continue;
-          }
-          meta.attempts = attempt;
-          return { ok: false, error: withAttempts(e.cellError, attempt, attempts), meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
-        }
-        if (e instanceof BatchStepError) return { ok: false, error: e.cellError, meta: { ...meta, worker: e.jobId ? { job: e.jobId } : undefined } };
-        if (!(e instanceof WorkerStartError)) throw e;
-        return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
+        if (e instanceof WorkerStartError) return { ok: false, error: cellError("WorkerStartError", `step \`${name}\`: ${e.message}`), meta };
+        if (!(e instanceof StepFailed)) throw e;
+        failed = e.failure;
+        job = e.jobId;
+        result = null;
+      } finally {
+        this.current = null;
       }
-      if (result.status === "done" || !retryable(result) || attempt === attempts || this.interrupted) break;
-      process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
+      if (!failed) break;
+      const decision = retryDecision(failed, { attempt, attempts, memory, stopping: this.interrupted, maxMemory });
+      if (!decision.retry) {
+        if (result) break;
+        // Ended without a result from the worker (a scheduler's ending): the failure is all there is.
+        meta.attempts = attempt;
+        // Batch retries a job itself and says so in the failure (its attempts are not ours).
+        const error = backend.retriesItself ? failureError(failed) : withAttempts(failureError(failed), attempt, attempts);
+        return { ok: false, error, meta: { ...meta, worker: job ? { job } : undefined } };
+      }
+      process.stderr.write(`step \`${name}\`: attempt ${attempt} of ${attempts} failed (${shortReason(failed)}); ${decision.notice} ${again}\n`);
+      memory = decision.memory ?? memory;
     }
     // A backend that retries by itself (Batch) says how many attempts it made.
     const made = result?.attempts ?? attempt;
@@ -182,9 +217,9 @@ export class StepRunner {
       o.on === "batch"
         ? { job: result!.worker.id }
         : o.on === "slurm"
-          ? { job: result!.worker.id, pid: result!.worker.pid, host: this.slurmHost }
+          ? { job: result!.worker.id, pid: result!.worker.pid, host: result!.host }
           : { id: result!.worker.id, pid: result!.worker.pid, host: os.hostname() };
-    meta.memory = { requestedBytes: o.memory, peakBytes: result!.peakRss || undefined };
+    meta.memory = { requestedBytes: memory, peakBytes: result!.peakRss || undefined };
     const r = result!;
     const where =
       o.on === "kernel"
@@ -192,26 +227,27 @@ export class StepRunner {
         : o.on === "batch"
           ? `in AWS Batch job ${r.worker.id}`
           : o.on === "slurm"
-            ? `in Slurm job ${r.worker.id}${this.slurmHost ? ` on ${this.slurmHost}` : ""}`
+            ? `in Slurm job ${r.worker.id}${r.host ? ` on ${r.host}` : ""}`
             : `in worker ${r.worker.id}, pid ${r.worker.pid}`;
     if (r.status === "failed") {
       return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
     }
-    if (r.status === "died") return { ok: false, error: withAttempts(deathError(name, r, o.memory, o.timeout), made, allowed), meta };
+    if (r.status === "died") {
+      const failed = workerEnded(name, { ...r, pid: r.worker.pid }, memory, o.timeout);
+      return { ok: false, error: withAttempts(failureError(failed), made, allowed), meta };
+    }
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
     for (const s of r.stubs) {
       process.stderr.write(`warning: step \`${name}\`: \`${s.name}\` (${s.type}) stays in the worker and is not defined in the notebook: ${s.reason}\n`);
     }
-    const outs = splitOutputs(o.on === "kernel" ? [] : r.outputs);
+    const outs = splitOutputs(r.values ? [] : r.outputs);
     const values =
-      o.on === "kernel"
-        ? (this.kernelOutputs ?? new Map<string, unknown>())
-        : await decodeValues(outs.eager, r.pieces, (cls) => {
-            const v = executor.valueOf(cls);
-            return typeof v === "function" ? v : undefined;
-          }).finally(() => releasePieces(r.pieces));
-    this.kernelOutputs = null;
+      r.values ??
+      (await decodeValues(outs.eager, r.pieces, (cls) => {
+        const v = executor.valueOf(cls);
+        return typeof v === "function" ? v : undefined;
+      }).finally(() => releasePieces(r.pieces)));
     const handles = await makeHandles(outs.lazy, this.host.lazyStore);
     for (const [n, h] of handles) values.set(n, h);
     // The check's declarations type lazy names as their values: bind by type text instead.
@@ -278,143 +314,8 @@ export class StepRunner {
     }
   }
 
-  private batchBackend(): BatchBackend {
-    return (this.batch ??= new BatchBackend({ env: process.env, cwd: this.host.cwd, notebookDir: this.host.cwd }));
-  }
-
-  private refuseResources(name: string, memory?: number, cpu?: number, gpu?: number): CellError | null {
-    const total = this.host.pool().totalMemory;
-    const elsewhere = "run it where there is more with `--on batch` or `--on slurm`";
-    if (memory !== undefined && memory > total) {
-      return cellError(
-        "StepResourceError",
-        `step \`${name}\` asks for --memory ${formatSize(memory)} but this machine has ${humanBytes(total)} of memory in all; ask for less, or ${elsewhere}`,
-      );
-    }
-    const cores = os.availableParallelism();
-    if (cpu !== undefined && cpu > cores) {
-      return cellError(
-        "StepResourceError",
-        `step \`${name}\` asks for --cpu ${cpu} but this machine has ${cores} CPU cores; ask for at most ${cores}, or ${elsewhere}`,
-      );
-    }
-    if (gpu !== undefined && gpu > 0) {
-      return cellError("StepResourceError", `step \`${name}\` asks for --gpu ${gpu}, but local workers have no GPUs; ${elsewhere}`);
-    }
-    return null;
-  }
-
-  private async runOnPool(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
-    return await this.host.pool().run({
-      step: name,
-      attempt,
-      memory: o.memory,
-      env: o.env,
-      timeoutMs: o.timeout,
-      program: pkg.program,
-      inputs,
-      lazy: lazyOutputs(this.host.lazyStore),
-      onEvent: publishEvent,
-    });
-  }
-
-  private async runOnBatch(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
-    this.batchAbort = new AbortController();
-    try {
-      return await this.batchBackend().run({
-        step: name,
-        attempt,
-        memory: o.memory,
-        cpu: o.cpu,
-        gpu: o.gpu,
-        timeoutMs: o.timeout,
-        retries: o.retries,
-        env: o.env,
-        queue: o.queue,
-        image: o.image,
-        program: pkg.program,
-        inputs,
-        onEvent: publishEvent,
-        signal: this.batchAbort.signal,
-      });
-    } finally {
-      this.batchAbort = null;
-    }
-  }
-
-  /** `--on slurm` (backends/slurm): one Slurm job over the datastore transport; interrupt scancels it. */
-  private async runOnSlurm(name: string, attempt: number, o: CellMagic["options"], pkg: StepPackage, inputs: EncodedValues): Promise<TaskResult> {
-    this.slurmAbort = new AbortController();
-    try {
-      const r = await runSlurmStep({
-        step: name,
-        attempt,
-        memory: o.memory,
-        cpu: o.cpu,
-        gpu: o.gpu,
-        timeoutMs: o.timeout,
-        partition: o.partition,
-        env: o.env,
-        program: pkg.program,
-        inputs,
-        cwd: this.host.cwd,
-        signal: this.slurmAbort.signal,
-        onEvent: publishEvent,
-      });
-      this.slurmHost = r.host;
-      return r.result;
-    } finally {
-      this.slurmAbort = null;
-    }
-  }
-
-  /**
-   * `--on kernel`: the same program, run in this process: the body gets its
-   * own scope and only the names it declares come back (and are recorded),
-   * as on a worker. Inputs are the session's objects themselves, so a step
-   * can use what can't be copied (connections, servers) and changes it
-   * makes to them stay, as in a plain cell.
-   */
-  private async runInKernel(name: string, attempt: number, env: Record<string, string>, timeoutMs: number | undefined, pkg: StepPackage): Promise<TaskResult> {
-    const worker = { id: "kernel", pid: process.pid };
-    const saved = new Map<string, string | undefined>();
-    const setEnv = { ...env, NBSCALE_STEP: name, NBSCALE_ATTEMPT: String(attempt) };
-    for (const [k, v] of Object.entries(setEnv)) {
-      saved.set(k, process.env[k]);
-      process.env[k] = v;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const stop = new Promise<"interrupted" | "timeout">((resolve) => {
-      this.interruptKernelStep = () => resolve("interrupted");
-      if (timeoutMs !== undefined) timer = setTimeout(() => resolve("timeout"), timeoutMs);
-    });
-    try {
-      const run = runProgram(
-        pkg.program,
-        { inputs: async () => Object.fromEntries(await Promise.all(pkg.inputs.map(async (n) => [n, await sessionValue(this.host.executor.valueOf(n))]))) },
-        { require: stepRequire(this.host.cwd), cwd: this.host.cwd, breakOnSigint: true },
-      );
-      const outcome = await Promise.race([run.then((v) => ({ v })), stop]);
-      if (outcome === "interrupted" || outcome === "timeout") {
-        run.catch(() => undefined);
-        return { status: "died", death: outcome, signal: null, code: null, stderr: "", worker, peakRss: 0 };
-      }
-      this.kernelOutputs = new Map(Object.entries(outcome.v));
-      return { status: "done", outputs: [], pieces: [], stubs: [], worker, peakRss: 0 };
-    } catch (e) {
-      if (e instanceof Error && (e as NodeJS.ErrnoException).code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") {
-        return { status: "died", death: "interrupted", signal: null, code: null, stderr: "", worker, peakRss: 0 };
-      }
-      const err = e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { name: "Uncaught", message: String(e) };
-      return { status: "failed", error: err, worker, peakRss: 0 };
-    } finally {
-      this.interruptKernelStep = null;
-      if (timer) clearTimeout(timer);
-      for (const [k, v] of saved) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
+  private async batchBackend(): Promise<BatchBackend> {
+    return (await this.backends.get("batch")) as BatchBackend;
   }
 
   /**
@@ -461,11 +362,6 @@ export class StepRunner {
     const r = await this.host.executor.execute(source);
     if (!r.ok) process.stderr.write(`warning: step \`${name}\`: some declarations could not be added to the notebook: ${r.error.evalue}\n`);
   }
-}
-
-function withAttempts(e: CellError, attempt: number, attempts: number): CellError {
-  if (attempts <= 1) return e;
-  return { ...e, traceback: [...e.traceback, `    (attempt ${attempt} of ${attempts})`] };
 }
 
 /** A worker's output goes where the running cell's output goes. */

@@ -33,15 +33,16 @@ import { WorkerStartError, type TaskResult } from "../backends/local-pool";
 import type { AnalyzeStepOptions, StepAnalysis } from "./analysis";
 import { declaredTypes, packageStep, shippedCode, type StepPackage } from "./package";
 import { mapRemoteError } from "./remote-error";
-import { cellError, compileError, deathError, retryable, shortReason } from "./failures";
+import { cellError, compileError, failureError, withAttempts } from "./failures";
+import { retryDecision, type RetryDecision } from "./retry";
+import { shortReason, workerEnded } from "../backends/step-failure";
 import { elementType, evaluateItems, implicitDeclarations } from "./foreach-input";
 import { ForeachProgress } from "./foreach-progress";
 import { ItemOutput } from "./foreach-output";
 import type { StepHost } from "./dispatch";
 import { runSlurmArray } from "../backends/slurm/array";
-import { SlurmStepError } from "../backends/slurm/run";
 import type { BatchBackend } from "../backends/batch/run";
-import { BatchStepError } from "../backends/batch/errors";
+import { StepFailed } from "../backends/step-backend";
 import { MAX_ARRAY } from "../backends/batch/submit";
 import type { ElementOutcome } from "../backends/remote/array";
 
@@ -64,7 +65,7 @@ export interface ForeachDeps {
   /** Aborted on interrupt: `--on slurm` scancels the array job, `--on batch` terminates it. */
   signal?: AbortSignal;
   /** The kernel's Batch backend (it keeps registered job definitions), for `--on batch`. */
-  batch?(): BatchBackend;
+  batch?(): Promise<BatchBackend>;
 }
 
 interface ItemRun {
@@ -181,11 +182,11 @@ export async function runForeach(d: ForeachDeps): Promise<ExecOutcome> {
       }
       if (items.length > 0) await runOnArray(d, pkg, common, perItem, runs, progress);
     } catch (e) {
-      if (!(e instanceof SlurmStepError) && !(e instanceof BatchStepError)) {
+      if (!(e instanceof StepFailed)) {
         progress.finish("failed", { kind: "infrastructure", message: e instanceof Error ? e.message : String(e) });
         throw e;
       }
-      infrastructure = e.cellError;
+      infrastructure = failureError(e.failure);
     }
   }
   const parallel = array ? 0 : Math.max(1, Math.min(items.length, o.parallel ?? defaultParallel(host.pool().totalMemory, o.memory)));
@@ -305,19 +306,24 @@ async function runItem(d: ForeachDeps, pkg: StepPackage, index: number, common: 
   const inputs = { specs: [...common.specs, ...mine.specs], frames: [...common.frames, ...mine.frames] };
   let result: TaskResult | null = null;
   let attempt = 0;
+  let memory = o.memory;
   for (attempt = 1; attempt <= attempts; attempt++) {
     result = await d.host.pool().run({
       step: label,
       attempt,
-      memory: o.memory,
+      memory,
       env: { ...o.env, NBSCALE_FOREACH_INDEX: String(index) },
       timeoutMs: o.timeout,
       program: pkg.program,
       inputs,
       onEvent: (e) => out.onEvent(e),
     });
-    if (result.status === "done" || !retryable(result) || attempt === attempts || d.interrupted()) break;
-    process.stderr.write(`step \`${label}\`: attempt ${attempt} of ${attempts} failed (${shortReason(result, o.timeout)}); retrying on a fresh worker\n`);
+    if (result.status !== "died") break;
+    const failed = workerEnded(label, { ...result, pid: result.worker.pid }, memory, o.timeout);
+    const decision = retryDecision(failed, { attempt, attempts, memory, stopping: d.interrupted(), maxMemory: d.host.pool().totalMemory });
+    if (!decision.retry) break;
+    process.stderr.write(`step \`${label}\`: attempt ${attempt} of ${attempts} failed (${shortReason(failed)}); ${decision.notice} on a fresh worker\n`);
+    memory = decision.memory ?? memory;
   }
   out.flush();
   attempt = Math.min(attempt, attempts);
@@ -325,6 +331,7 @@ async function runItem(d: ForeachDeps, pkg: StepPackage, index: number, common: 
   if (attempt > 1 && r.status === "done") process.stderr.write(`step \`${label}\` succeeded on attempt ${attempt} of ${attempts}\n`);
   return await itemRun(d, pkg, index, r, out, {
     started,
+    memory,
     attempts: attempt,
     worker: { id: r.worker.id, pid: r.worker.pid, host: os.hostname() },
     where: `worker ${r.worker.id}, pid ${r.worker.pid}`,
@@ -338,7 +345,7 @@ async function itemRun(
   index: number,
   r: TaskResult,
   out: ItemOutput,
-  how: { started: Date; attempts: number; worker: ItemExecution["worker"]; where: string },
+  how: { started: Date; attempts: number; worker: ItemExecution["worker"]; where: string; memory?: number },
 ): Promise<ItemRun> {
   const { step } = d;
   const o = step.options;
@@ -350,7 +357,7 @@ async function itemRun(
     outputs: {},
     outputTypes: {},
     worker: how.worker,
-    memory: { requestedBytes: o.memory, peakBytes: r.peakRss || undefined },
+    memory: { requestedBytes: how.memory ?? o.memory, peakBytes: r.peakRss || undefined },
     attempts: how.attempts,
     stdout: out.stdout,
     stderr: out.stderr,
@@ -360,7 +367,7 @@ async function itemRun(
     return { exec, values: null, stubs: [] };
   }
   if (r.status === "died") {
-    exec.error = deathError(`${d.name}[${index}]`, r, o.memory, o.timeout);
+    exec.error = failureError(workerEnded(`${d.name}[${index}]`, { ...r, pid: r.worker.pid }, how.memory ?? o.memory, o.timeout));
     return { exec, values: null, stubs: [] };
   }
   const values = await decodeValues(r.outputs, r.pieces, (cls) => {
@@ -406,15 +413,18 @@ async function runOnArray(
   };
   const onItem = (i: number, e: StepEvent) => outs[i].onEvent(e);
   if (o.on === "slurm") {
-    // --retries: the items whose jobs died under them (not an exception, not out of memory) run again, as a new array of just those.
+    // --retries: the items the retry policy says to run again (a death under them, a timeout, out of memory with
+    // more memory) run again, as a new array of just those, with the most memory any of them was told to ask for.
     const attempts = 1 + (o.retries ?? 0);
     const tries = new Array<number>(perItem.length).fill(1);
     let pending: number[] | null = null; // null: every item, first round
+    let memory = o.memory;
     for (let attempt = 1; pending === null || pending.length > 0; attempt++) {
       const round: number[] | null = pending;
       const before = { done: runs.filter((r) => r?.exec.status === "ok").length, failed: runs.filter((r) => r?.exec.status === "error").length };
       const r = await runSlurmArray({
         ...shared,
+        memory,
         ...(round ? { perItem: round.map((i) => perItem[i]), items: round, attempt: { n: attempt, of: attempts } } : {}),
         onCounts: (c) => progress.set({ done: before.done + c.done, running: c.running, failed: before.failed + c.failed }),
         partition: o.partition,
@@ -423,7 +433,11 @@ async function runOnArray(
         onEvent: onItem,
       });
       for (const el of r.elements) tries[el.index] = attempt;
-      const again = attempt < attempts && !d.interrupted() ? r.elements.filter((el) => "error" in el && el.retryable) : [];
+      const decisions = new Map<ElementOutcome, RetryDecision>();
+      for (const el of r.elements) {
+        if ("failure" in el) decisions.set(el, retryDecision(el.failure, { attempt, attempts, memory, stopping: d.interrupted() }));
+      }
+      const again = r.elements.filter((el) => decisions.get(el)?.retry);
       await collectElements(
         d,
         pkg,
@@ -434,12 +448,15 @@ async function runOnArray(
         tries,
       );
       for (const el of again) {
-        if ("error" in el) process.stderr.write(`step \`${d.name}[${el.index}]\`: attempt ${attempt} of ${attempts} failed (${el.error.evalue}); retrying\n`);
+        const decision = decisions.get(el)!;
+        if (!("failure" in el) || !decision.retry) continue;
+        process.stderr.write(`step \`${d.name}[${el.index}]\`: attempt ${attempt} of ${attempts} failed (${shortReason(el.failure)}); ${decision.notice}\n`);
+        if (decision.memory !== undefined && (memory === undefined || decision.memory > memory)) memory = decision.memory;
       }
       pending = again.map((el) => el.index);
     }
   } else {
-    const r = await d.batch!().runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
+    const r = await (await d.batch!()).runArray({ ...shared, retries: o.retries, queue: o.queue, image: o.image, onEvent: d.publish, onItemEvent: onItem });
     await collectElements(d, pkg, r.elements, outs, runs, (el) => `AWS Batch job ${el.job}`);
   }
 }
@@ -460,11 +477,11 @@ async function collectElements(
     const out = outs[el.index];
     out.flush();
     const worker = { id: el.job, host: el.host };
-    if ("error" in el) {
+    if ("failure" in el) {
       const exec: ItemExecution = {
         index: el.index,
         status: "error",
-        error: el.error,
+        error: tries ? withAttempts(failureError(el.failure), tries[el.index], 1 + (o.retries ?? 0)) : failureError(el.failure),
         started: el.started,
         finished: el.finished,
         outputs: {},

@@ -24,11 +24,12 @@ import { analyzeCellDefinitions, type ClosureItem, type HistoryCell, type StepAn
 import type { StepProgram } from "../worker/events";
 import type { ShippedModules } from "./local-modules";
 
-const COMPILER_OPTIONS = {
+// A function, not a constant: reading `ts` when this module loads would load the compiler (see typescript.ts).
+const compilerOptions = (): ts.CompilerOptions => ({
   module: ts.ModuleKind.CommonJS,
   target: ts.ScriptTarget.ES2022,
   esModuleInterop: true,
-};
+});
 
 export interface Region {
   /** 0-based first line of the region in the program, and one past its last. */
@@ -51,7 +52,7 @@ export interface StepPackage {
 }
 
 export function transpile(source: string): string {
-  return ts.transpileModule(source, { compilerOptions: COMPILER_OPTIONS, reportDiagnostics: false }).outputText.replace(/\n+$/, "");
+  return ts.transpileModule(source, { compilerOptions: compilerOptions(), reportDiagnostics: false }).outputText.replace(/\n+$/, "");
 }
 
 let programCounter = 0;

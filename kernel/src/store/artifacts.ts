@@ -129,6 +129,8 @@ function producedBy(rec: VersionRecord, scope: NotebookFilter | null): boolean {
 
 export class ArtifactStore {
   private readonly records = new Map<string, VersionRecord>();
+  /** Per name, the version numbers seen allocated, ascending (see allocated()). */
+  private readonly known = new Map<string, number[]>();
 
   constructor(
     private readonly backend: StorageBackend,
@@ -149,14 +151,27 @@ export class ArtifactStore {
     return [...names].sort();
   }
 
-  /** Allocated version numbers of `name`, ascending (including uncommitted ones). */
+  /**
+   * Allocated version numbers of `name`, ascending (including uncommitted
+   * ones). The folder is listed once per name; after that the numbers other
+   * writers took since are found by looking at the ones above the highest
+   * known, one by one: versions are only ever allocated upwards (record()),
+   * so recording the 1,000th version costs a look, not a listing of 999.
+   */
   async allocated(name: string): Promise<number[]> {
-    const out: number[] = [];
-    for await (const key of this.backend.list(`${VARS_PREFIX}${encodeName(name)}/`)) {
-      const p = parseVersionKey(key);
-      if (p && p.name === name) out.push(p.version);
+    let known = this.known.get(name);
+    if (!known) {
+      known = [];
+      for await (const key of this.backend.list(`${VARS_PREFIX}${encodeName(name)}/`)) {
+        const p = parseVersionKey(key);
+        if (p && p.name === name) known.push(p.version);
+      }
+      known.sort((a, b) => a - b);
+      this.known.set(name, known);
+    } else {
+      for (let next = (known[known.length - 1] ?? 0) + 1; await this.backend.stat(versionKey(name, next)); next++) known.push(next);
     }
-    return out.sort((a, b) => a - b);
+    return [...known];
   }
 
   async readRecord(name: string, version: number): Promise<VersionRecord | null> {
@@ -262,8 +277,20 @@ export class ArtifactStore {
         writer: this.writer,
       };
       const key = versionKey(name, next);
+      // A free number under a taken one is a hole (a leftover fsck removed): a version there would read
+      // as older than the newer one above it. Looked for before taking the number, since a writer racing
+      // us takes the number above ours right after, which is no hole.
+      const above = await Promise.all([1, 2].map((d) => this.backend.stat(versionKey(name, next + d))));
+      if (above.some((st) => st !== null)) {
+        this.known.delete(name);
+        const fresh = await this.allocated(name);
+        next = Math.max(next + 1, (fresh[fresh.length - 1] ?? 0) + 1);
+        continue;
+      }
       if (await this.backend.createExclusive(key, Buffer.from(JSON.stringify(rec, null, 1) + "\n"))) {
         this.records.set(key, rec);
+        const known = this.known.get(name);
+        if (known && known[known.length - 1] === next - 1) known.push(next);
         return { record: rec, created: true };
       }
       next++; // another kernel took this number

@@ -3,7 +3,7 @@
  * library: an explicit `--datastore` wins, then `NBSCALE_DATASTORE`, then
  * `.nbscale/` next to the notebook (the kernel) or in the current directory.
  */
-import { isAbsolute, join, resolve } from "node:path";
+import { basename, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DatastoreConfigError } from "./errors";
 
@@ -68,4 +68,21 @@ export function describeLocation(loc: DatastoreLocation): string {
     case "default":
       return `${loc.path} (the default ${DEFAULT_DIR}/ in the current directory)`;
   }
+}
+
+/**
+ * The notebook a kernel serves: NBSCALE_NOTEBOOK, else Jupyter's session
+ * name (JPY_SESSION_NAME), else its folder. Its folder is where the kernel's
+ * default datastore lives.
+ */
+export function notebookPath(env: NodeJS.ProcessEnv, cwd: string): string {
+  const explicit = env.NBSCALE_NOTEBOOK;
+  if (explicit) return resolve(cwd, explicit);
+  const session = env.JPY_SESSION_NAME;
+  if (session) {
+    if (isAbsolute(session)) return session;
+    // A server-relative path; the kernel runs in the notebook's folder.
+    return join(cwd, basename(session));
+  }
+  return resolve(cwd);
 }

@@ -38,6 +38,8 @@ export interface RunStart {
 
 export interface StepError {
   kind: "error" | "oom" | "timeout" | "upstream" | "unavailable";
+  /** The failure's name, as a cell's error names it (`StepOutOfMemory`, `WorkerDied`, `TypeError`); absent in older records. */
+  name?: string;
   message: string;
   /** Memory advice, for `kind: "oom"`. */
   advice?: string;

@@ -1,8 +1,13 @@
 /**
- * `nbscale worker --task DATASTORE TASK`: the worker as a batch job runs it
- * (Slurm, AWS Batch). Same runner, codec and display sink as a local worker;
- * only the transport differs: the task, its inputs, the step's output and
- * its result all go through the datastore (backends/remote/protocol.ts).
+ * `nbscale worker --task DATASTORE TASK`: the one worker a batch job runs
+ * (Slurm, AWS Batch), for a notebook's step and a flow's step alike. The
+ * contract is the same for both: task.json read once; started.json once per
+ * attempt (a requeued job never runs a step twice); the step's output as
+ * event chunks while it runs (and in the job's own output file, which a
+ * failure names), its peak memory, result.json last. What differs is only
+ * how the task's body runs: a packaged cell program (here), or a flow's step
+ * (a `RemoteTaskKind` the caller passes in: flow/remote-worker.ts), so the
+ * worker knows no flow.
  *
  * Exit status: 0 when the step succeeded, 1 when it threw (the result says
  * why), 2 when there was no task to run. A worker killed from outside
@@ -17,6 +22,7 @@ import { ThreadedEventLog } from "./remote/event-thread";
 import { ShippedOutput } from "./remote/output-cap";
 import { PeakRss } from "./remote/peak-rss";
 import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "./remote/protocol";
+import type { StorageBackend } from "../store/backend";
 import { loadValues, storeOutputs } from "./remote/values";
 import { decodeValues } from "./codec";
 import { runProgram } from "./runner";
@@ -57,7 +63,40 @@ export function taskOf(task: string, env: NodeJS.ProcessEnv): string {
   return `${task}-${index}`;
 }
 
-export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number> {
+/** How one kind of task.json runs: the transport around it is the worker's (runRemoteWorker). */
+export interface RemoteTaskKind {
+  /** Whether task.json is of this kind. */
+  accepts(task: unknown): boolean;
+  /** Runs the task's body; what it returns goes into result.json (`extra` beside the outcome). */
+  run(task: unknown, ctx: RemoteTaskContext): Promise<{ outcome: ResultBody; extra?: Record<string, unknown> }>;
+}
+
+export interface RemoteTaskContext {
+  backend: StorageBackend;
+  /** The datastore as this machine sees it (the job's command line). */
+  datastore: string;
+  cwd: string;
+  attempt: number;
+}
+
+/** A packaged cell program (a `%%step --on slurm|batch`): inputs and outputs are values in the datastore. */
+const programTask: RemoteTaskKind = {
+  accepts: () => true,
+  async run(raw, ctx) {
+    const task = raw as RemoteTask;
+    Object.assign(process.env, { NBSCALE_STEP: task.step });
+    const inputs = async (resolveClass: ClassResolver) => {
+      const { specs, frames } = await loadValues(ctx.backend, task.inputs, "input");
+      return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
+    };
+    const outputs = await runProgram(task.program, { inputs }, { require: stepRequire(ctx.cwd), cwd: ctx.cwd });
+    // Streamed into blobs a run at a time: a big value is never a second full copy here.
+    const stored = await storeOutputs(ctx.backend, outputs);
+    return { outcome: { status: "done", outputs: stored.refs, stubs: stored.stubs } };
+  },
+};
+
+export async function runRemoteWorker(opts: RemoteWorkerOptions, kinds: readonly RemoteTaskKind[] = []): Promise<number> {
   const realErr = process.stderr.write.bind(process.stderr);
   let o: RemoteWorkerOptions;
   try {
@@ -76,9 +115,10 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
   }
   const task = JSON.parse(raw.toString("utf8")) as RemoteTask;
   if (task.format > FORMAT) {
-    log(`task ${o.task} has format ${task.format}; this nbscale reads ${FORMAT}: install the kernel's nbscale version on the nodes`);
+    log(`task ${o.task} has format ${task.format}; this nbscale reads ${FORMAT}: install the nbscale version that submitted it on the nodes`);
     return 2;
   }
+  const kind = kinds.find((k) => k.accepts(task)) ?? programTask;
   const attempt = launcherAttempt(process.env);
   // A retry after an attempt that did finish (its container died on the way out) has nothing to do.
   if (await backend.stat(taskKey(o.task, "result.json"))) {
@@ -94,11 +134,12 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
   }
 
   const events = new ThreadedEventLog({ datastore: o.datastore, cwd: o.cwd, task: o.task, flushMs: task.flushMs, attempt });
-  // Past NBSCALE_LOG_BYTES the output stays in the job's own stdout/stderr (output-cap.ts).
+  // The output goes to the event log (live, up to NBSCALE_LOG_BYTES: output-cap.ts) and to the job's own
+  // output file, which is where a failure's last lines are read from and which it names.
   const shipping = new ShippedOutput((name, text) => events.push({ type: "stream", name, text }));
   const streams = captureStreams((name, text) => {
-    const rest = shipping.offer(name, text);
-    if (rest) streams.real(name, rest);
+    shipping.offer(name, text);
+    streams.real(name, text);
   });
   installDisplaySink({
     display: (data, metadata, displayId, update) => events.push({ type: "display", data, metadata, displayId, update }),
@@ -110,17 +151,12 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
   process.on("uncaughtException", (e) => (fail ? fail(e) : log(`uncaught: ${(e as Error)?.stack ?? e}`)));
   process.on("unhandledRejection", (e) => (fail ? fail(e) : log(`unhandled rejection: ${(e as Error)?.stack ?? e}`)));
 
-  Object.assign(process.env, task.env, { NBSCALE_STEP: task.step, NBSCALE_ATTEMPT: String(Math.max(task.attempt, attempt)) });
+  Object.assign(process.env, task.env, { NBSCALE_ATTEMPT: String(Math.max(task.attempt, attempt)) });
   let outcome: ResultBody;
+  let extra: Record<string, unknown> = {};
   try {
     const failed = new Promise<never>((_, reject) => (fail = reject));
-    const inputs = async (resolveClass: ClassResolver) => {
-      const { specs, frames } = await loadValues(backend, task.inputs, "input");
-      return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
-    };
-    const outputs = await Promise.race([runProgram(task.program, { inputs }, { require: stepRequire(o.cwd), cwd: o.cwd }), failed]);
-    const stored = await storeOutputs(backend, outputs);
-    outcome = { status: "done", outputs: stored.refs, stubs: stored.stubs };
+    ({ outcome, extra = {} } = await Promise.race([kind.run(task, { backend, datastore: o.datastore, cwd: o.cwd, attempt }), failed]));
   } catch (e) {
     outcome = { status: "failed", error: toRemoteError(e) };
   } finally {
@@ -137,6 +173,7 @@ export async function runRemoteWorker(opts: RemoteWorkerOptions): Promise<number
     pid: process.pid,
     finished: new Date().toISOString(),
     ...outcome,
+    ...extra,
   };
   // The first attempt to finish commits the outputs; a later one's are left unreferenced.
   if (!(await backend.createExclusive(taskKey(o.task, "result.json"), Buffer.from(JSON.stringify(result))))) {

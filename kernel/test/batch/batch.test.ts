@@ -6,7 +6,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { bootstrapScript, containerCommand, depsCacheKey } from "../../src/backends/batch/bootstrap";
 import { environmentLimit, instanceLimit, unfit } from "../../src/backends/batch/capacity";
-import { failureFacts, jobFailedError } from "../../src/backends/batch/failure";
+import { failureFacts, jobFailure, type FailureContext, type FailureFacts } from "../../src/backends/batch/failure";
+import { failureError } from "../../src/step/failures";
+
+const jobFailedError = (f: FailureFacts, c: FailureContext) => failureError(jobFailure(f, c));
 import { jobDefinitionInput } from "../../src/backends/batch/jobdef";
 import { BatchConfigError, defaultImage, resolveBatchSettings } from "../../src/backends/batch/settings";
 import { submitJobInput } from "../../src/backends/batch/submit";

@@ -1,14 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { endedJobError } from "../../src/backends/slurm/failures";
-import { jobFailedError } from "../../src/backends/batch/failure";
-import { flowMemoryAdvice, stepErrorOf } from "../../src/flow/remote-launcher";
+import { endedJobFailure as endedJobError } from "../../src/backends/slurm/failures";
+import { jobFailure as jobFailedError } from "../../src/backends/batch/failure";
+import { failureError } from "../../src/step/failures";
+import { stepErrorOf } from "../../src/flow/step-error";
 import { isFlowTask } from "../../src/flow/remote-task";
 
 const MiB = 2 ** 20;
 
-test("a Slurm memory kill becomes an oom step error with flow advice and the job output file", () => {
-  const cell = endedJobError({
+test("a Slurm memory kill: one failure, a cell's error and a flow step's error with the same message and each its own advice", () => {
+  const failure = endedJobError({
     step: "train",
     job: "42",
     info: { id: "42", state: "OUT_OF_MEMORY", reason: "None", nodes: "node-1", exitCode: 0, signal: 9, timeLimit: "" },
@@ -16,7 +17,10 @@ test("a Slurm memory kill becomes an oom step error with flow advice and the job
     memory: 256 * MiB,
     peakRss: 300 * MiB,
   });
-  const e = stepErrorOf("train", cell, "/shared/store/tasks/t/slurm-42.out");
+  const e = stepErrorOf("train", failure, "/shared/store/tasks/t/slurm-42.out");
+  const cell = failureError(failure);
+  assert.ok(cell.evalue.startsWith(failure.message) && e.message.startsWith(failure.message), `${cell.evalue}\n${e.message}`);
+  assert.equal(e.name, cell.ename);
   assert.equal(e.kind, "oom");
   assert.match(e.message, /^step `train` ran out of memory: it used about 300 MiB of the 256 MiB it asked for/);
   assert.match(e.message, /Slurm job 42 on node-1/);
@@ -24,7 +28,6 @@ test("a Slurm memory kill becomes an oom step error with flow advice and the job
   assert.doesNotMatch(e.message, /the kernel and its variables|re-run with/);
   // The cell's --memory suggestion, said as a flow setting.
   const size = /--memory (\S+)`/.exec(cell.evalue)![1];
-  assert.equal(e.advice, flowMemoryAdvice("train", cell.evalue));
   assert.ok(e.advice!.includes(`memory: "${size}" in step("train"`), e.advice);
 });
 
@@ -32,7 +35,7 @@ test("a Slurm time limit is a timeout; a node failure is an error that says to r
   const info = { id: "7", state: "TIMEOUT", reason: "TimeLimit", nodes: "n", exitCode: 0, signal: 0, timeLimit: "00:01:00" };
   const timedOut = stepErrorOf("s", endedJobError({ step: "s", job: "7", info, output: "", timeoutMs: 30_000, peakRss: 0 }), undefined);
   assert.equal(timedOut.kind, "timeout");
-  assert.match(timedOut.message, /did not finish within its timeout 30s/);
+  assert.match(timedOut.message, /did not finish within its timeout of 30s/);
   const failed = stepErrorOf("s", endedJobError({ step: "s", job: "7", info: { ...info, state: "NODE_FAIL" }, output: "", peakRss: 0 }), undefined);
   assert.equal(failed.kind, "error");
   assert.match(failed.message, /resume the run/);

@@ -6,7 +6,14 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { arrayIndices } from "../../src/backends/slurm/array";
 import { parseKeyValues, type JobInfo } from "../../src/backends/slurm/commands";
-import { endedJobError, overLimitBytes, submitError } from "../../src/backends/slurm/failures";
+import { endedJobFailure, overLimitBytes, submitFailure, type EndedJob } from "../../src/backends/slurm/failures";
+import { failureError } from "../../src/step/failures";
+import type { NodeInfo } from "../../src/backends/slurm/commands";
+
+// What a cell shows for each ending: the failure as facts, rendered by the session's one renderer.
+const endedJobError = (e: EndedJob) => failureError(endedJobFailure(e));
+const submitError = (step: string, stderr: string, ask: Parameters<typeof submitFailure>[2], nodes: NodeInfo[] | null) =>
+  failureError(submitFailure(step, stderr, ask, nodes));
 import { describe } from "../../src/backends/slurm/launcher";
 import { batchScript, sbatchArgs, shQuote, slurmMinutes } from "../../src/backends/slurm/script";
 import { SlurmConfigError, slurmSettings, splitWords } from "../../src/backends/slurm/settings";
@@ -114,12 +121,12 @@ test("each way a job ends without a result has its own message", () => {
   const base = { step: "train", job: "42", output: "", peakRss: 0 };
   const timeout = endedJobError({ ...base, info: job("TIMEOUT"), timeoutMs: 90_000 });
   assert.equal(timeout.ename, "StepTimeout");
-  assert.match(timeout.evalue, /did not finish within its --timeout 1m30s: Slurm stopped Slurm job 42 on node7 at its time limit \(00:02:00/);
+  assert.match(timeout.evalue, /did not finish within its timeout of 1m30s: Slurm stopped Slurm job 42 on node7 at its time limit \(00:02:00/);
   const noLimit = endedJobError({ ...base, info: job("TIMEOUT") });
   assert.match(noLimit.evalue, /reached the partition's time limit .* --timeout/);
   const cancelled = endedJobError({ ...base, info: job("CANCELLED") });
   assert.equal(cancelled.ename, "StepCancelled");
-  assert.match(cancelled.evalue, /cancelled outside this notebook/);
+  assert.match(cancelled.evalue, /cancelled from outside \(scancel, or an administrator\)/);
   const nodeFail = endedJobError({ ...base, info: job("NODE_FAIL") });
   assert.equal(nodeFail.ename, "StepNodeFailed");
   assert.match(nodeFail.evalue, /node running it \(node7\) failed \(Slurm: NODE_FAIL\)/);

@@ -95,6 +95,31 @@ test("another notebook's versions interleave in one sequence; unchanged values r
   }
 });
 
+test("versions stay in order across writers when a store only looks above what it knows, even over a hole", async () => {
+  const { dir, cleanup } = await tmpStoreDir();
+  try {
+    const a = await Datastore.open(dir, { create: true });
+    const b = await Datastore.open(dir);
+    assert.equal((await a.recordExecution(cell("x = 1", { x: 1 }))).outputs.x.version, 1);
+    // Another writer's versions, which `a` has not listed: found by looking above its highest.
+    assert.equal((await b.recordExecution(cell("x = 2", { x: 2 }))).outputs.x.version, 2);
+    assert.equal((await b.recordExecution(cell("x = 3", { x: 3 }))).outputs.x.version, 3);
+    assert.equal((await a.recordExecution(cell("x = 4", { x: 4 }))).outputs.x.version, 4);
+    // A hole (a leftover fsck removed) under another writer's newer version: `a` must not fill it.
+    assert.equal((await b.recordExecution(cell("x = 5", { x: 5 }))).outputs.x.version, 5);
+    assert.equal((await b.recordExecution(cell("x = 6", { x: 6 }))).outputs.x.version, 6);
+    await a.backend.remove("vars/x/0000000005.json");
+    const late = await a.recordExecution(cell("x = 7", { x: 7 }));
+    assert.equal(late.outputs.x.version, 7);
+    assert.equal(await a.backend.stat("vars/x/0000000005.json"), null, "the hole stays a hole");
+    const fresh = await Datastore.open(dir);
+    assert.deepEqual(await fresh.artifacts.allocated("x"), [1, 2, 3, 4, 6, 7]);
+    assert.equal((await fresh.resolve("x")).version, 7);
+  } finally {
+    await cleanup();
+  }
+});
+
 test("a corrupted blob is refused with the artifact's name and hash, in-band or out-of-band", async () => {
   const { dir, cleanup } = await tmpStoreDir();
   try {

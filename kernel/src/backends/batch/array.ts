@@ -14,13 +14,13 @@
  * watcher, and what a child that ended without a result means.
  */
 import { DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type BatchClient, type JobDetail } from "@aws-sdk/client-batch";
-import { cellError } from "../../step/failures";
+import { failure as stepFailure } from "../step-failure";
 import type { StorageBackend } from "../../store/backend";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import { cancelledElement, elementResult, putElementTasks, watchElements, type ElementCounts, type ElementOutcome } from "../remote/array";
 import type { Launcher } from "../remote/kernel-side";
-import { failureFacts, jobFailedError } from "./failure";
+import { failureFacts, jobFailure } from "./failure";
 import type { BatchStatus } from "./launcher";
 import { lastLogLines } from "./logs";
 import type { BatchSettings } from "./settings";
@@ -215,22 +215,24 @@ export async function runBatchArray(p: Prepared, req: BatchArrayRequest): Promis
       if (outcome.kind === "result") return { ...end, result: await elementResult(p.backend, label, outcome.result, worker, outcome.attempt) };
       const job = outcome.status.job;
       if (job?.status === "SUCCEEDED") {
-        const error = cellError(
+        const failure = stepFailure(
+          "worker-died",
           "BatchJobFailed",
           `step \`${label}\`: AWS Batch job ${id} SUCCEEDED but its worker left no result in ${p.settings.datastore.path}`,
-          ["    (did the image run something other than the job definition's command? check --image and the job's log)"],
+          ["(did the image run something other than the job definition's command? check --image and the job's log)"],
+          { job: id },
         );
-        return { ...end, error, peakRss: outcome.peakRss };
+        return { ...end, failure, peakRss: outcome.peakRss };
       }
       const facts = failureFacts(job ?? {});
-      const error = jobFailedError(facts, {
+      const failure = jobFailure(facts, {
         step: label,
         jobId: id,
         memory: req.memory,
         timeoutMs: req.timeoutMs,
         logTail: await lastLogLines(facts.logStream),
       });
-      return { ...end, error, peakRss: outcome.peakRss };
+      return { ...end, failure, peakRss: outcome.peakRss };
     }),
   );
   if (req.signal.aborted) {

@@ -1,13 +1,10 @@
 /** A Batch step that did not run, or ended in a way only its message can describe. */
-import type { CellError } from "../../session/errors";
+import type { StepFailure } from "../step-failure";
+import { StepFailed } from "../step-backend";
 
-export class BatchStepError extends Error {
-  constructor(
-    readonly cellError: CellError,
-    /** The job, when one was submitted. */
-    readonly jobId?: string,
-  ) {
-    super(cellError.evalue);
+export class BatchStepError extends StepFailed {
+  constructor(failure: StepFailure, jobId?: string) {
+    super(failure, jobId);
     this.name = "BatchStepError";
   }
 }

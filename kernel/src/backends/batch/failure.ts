@@ -5,9 +5,7 @@
  * attempt that ran out of time, and the last log lines.
  */
 import type { JobDetail } from "@aws-sdk/client-batch";
-import type { CellError } from "../../session/errors";
-import { cellError, deathError } from "../../step/failures";
-import type { TaskResult } from "../local-pool";
+import { failure, outOfMemory, timedOut, type StepFailure } from "../step-failure";
 import { DEFAULT_MEMORY_MIB } from "./jobdef";
 
 export interface FailureFacts {
@@ -48,8 +46,8 @@ export interface FailureContext {
   logTail: string[];
 }
 
-export function jobFailedError(f: FailureFacts, c: FailureContext): CellError {
-  const tail = c.logTail.length > 0 ? ["    last lines of the job's log:", ...c.logTail.map((l) => `    | ${l}`)] : [];
+export function jobFailure(f: FailureFacts, c: FailureContext): StepFailure {
+  const tail = c.logTail.length > 0 ? ["last lines of the job's log:", ...c.logTail.map((l) => `| ${l}`)] : [];
   const reasons = [
     f.statusReason && `status reason: ${f.statusReason}`,
     f.containerReason && `container: ${f.containerReason}`,
@@ -57,25 +55,16 @@ export function jobFailedError(f: FailureFacts, c: FailureContext): CellError {
   ]
     .filter(Boolean)
     .join("; ");
-  const where = `    (AWS Batch job ${c.jobId}${reasons ? `: ${reasons}` : ""}; the kernel and its variables are intact)`;
+  const where = `(AWS Batch job ${c.jobId}${reasons ? `: ${reasons}` : ""})`;
   if (isOutOfMemory(f)) {
     // The container is killed at its limit: it used all of it.
     const limit = c.memory ?? DEFAULT_MEMORY_MIB * 2 ** 20;
-    const died = { status: "died", death: "oom", signal: "SIGKILL", code: 137, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: limit } as Extract<
-      TaskResult,
-      { status: "died" }
-    >;
-    const e = deathError(c.step, died, limit);
-    return { ...e, traceback: [e.traceback[0], where, ...tail] };
+    const e = outOfMemory({ step: c.step, requested: limit, used: limit, how: "the container was killed at its memory limit", job: c.jobId });
+    return { ...e, details: [where, ...tail] };
   }
   if (isTimeout(f) && c.timeoutMs !== undefined) {
-    const died = { status: "died", death: "timeout", signal: null, code: null, stderr: "", worker: { id: c.jobId, pid: 0 }, peakRss: 0 } as Extract<
-      TaskResult,
-      { status: "died" }
-    >;
-    const e = deathError(c.step, died, c.memory, c.timeoutMs);
-    return { ...e, traceback: [e.traceback[0], where, ...tail] };
+    return { ...timedOut(c.step, c.timeoutMs, "; AWS Batch stopped the job", c.jobId), details: [where, ...tail] };
   }
   const reason = f.containerReason ?? f.statusReason ?? (f.exitCode !== undefined ? `exit code ${f.exitCode}` : "no reason given");
-  return cellError("BatchJobFailed", `step \`${c.step}\`: AWS Batch job ${c.jobId} FAILED: ${reason}`, [where, ...tail]);
+  return failure("worker-died", "BatchJobFailed", `step \`${c.step}\`: AWS Batch job ${c.jobId} FAILED: ${reason}`, [where, ...tail], { job: c.jobId });
 }

@@ -20,7 +20,8 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cellError } from "../../step/failures";
+import { failure, notStarted, type StepFailure } from "../step-failure";
+import type { StepBackend, StepRequest } from "../step-backend";
 import type { StorageBackend } from "../../store/backend";
 import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
@@ -33,7 +34,7 @@ import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../../worker/
 import { lazyInputError } from "../remote/lazy-input-error";
 import { depsManifestKey, sha256Hex } from "./bootstrap";
 import { checkQueue } from "./capacity";
-import { failureFacts, jobFailedError } from "./failure";
+import { failureFacts, jobFailure } from "./failure";
 import { JobDefinitions } from "./jobdef";
 import { BatchLauncher } from "./launcher";
 import { lastLogLines } from "./logs";
@@ -44,7 +45,7 @@ import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prep
 import { jobAttempts, submitJobInput } from "./submit";
 import { packageChoice, resolveWorkerPackage, type WorkerPackage } from "./worker-package";
 import { packageDir } from "../slurm/run";
-import { JobView, runnableHint } from "./view";
+import { JobView, runnableHint, type JobStatusSink } from "./view";
 
 export { BatchStepError } from "./errors";
 
@@ -64,6 +65,8 @@ export interface BatchStep {
   onEvent(event: StepEvent): void;
   /** Aborted when the cell is interrupted. */
   signal: AbortSignal;
+  /** The step's tracked status, when the caller shows one (a cell): the job's states go there, else to a line of their own. */
+  status?: JobStatusSink;
 }
 
 /** What the checks before a submission look at. */
@@ -81,16 +84,39 @@ const PASSTHROUGH = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION"];
 /** After the job ended, how long its result may take to become visible (S3 is read-after-write; this is margin). */
 const RESULT_GRACE_MS = 5_000;
 
-/** One per kernel: keeps registered job definitions across steps. */
-export class BatchBackend {
+/**
+ * `--on batch` as a StepBackend; one per kernel (keeps registered job
+ * definitions across steps). Batch retries an attempt itself (the job's
+ * retryStrategy, from --retries), so the runtime makes one attempt.
+ */
+export class BatchBackend implements StepBackend {
+  readonly target = "batch";
+  readonly retriesItself = true;
   private client: BatchClient | null = null;
   private defs: JobDefinitions | null = null;
   private readonly saidPackage = new Set<string>();
+  private abort: AbortController | null = null;
 
   constructor(private readonly host: BatchHost) {}
 
-  async run(s: BatchStep): Promise<TaskResult> {
-    return await this.awsErrors(s.step, () => this.runJob(s));
+  /** A queue's limits are checked against the request before anything is uploaded (in run: they need AWS). */
+  check(): StepFailure | null {
+    return null;
+  }
+
+  async run(req: StepRequest): Promise<TaskResult> {
+    this.abort = new AbortController();
+    const s: BatchStep = { ...req, signal: this.abort.signal };
+    try {
+      return await this.awsErrors(s.step, () => this.runJob(s));
+    } finally {
+      this.abort = null;
+    }
+  }
+
+  /** The interrupt: TerminateJob for the running job. */
+  stop(): void {
+    this.abort?.abort();
   }
 
   private async awsErrors<T>(step: string, f: () => Promise<T>): Promise<T> {
@@ -101,9 +127,7 @@ export class BatchBackend {
       if (e instanceof BatchStepError || !isAwsError(e)) throw e;
       const err = e as Error & { $metadata?: { httpStatusCode?: number } };
       throw new BatchStepError(
-        cellError("BatchError", `step \`${step}\`: AWS said ${err.name}: ${err.message}`, [
-          `    (HTTP ${err.$metadata?.httpStatusCode ?? "?"}; the kernel and its variables are intact)`,
-        ]),
+        failure("worker-died", "BatchError", `step \`${step}\`: AWS said ${err.name}: ${err.message}`, [`(HTTP ${err.$metadata?.httpStatusCode ?? "?"})`]),
       );
     }
   }
@@ -147,10 +171,10 @@ export class BatchBackend {
       });
     } catch (e) {
       throw new BatchStepError(
-        cellError(
+        notStarted(
           "BatchConfigError",
           `step \`${s.step}\` was not sent to AWS Batch: the kernel's nbscale package could not be made ready for the job (${(e as Error).message})`,
-          ["    (setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)"],
+          ["(setting: NBSCALE_WORKER_PACKAGE; set it to an npm install spec the job can reach, e.g. a tarball URL, or use --image with nbscale installed)"],
         ),
       );
     }
@@ -179,7 +203,7 @@ export class BatchBackend {
     const { task } = await putTask(backend, { step: s.step, attempt: s.attempt, env: s.env, program: s.program, inputs: s.inputs, memory: s.memory });
 
     const maxAttempts = jobAttempts(s.retries);
-    const view = new JobView(settings.queue, maxAttempts);
+    const view = new JobView(settings.queue, maxAttempts, s.status ?? null);
     let hinted = false;
     const launcher = new BatchLauncher(
       client,
@@ -254,20 +278,22 @@ export class BatchBackend {
         const job = outcome.status.job;
         if (job?.status === "SUCCEEDED") {
           throw new BatchStepError(
-            cellError(
+            failure(
+              "worker-died",
               "BatchJobFailed",
               `step \`${s.step}\`: AWS Batch job ${jobId} SUCCEEDED but its worker left no result in ${settings.datastore.path} (task ${task.id})`,
-              ["    (did the image run something other than the job definition's command? check --image and the job's log)"],
+              ["(did the image run something other than the job definition's command? check --image and the job's log)"],
+              { job: jobId },
             ),
             jobId,
           );
         }
         const facts = failureFacts(job ?? {});
         const logTail = await lastLogLines(facts.logStream);
-        const e = jobFailedError(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail });
+        const e = jobFailure(facts, { step: s.step, jobId, memory: s.memory, timeoutMs: s.timeoutMs, logTail });
         const tried = Math.max(attempts, facts.attempts);
         throw new BatchStepError(
-          maxAttempts > 1 ? { ...e, traceback: [...e.traceback, `    (attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e,
+          maxAttempts > 1 ? { ...e, details: [...e.details, `(attempt ${tried} of ${maxAttempts}: AWS Batch made no further attempt)`] } : e,
           jobId,
         );
       }
@@ -293,8 +319,8 @@ export class BatchBackend {
     } catch (e) {
       if (e instanceof BatchConfigError) {
         throw new BatchStepError(
-          cellError("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: ${e.message}`, [
-            `    (setting: ${e.setting}; nothing was uploaded or submitted)`,
+          notStarted("BatchConfigError", `step \`${s.step}\` was not sent to AWS Batch: ${e.message}`, [
+            `(setting: ${e.setting}; nothing was uploaded or submitted)`,
           ]),
         );
       }

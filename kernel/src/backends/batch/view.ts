@@ -3,18 +3,32 @@
  * time spent in each (SUBMITTED → RUNNABLE → STARTING → RUNNING), and which
  * attempt of its retryStrategy is under way.
  *
- * Inside a tracked step (session/step-status.ts) this goes into the step's
- * status output: RUNNABLE is "queued" there, not "running", and the run time
- * counts from RUNNING. Elsewhere (a flow calling the backend directly) it is
- * one text line, replaced in place.
+ * Given a status to report to (a cell's tracked step: session/step-status.ts,
+ * handed in by the caller) this goes into the step's status output: RUNNABLE
+ * is "queued" there, not "running", and the run time counts from RUNNING.
+ * Without one it is one text line, replaced in place.
  */
 import type { JobDetail } from "@aws-sdk/client-batch";
 import { display, type DisplayHandle } from "../../client/display";
-import { activeStepStatus, type StepState } from "../../session/step-status";
 import { FINAL_STATES, type JobTimeline } from "./watch";
 
+/** What a job's state means for the step while it is not over. */
+export type JobPhase = "queued" | "starting" | "running";
+
+/** Where a job's progress goes when the caller tracks the step's status (a cell does). */
+export interface JobStatusSink {
+  update(patch: {
+    state?: JobPhase;
+    jobId?: string;
+    job?: { system: string; state: string; states: Array<{ state: string; ms?: number }> };
+    startedAt?: string;
+    attempt?: number;
+    retries?: number;
+  }): void;
+}
+
 /** What a Batch state means for the step; final states are the dispatcher's to report. */
-export function stepStateOf(batchState: string | undefined): StepState | undefined {
+export function stepStateOf(batchState: string | undefined): JobPhase | undefined {
   switch (batchState) {
     case "SUBMITTED":
     case "PENDING":
@@ -32,12 +46,12 @@ export function stepStateOf(batchState: string | undefined): StepState | undefin
 export class JobView {
   private jobId = "";
   private attempt = 1;
-  private readonly status = activeStepStatus();
   private line: DisplayHandle | null = null;
 
   constructor(
     private readonly queue: string,
     private readonly maxAttempts: number,
+    private readonly status: JobStatusSink | null = null,
   ) {}
 
   submitted(jobId: string, timeline: JobTimeline): void {

@@ -14,7 +14,7 @@
  * What an element's ending without a result means is the launcher's to say
  * (its own states and logs), so that stays in each backend.
  */
-import type { CellError } from "../../session/errors";
+import type { StepFailure } from "../step-failure";
 import type { StorageBackend } from "../../store/backend";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
@@ -28,8 +28,8 @@ type Inputs = Pick<EncodedValues, "specs" | "frames">;
 export type ElementOutcome =
   /** The worker wrote a result (done or failed), or the element was cancelled (status "died"). */
   | { index: number; job: string; host?: string; started: Date; finished: Date; result: TaskResult }
-  /** The element ended without a result: the scheduler's ending, in the user's terms (`retryable`: an ending `--retries` re-runs). */
-  | { index: number; job: string; host?: string; started: Date; finished: Date; error: CellError; peakRss: number; retryable?: boolean };
+  /** The element ended without a result: the scheduler's ending, as facts. */
+  | { index: number; job: string; host?: string; started: Date; finished: Date; failure: StepFailure; peakRss: number };
 
 export interface ElementCounts {
   done: number;

@@ -18,7 +18,6 @@ import type { Launcher } from "../remote/kernel-side";
 import { UnreachableLazyInput } from "../../worker/remote/values";
 import { lazyInputError } from "../remote/lazy-input-error";
 import { sacctJob, showJob, type JobInfo } from "./commands";
-import { retryableEnding } from "./failures";
 import { describe, jobEnding, SlurmLauncher, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
 import { cellSlurmSetup, SlurmStepError } from "./run";
@@ -142,7 +141,7 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
     launcher,
     task,
     { step: req.step, memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition },
-    (cell) => new SlurmStepError(cell),
+    (f) => new SlurmStepError(f),
   );
   req.onSubmitted?.(job.id);
   const item = (i: number) => req.items?.[i] ?? i;
@@ -172,8 +171,8 @@ export async function runSlurmArray(req: SlurmArrayRequest): Promise<SlurmArrayR
       const end = { index: item(index), job: id, host, started, finished };
       if (outcome.kind === "cancelled") return { ...end, result: cancelledElement(worker, outcome.peakRss) };
       if (outcome.kind === "ended") {
-        const error = jobEnding(`${req.step}[${item(index)}]`, id, job.outputFile?.replace(/%a/g, String(index)), outcome.status.info, req, outcome);
-        return { ...end, error, peakRss: outcome.peakRss, retryable: retryableEnding(error) };
+        const failure = jobEnding(`${req.step}[${item(index)}]`, id, job.outputFile?.replace(/%a/g, String(index)), outcome.status.info, req, outcome);
+        return { ...end, failure, peakRss: outcome.peakRss };
       }
       return { ...end, result: await elementResult(backend, `${req.step}[${item(index)}]`, outcome.result, worker) };
     }),

@@ -4,10 +4,9 @@
  * gets the same advice (numbers and the `--memory` to ask for) as a local
  * worker that ran out.
  */
-import { cellError, deathError } from "../../step/failures";
-import type { CellError } from "../../session/errors";
-import { formatDuration, formatSize } from "../../magics";
+import { formatSize } from "../../magics/units";
 import { humanBytes } from "../memory";
+import { failure, notStarted, outOfMemory, timedOut, type StepFailure } from "../step-failure";
 import type { JobInfo, NodeInfo } from "./commands";
 
 export interface EndedJob {
@@ -45,23 +44,10 @@ function lastLines(output: string, n = 8): string[] {
     .split("\n")
     .filter((l) => l.trim())
     .slice(-n)
-    .map((l) => `    ${l}`);
+    .map((l) => `${l}`);
 }
 
-/**
- * Endings `--retries` re-runs, as it re-runs a local worker's death or
- * timeout: the job died under the step (a signal, a lost or preempted node,
- * the time limit). Not re-run: out of memory (it would fail again; the error
- * says how much to ask for), a cancel from outside (someone meant it), a
- * datastore the nodes can't see, and an exception (the step's own result).
- */
-const RETRYABLE_ENDINGS = new Set(["WorkerDied", "StepNodeFailed", "StepPreempted", "StepTimeout"]);
-
-export function retryableEnding(e: CellError): boolean {
-  return RETRYABLE_ENDINGS.has(e.ename);
-}
-
-export function endedJobError(e: EndedJob): CellError {
+export function endedJobFailure(e: EndedJob): StepFailure {
   const state = e.info?.state ?? "UNKNOWN";
   // Slurm's name for the node (what squeue shows), else the hostname the worker saw.
   const on = e.info?.nodes || e.node;
@@ -70,72 +56,89 @@ export function endedJobError(e: EndedJob): CellError {
   if (state === "OUT_OF_MEMORY" || slurmOom || V8_OOM.test(e.output)) {
     const killedAt = slurmOom?.[1] ? overLimitBytes(Number(slurmOom[1]), Number(slurmOom[2]), e.memory) : 0;
     const heap = !slurmOom && state !== "OUT_OF_MEMORY";
-    const base = deathError(
-      e.step,
-      {
-        status: "died",
-        death: heap ? "oom-heap" : "oom",
-        signal: null,
-        code: null,
-        stderr: "",
-        worker: { id: e.job, pid: e.pid ?? 0 },
-        peakRss: Math.max(e.peakRss, killedAt),
-      },
-      e.memory,
-    );
-    const how = heap ? "its JavaScript heap hit the limit set for the job" : "Slurm killed the job for exceeding its memory limit";
-    return { ...base, traceback: [base.traceback[0], `    (${where}: ${how}; the kernel and its variables are intact)`] };
+    return outOfMemory({
+      step: e.step,
+      requested: e.memory,
+      used: Math.max(e.peakRss, killedAt),
+      heapLimit: heap,
+      how: `${where}: ${heap ? "its JavaScript heap hit the limit set for the job" : "Slurm killed the job for exceeding its memory limit"}`,
+      job: e.job,
+    });
   }
   switch (state) {
     case "TIMEOUT":
-      return cellError(
-        "StepTimeout",
-        e.timeoutMs !== undefined
-          ? `step \`${e.step}\` did not finish within its --timeout ${formatDuration(e.timeoutMs)}: Slurm stopped ${where} at its time limit (${e.info?.timeLimit || "?"}; Slurm counts whole minutes)`
-          : `step \`${e.step}\` reached the partition's time limit (${e.info?.timeLimit || "?"}): Slurm stopped ${where}; give it more time with --timeout (e.g. --timeout 2h)`,
-      );
+      return e.timeoutMs !== undefined
+        ? timedOut(e.step, e.timeoutMs, `: Slurm stopped ${where} at its time limit (${e.info?.timeLimit || "?"}; Slurm counts whole minutes)`, e.job)
+        : failure("timeout", "StepTimeout", `step \`${e.step}\` reached the partition's time limit (${e.info?.timeLimit || "?"}): Slurm stopped ${where}`, [], {
+            fix: { kind: "more-time" },
+            job: e.job,
+          });
     case "CANCELLED":
-      return cellError(
+      return failure(
+        "cancelled",
         "StepCancelled",
-        `step \`${e.step}\`: ${where} was cancelled outside this notebook (scancel, or an administrator); nothing came back`,
+        `step \`${e.step}\`: ${where} was cancelled from outside (scancel, or an administrator); nothing came back`,
         lastLines(e.output, 3),
+        {
+          job: e.job,
+        },
       );
     case "NODE_FAIL":
-      return cellError(
+      return failure(
+        "node-failed",
         "StepNodeFailed",
-        `step \`${e.step}\`: the node running it${on ? ` (${on})` : ""} failed (Slurm: NODE_FAIL) and ${where} was lost; run the cell again`,
+        `step \`${e.step}\`: the node running it${on ? ` (${on})` : ""} failed (Slurm: NODE_FAIL) and ${where} was lost`,
+        [],
+        {
+          fix: { kind: "run-again" },
+          job: e.job,
+        },
       );
     case "PREEMPTED":
-      return cellError(
+      return failure(
+        "preempted",
         "StepPreempted",
-        `step \`${e.step}\`: ${where} was preempted by a higher-priority job; run the cell again (or use a partition without preemption)`,
+        `step \`${e.step}\`: ${where} was preempted by a higher-priority job (a partition without preemption avoids it)`,
+        [],
+        {
+          fix: { kind: "run-again" },
+          job: e.job,
+        },
       );
     case "BOOT_FAIL":
-      return cellError("StepNodeFailed", `step \`${e.step}\`: the node for ${where} failed to boot (Slurm: BOOT_FAIL); run the cell again`);
+      return failure("node-failed", "StepNodeFailed", `step \`${e.step}\`: the node for ${where} failed to boot (Slurm: BOOT_FAIL)`, [], {
+        fix: { kind: "run-again" },
+        job: e.job,
+      });
     case "DEADLINE":
-      return cellError("StepTimeout", `step \`${e.step}\`: ${where} reached its --deadline (from NBSCALE_SLURM_SBATCH_FLAGS) before it finished`);
+      return failure("timeout", "StepTimeout", `step \`${e.step}\`: ${where} reached its --deadline (from NBSCALE_SLURM_SBATCH_FLAGS) before it finished`, [], {
+        job: e.job,
+      });
   }
   if (/no task .* in the datastore/.test(e.output)) {
-    return cellError(
+    return notStarted(
       "SlurmDatastoreError",
       `step \`${e.step}\`: ${where} could not find its task in the datastore: the nodes see the datastore at another place (or not at all). Set NBSCALE_SLURM_DATASTORE to the datastore's path as the nodes see it (a shared filesystem), or use an s3:// datastore`,
       lastLines(e.output, 3),
     );
   }
   const how = e.info ? `ended ${state} (exit code ${e.info.exitCode}${e.info.signal ? `, signal ${e.info.signal}` : ""})` : "disappeared from Slurm";
-  return cellError("WorkerDied", `step \`${e.step}\`: ${where} ${how} before the step finished; its last output:`, lastLines(e.output));
+  const tail = lastLines(e.output);
+  return failure("worker-died", "WorkerDied", `step \`${e.step}\`: ${where} ${how} before the step finished${tail.length ? "; its last output:" : ""}`, tail, {
+    job: e.job,
+  });
 }
 
 /**
  * sbatch refused the job: when it is about resources, say what the biggest
  * node has, so the user knows what to ask for.
  */
-export function submitError(
+export function submitFailure(
   step: string,
   stderr: string,
   ask: { memory?: number; cpu?: number; gpu?: number; partition?: string },
   nodes: NodeInfo[] | null,
-): CellError {
+): StepFailure {
   const said = stderr
     .split("\n")
     .map((l) => l.replace(/^sbatch: error: /, "").trim())
@@ -146,7 +149,7 @@ export function submitError(
   );
   if (!resources || !nodes || nodes.length === 0) {
     const partition = /invalid partition/i.test(stderr) ? " (set the partition with --partition or NBSCALE_SLURM_PARTITION; `sinfo` lists them)" : "";
-    return cellError("SlurmSubmitError", `step \`${step}\` was not submitted: ${summary}${partition}`);
+    return notStarted("SlurmSubmitError", `step \`${step}\` was not submitted: ${summary}${partition}`);
   }
   const pool = ask.partition ? nodes.filter((n) => n.partitions.includes(ask.partition!)) : nodes;
   const candidates = pool.length > 0 ? pool : nodes;
@@ -160,9 +163,9 @@ export function submitError(
     .join(" ");
   const gpus = biggest.gpus > 0 ? `, ${biggest.gpus} GPUs` : ", no GPUs";
   const scope = ask.partition ? `in partition ${ask.partition}` : "in the cluster";
-  return cellError(
+  return notStarted(
     "StepResourceError",
     `step \`${step}\` asks for ${asked || "more than any node has"}, but no node ${scope} can give that: the largest node, ${biggest.name}, has ${humanBytes(biggest.memory)} of memory and ${biggest.cpus} CPUs${gpus}; ask for at most that`,
-    [`    (sbatch: ${summary})`],
+    [`(sbatch: ${summary})`],
   );
 }

@@ -8,9 +8,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { LaunchStatus, Launcher, SubmittedTask } from "../remote/kernel-side";
 import { taskKey } from "../../worker/remote/protocol";
-import type { CellError } from "../../session/errors";
+import type { StepFailure } from "../step-failure";
 import { run, sacctJob, showJob, type JobInfo } from "./commands";
-import { endedJobError } from "./failures";
+import { endedJobFailure } from "./failures";
 import { batchScript, sbatchArgs, type JobSpec } from "./script";
 import type { SlurmSettings } from "./settings";
 
@@ -112,7 +112,7 @@ export function readOutputTail(file: string | undefined, bytes = 16384): string 
 }
 
 /**
- * Why a job ended without a result (endedJobError), from its last state, the
+ * Why a job ended without a result (endedJobFailure), from its last state, the
  * tail of its output file and what its worker reported while it ran.
  */
 export function jobEnding(
@@ -122,8 +122,8 @@ export function jobEnding(
   info: JobInfo | null,
   ask: { memory?: number; timeoutMs?: number },
   seen: { peakRss: number; started?: { host: string; pid: number } | null },
-): CellError {
-  return endedJobError({
+): StepFailure {
+  return endedJobFailure({
     step,
     job,
     info,

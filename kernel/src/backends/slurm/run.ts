@@ -9,11 +9,11 @@
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { display } from "../../client/display";
-import type { CellError } from "../../session/errors";
-import { notebookPath } from "../../session/recording";
+import { notStarted, type StepFailure } from "../step-failure";
+import { StepFailed } from "../step-backend";
 import { backendFor } from "../../store/backends";
 import type { StorageBackend } from "../../store/backend";
-import { resolveDatastore } from "../../store/location";
+import { notebookPath, resolveDatastore } from "../../store/location";
 import type { EncodedValues } from "../../worker/codec";
 import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
@@ -23,16 +23,11 @@ import { lazyInputError } from "../remote/lazy-input-error";
 import { jobEnding, SlurmLauncher, type SlurmJob, type SlurmStatus } from "./launcher";
 import { submitOrExplain } from "./submit";
 import { SlurmConfigError, slurmSettings, type SlurmSettings } from "./settings";
-import { cellError } from "../../step/failures";
 
-/** A step that ended in a way only its message can describe. */
-export class SlurmStepError extends Error {
-  constructor(
-    readonly cellError: CellError,
-    /** The job, when one was submitted. */
-    readonly jobId?: string,
-  ) {
-    super(cellError.evalue);
+/** A step that ended without a result from its worker: Slurm's ending (or refusal), as facts. */
+export class SlurmStepError extends StepFailed {
+  constructor(failure: StepFailure, jobId?: string) {
+    super(failure, jobId);
     this.name = "SlurmStepError";
   }
 }
@@ -93,7 +88,7 @@ export function cellSlurmSetup(step: string, partition: string | undefined, cwd:
   try {
     return { settings: slurmSettings({ partition, env: process.env, datastore: loc, cwd, packageDir: packageDir() }), backend: backendFor(loc) };
   } catch (e) {
-    if (e instanceof SlurmConfigError) throw new SlurmStepError(cellError("SlurmConfigError", `step \`${step}\` was not submitted: ${e.message}`));
+    if (e instanceof SlurmConfigError) throw new SlurmStepError(notStarted("SlurmConfigError", `step \`${step}\` was not submitted: ${e.message}`));
     throw e;
   }
 }
@@ -116,7 +111,7 @@ export async function runSlurmStep(req: SlurmStepRequest): Promise<SlurmStepResu
     launcher,
     task,
     { step: req.step, memory: req.memory, cpu: req.cpu, gpu: req.gpu, partition: settings.partition },
-    (cell) => new SlurmStepError(cell),
+    (f) => new SlurmStepError(f),
   );
 
   // One line in the cell, replaced as the job moves through the queue.

@@ -25,13 +25,9 @@ const worker: CliCommand = {
   run: async (argv, io) => {
     if (argv[0] === "--task") {
       if (argv.length !== 3) throw new UsageError(`--task takes a datastore and a task id\n\n${usage}`);
-      // A flow step (`nbscale run … --on slurm|batch`) or a notebook cell: task.json says which.
-      const { runFlowTaskIfAny } = await import("../../flow/remote-worker");
-      let code = await runFlowTaskIfAny({ datastore: argv[1], task: argv[2], cwd: io.cwd });
-      if (code === null) {
-        const { runRemoteWorker } = await import("../../worker/remote-main");
-        code = await runRemoteWorker({ datastore: argv[1], task: argv[2], cwd: io.cwd });
-      }
+      // A notebook cell's step or a flow's (`nbscale run … --on slurm|batch`): task.json says which.
+      const [{ runRemoteWorker }, { flowTaskKind }] = await Promise.all([import("../../worker/remote-main"), import("../../flow/remote-worker")]);
+      const code = await runRemoteWorker({ datastore: argv[1], task: argv[2], cwd: io.cwd }, [flowTaskKind]);
       // Whatever the step left running (timers, sockets) must not keep the job alive.
       process.exit(code);
     }
