@@ -78,6 +78,11 @@ def main() -> None:
          f"min {fmt(res['ratio']['min'])}, max {fmt(res['ratio']['max'])}; resume {fmt(res['resume_s']['median'])} s vs full {fmt(res['full_run_s']['median'])} s", "—"),
     ]
 
+    if os.path.exists(os.path.join(HERE, "results", "return_bench.json")):
+        ret = load("return_bench.json")
+        per = ", ".join(f"{n} {fmt(r['vs_node'])}" for n, r in ret["shapes"].items())
+        rows.append(("return_peak_rss_vs_value", ret["worst_vs_node"], 1.2, "lower",
+                     f"worst of {len(ret['shapes'])} shapes of {fmt(ret['gib'], 0)} GiB (peak worker RSS / plain Node holding the value): {per}", "—"))
     # What `nbscale run` loads (bench/startup_modules.js): a count, with the heavy modules it must not need.
     if os.path.exists(os.path.join(HERE, "results", "startup_modules.json")):
         sm = load("startup_modules.json")

@@ -12,6 +12,8 @@
 #                               # bench/results/kernels.json, kernels_table.md, docs/kernels.png
 #
 # REPS (default 3): repetitions of the Metaflow and flow-level measurements.
+# RETURN_GIB (default 2): size of each value return_bench.py returns from a step
+# (it needs about 2.5x that in free memory).
 # KERNEL_REPS (default 5): fresh kernels per kernel in kernels_bench.py
 # (nbscale vs Deno vs tslab; tslab's ~10 s loop cells make each rep ~30 s).
 set -euo pipefail
@@ -59,6 +61,7 @@ log "step overhead (step_bench.py, 40 cells each way)"; "$PY" bench/step_bench.p
 log "foreach efficiency (foreach_bench.py, 3 runs)";    "$PY" bench/foreach_bench.py 3 >&2
 log "modules loaded by nbscale run (startup_modules.js)"; node bench/startup_modules.js >&2
 log "artifact record/restore (record_bench.js)";        node bench/record_bench.js --mb 256 >&2
+log "returning large values from steps (return_bench.py, ${RETURN_GIB:-2} GiB each)"; "$PY" bench/return_bench.py "${RETURN_GIB:-2}" >&2
 log "interrupt, control during a flood (responsiveness_bench.py)"; "$PY" bench/responsiveness_bench.py 3 >&2
 log "nbscale vs Deno vs tslab kernels (kernels_bench.py, $KERNEL_REPS fresh kernels each)"; "$PY" bench/kernels_bench.py "$KERNEL_REPS" 30 >&2
 log "Metaflow comparison + resume ($REPS reps)";        "$BPY" bench/metaflow_bench.py "$REPS"

@@ -1,5 +1,5 @@
 import { createHash, Hash } from "node:crypto";
-import { ObjectReader, StorageBackend } from "./backend";
+import { ChunkSource, ObjectReader, StorageBackend } from "./backend";
 import {
   canVerify,
   CHUNK_SIZE,
@@ -67,7 +67,7 @@ export class BlobStore {
   }
 
   /** `put` with the hash already computed (callers hash synchronously to snapshot live values). */
-  async putHashed(chunks: readonly Uint8Array[], sha256: string, size: number): Promise<BlobPut> {
+  async putHashed(chunks: readonly Uint8Array[] | ChunkSource, sha256: string, size: number): Promise<BlobPut> {
     const key = blobKey(sha256);
     if (await this.backend.stat(key)) return { sha256, size, created: false };
     const chunker = size >= MANIFEST_MIN_SIZE ? new ChunkHasher() : null;
@@ -90,6 +90,29 @@ export class BlobStore {
     const r = await this.backend.putByHash(blobKey, chunks, chunker ? { tap: (b) => chunker.update(b) } : {});
     if (chunker) await this.putManifest(chunker, r.sha256, r.size);
     return { sha256: r.sha256, size: r.size, created: r.created };
+  }
+
+  /**
+   * Stores bytes that are produced while they are written (a value's
+   * serialization stream), so they are never all in memory at once. Where
+   * the backend hashes while it writes, one pass; otherwise `make` is called
+   * twice, to hash and then to write, and must give the same bytes both
+   * times (the write refuses different ones).
+   */
+  async putStream(make: () => ChunkSource): Promise<BlobPut> {
+    if (this.backend.putByHash) {
+      const chunker = new ChunkHasher();
+      const r = await this.backend.putByHash(blobKey, make(), { tap: (b) => chunker.update(b) });
+      if (r.size >= MANIFEST_MIN_SIZE) await this.putManifest(chunker, r.sha256, r.size);
+      return { sha256: r.sha256, size: r.size, created: r.created };
+    }
+    const h = createHash("sha256");
+    let size = 0;
+    for await (const c of make()) {
+      h.update(c);
+      size += c.byteLength;
+    }
+    return this.putHashed(make(), h.digest("hex"), size);
   }
 
   /**

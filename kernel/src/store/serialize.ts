@@ -13,13 +13,59 @@
  *
  * Equal values give equal bytes (and so one sha256) as long as they were
  * built the same way: property, Map and Set order are insertion order.
+ *
+ * Format 2 (chunked) is for big containers: an array, Map, Set or ordinary
+ * object whose v8 payload would be at least `splitBytes` and whose items
+ * share nothing with each other (items.ts decides both, from the value
+ * alone). One serializer over such a value would build a second copy of it
+ * in memory before the first byte could be written. Instead its items are
+ * written in runs of about `runBytes`, each by a v8.Serializer of its own,
+ * as a stream of records that is produced as it is consumed, so a writer
+ * (spill file, datastore) holds one run at a time:
+ *
+ *   "NBSV" u16 2 ... | header JSON (no parts; `container`) | pad8
+ *   record* ; record = u32 type  u32 arg  u64 length | bytes | pad8
+ *     RUN   arg = parts that follow; bytes = v8 payload of an array of the
+ *           run's items (Map entries and properties as key, value, ...)
+ *     PART  arg = 0 view / 1 ArrayBuffer: a run's out-of-band part
+ *     OPEN  arg = container code; bytes = v8 payload of [key] (Maps,
+ *           objects): an item big enough to be split in turn
+ *     NUMBERS  a run of an array's elements that are all numbers, as
+ *           float64 LE (no boxing on the way out, 8 bytes each)
+ *     CLOSE ends the container OPEN (or the header) began
+ *
+ * Shared references and cycles inside one item are kept by its run's
+ * serializer; a value whose items share objects (or reach the container) is
+ * written whole, as format 1, so it round-trips exactly as before. Values
+ * under `splitBytes` keep format 1 and their existing hashes; readers read
+ * both formats.
  */
 import { EventEmitter } from "node:events";
 import * as v8 from "node:v8";
 import { types as utilTypes } from "node:util";
 import { UnserializableValueError } from "./errors";
+import { CONTAINER_CODES, estimateAtLeast, itemsAreDisjoint, numbersOf, scanPrimitives, splitKind, type ContainerKind } from "./items";
 
 export const FORMAT_VERSION = 1;
+/** Containers written item by item (see above). */
+export const CHUNKED_FORMAT_VERSION = 2;
+/** Containers whose payload would be at least this big are written in runs. */
+export const DEFAULT_SPLIT_BYTES = 32 << 20;
+/** About how much payload one run holds. */
+export const DEFAULT_RUN_BYTES = 8 << 20;
+/**
+ * At most this many items in one run's array, so the array is a young-
+ * generation object that the next scavenge frees. Bigger ones go to V8's
+ * large-object space, which only a full GC frees: the runs of a 2 GiB
+ * `string[]` piled up there to 20% over the value before one ran.
+ */
+const RUN_ITEMS = 8192;
+const RECORD_HEADER = 16;
+const REC_RUN = 1;
+const REC_PART = 2;
+const REC_OPEN = 3;
+const REC_CLOSE = 4;
+const REC_NUMBERS = 5;
 const MAGIC = Buffer.from("NBSV", "latin1");
 const PREFIX_LENGTH = 16;
 const MAX_HEADER = 16 << 20;
@@ -40,6 +86,8 @@ export interface ValueHeader {
   reason?: string;
   path?: string | null;
   parts: Array<{ role: PartRole; length: number }>;
+  /** Format 2: the root container whose items follow as records. */
+  container?: ContainerKind;
 }
 
 export interface Serialized {
@@ -56,6 +104,22 @@ export type Decoded =
 
 export interface SerializeOptions {
   threshold?: number;
+  /** Tests make these small; everyone else keeps the defaults, or the bytes (and hashes) differ. */
+  splitBytes?: number;
+  runBytes?: number;
+}
+
+/**
+ * A value's bytes as they are produced. `size` is known up front for values
+ * written whole; a chunked value's `chunks` is a generator that serializes
+ * its next run only when asked, so a consumer that writes each chunk out
+ * before taking the next holds one run at a time. Iterate it once.
+ */
+export interface SerializedStream {
+  header: ValueHeader;
+  chunked: boolean;
+  size?: number;
+  chunks: Iterable<Uint8Array>;
 }
 
 // --- typed array constructors, by stable index (part of the format) ---
@@ -183,6 +247,47 @@ class OutOfBandDeserializer extends v8.Deserializer {
  * classes become their source text.
  */
 export function serializeValue(value: unknown, options: SerializeOptions = {}): Serialized {
+  const st = serializeStream(value, options);
+  if (!st.chunked) return { header: st.header, chunks: st.chunks as Uint8Array[], size: st.size as number };
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (const c of st.chunks) {
+      chunks.push(c);
+      size += c.byteLength;
+    }
+  } catch {
+    return serializeWhole(value, options);
+  }
+  return { header: st.header, chunks, size };
+}
+
+/**
+ * The value's bytes as a stream (see SerializedStream). A consumer whose
+ * stream throws part-way (something deep in an item V8 refuses) discards
+ * what it wrote and takes `serializeWhole`, as serializeValue does: that
+ * gives the same stub (culprit, path) every path gives.
+ */
+export function serializeStream(value: unknown, options: SerializeOptions = {}): SerializedStream {
+  const threshold = options.threshold ?? DEFAULT_OOB_THRESHOLD;
+  const splitBytes = options.splitBytes ?? DEFAULT_SPLIT_BYTES;
+  const runBytes = options.runBytes ?? DEFAULT_RUN_BYTES;
+  if (typeof value === "object" && value !== null) {
+    const kind = splitKind(value, splitBytes, threshold);
+    const buffers = new Map<number, ArrayBuffer[]>();
+    if (kind && itemsAreDisjoint(value, kind, splitBytes, threshold, buffers)) {
+      const header: ValueHeader = { kind: "v8", type: describeType(value), parts: [], container: kind };
+      const cls = userClassName(value);
+      if (cls) header.class = cls;
+      return { header, chunked: true, chunks: writeChunked(value, kind, header, { threshold, splitBytes, runBytes }, buffers) };
+    }
+  }
+  const s = serializeWhole(value, options);
+  return { header: s.header, chunked: false, size: s.size, chunks: s.chunks };
+}
+
+/** Format 1: the value by one serializer (or its source text, or a stub). */
+export function serializeWhole(value: unknown, options: SerializeOptions = {}): Serialized {
   const type = describeType(value);
   if (typeof value === "function") return serializeFunction(value, type);
   if (typeof value === "symbol") return stub(type, "a symbol is unique to this process", null);
@@ -255,7 +360,7 @@ function assemble(header: ValueHeader, parts: Uint8Array[]): Serialized {
   const json = Buffer.from(JSON.stringify(header), "utf8");
   const prefix = Buffer.alloc(PREFIX_LENGTH);
   MAGIC.copy(prefix, 0);
-  prefix.writeUInt16LE(FORMAT_VERSION, 4);
+  prefix.writeUInt16LE(header.container ? CHUNKED_FORMAT_VERSION : FORMAT_VERSION, 4);
   prefix.writeUInt32LE(json.byteLength, 8);
   const chunks: Uint8Array[] = [prefix, json];
   let size = PREFIX_LENGTH + json.byteLength;
@@ -273,6 +378,197 @@ function assemble(header: ValueHeader, parts: Uint8Array[]): Serialized {
     pad();
   }
   return { header, chunks, size };
+}
+
+// --- format 2: containers item by item ---
+
+interface ChunkedOptions {
+  threshold: number;
+  splitBytes: number;
+  runBytes: number;
+}
+
+function recordHeader(type: number, arg: number, length: number): Buffer {
+  const h = Buffer.alloc(RECORD_HEADER);
+  h.writeUInt32LE(type, 0);
+  h.writeUInt32LE(arg, 4);
+  h.writeBigUInt64LE(BigInt(length), 8);
+  return h;
+}
+
+function* record(type: number, arg: number, bytes: Uint8Array | null): Generator<Uint8Array> {
+  const length = bytes ? bytes.byteLength : 0;
+  yield recordHeader(type, arg, length);
+  if (bytes && length > 0) yield bytes;
+  const pad = (8 - (length % 8)) % 8;
+  if (pad > 0) yield ZEROS.subarray(0, pad);
+}
+
+/**
+ * How V8 writes a number depends on where it sits: every element of a
+ * double array as a double, a small integer elsewhere as an integer. Which
+ * it is depends on how the array was built, and even on the optimizer and
+ * the elements kinds an allocation site has seen before (`slice`, or `[]`
+ * then `push`, give different kinds in different processes). So a run's
+ * array is generic from birth (a literal holding null: the most general
+ * packed kind, which never changes back), and each number in it is stored
+ * as V8 makes it fresh: a small integer as a Smi, anything else boxed. What
+ * V8 writes is then a function of the values alone, in every process.
+ * (Only ever pushed to: an allocation site that once saw its arrays turn
+ * holey makes every later one holey, which V8 writes in its sparse form.)
+ */
+function newRun(): unknown[] {
+  const r: unknown[] = [null];
+  r.length = 0;
+  return r;
+}
+
+function canonical(x: unknown): unknown {
+  return typeof x === "number" && (x | 0) === x && !Object.is(x, -0) ? x | 0 : x;
+}
+
+/** Elements `start..end` of `a` as a run (see newRun); holes stay holes. */
+function runOf(a: unknown[], start: number, end: number): unknown[] {
+  const items = newRun();
+  for (let i = start; i < end; i++) {
+    const x: unknown = a[i];
+    if (x === undefined && !(i in a)) return holeyRunOf(a, start, end);
+    items.push(canonical(x));
+  }
+  return items;
+}
+
+function holeyRunOf(a: unknown[], start: number, end: number): unknown[] {
+  // A literal of its own: V8 remembers per literal that its arrays became holey, and would make newRun's holey too.
+  const items: unknown[] = [null];
+  items.length = end - start;
+  delete items[0];
+  for (let i = start; i < end; i++) if (i in a) items[i - start] = canonical(a[i]);
+  return items;
+}
+
+function* entriesOf(c: object, k: ContainerKind): Generator<[unknown, unknown]> {
+  if (k === "map") yield* (c as Map<unknown, unknown>).entries();
+  else if (k === "set") for (const v of c as Set<unknown>) yield [v, v];
+  else for (const key of Object.keys(c)) yield [key, (c as Record<string, unknown>)[key]];
+}
+
+function keyPayload(key: unknown): Buffer {
+  // Keys are small: no out-of-band parts, so an OPEN record is self-contained.
+  const ser = new OutOfBandSerializer(Infinity);
+  ser.writeHeader();
+  ser.writeValue(key);
+  return ser.releaseBuffer();
+}
+
+/**
+ * Walks the containers in the order items.ts's disjointness walk did (its
+ * item numbers say which big ArrayBuffers belong to which run) and makes
+ * one run's bytes per step of the consumer.
+ */
+function* writeChunked(root: object, kind: ContainerKind, header: ValueHeader, o: ChunkedOptions, buffers: Map<number, ArrayBuffer[]>): Generator<Uint8Array> {
+  const head = assemble(header, []);
+  yield* head.chunks;
+  const big: Array<[number, ArrayBuffer[]]> = [...buffers.entries()];
+  let bigAt = 0;
+  let unit = 0;
+
+  function* run(items: unknown[], lastUnit: number): Generator<Uint8Array> {
+    const ser = new OutOfBandSerializer(o.threshold);
+    ser.writeHeader();
+    while (bigAt < big.length && big[bigAt][0] <= lastUnit) for (const ab of big[bigAt++][1]) ser.transferWhole(ab);
+    ser.writeValue(items);
+    const payload = ser.releaseBuffer();
+    yield* record(REC_RUN, ser.parts.length, payload);
+    for (const p of ser.parts) yield* record(REC_PART, p.role === "view" ? 0 : 1, p.bytes);
+  }
+
+  function* nested(key: unknown, value: object, sub: ContainerKind, keyed: boolean): Generator<Uint8Array> {
+    yield* record(REC_OPEN, CONTAINER_CODES.indexOf(sub), keyed ? keyPayload(key) : null);
+    yield* container(value, sub);
+  }
+
+  function* container(c: object, k: ContainerKind): Generator<Uint8Array> {
+    if (k === "array") {
+      const a = c as unknown[];
+      // The run is a..i; `numbers` while every element of it is a number.
+      let start = 0;
+      let est = 0;
+      let numbers = true;
+      const flush = function* (end: number): Generator<Uint8Array> {
+        if (end > start) {
+          if (numbers) yield* record(REC_NUMBERS, 0, new Uint8Array(numbersOf(a, start, end).buffer));
+          else {
+            // `unit` is element end-1's: element e's is unit - (end - 1 - e).
+            for (let s = start; s < end; s += RUN_ITEMS) {
+              const e = Math.min(end, s + RUN_ITEMS);
+              yield* run(runOf(a, s, e), unit - (end - e));
+            }
+          }
+        }
+        start = end;
+        est = 0;
+        numbers = true;
+      };
+      let i = 0;
+      while (i < a.length) {
+        const scan = scanPrimitives(a, i, o.runBytes - est);
+        if (scan.end > i) {
+          unit += scan.end - i;
+          est += scan.bytes;
+          numbers &&= scan.numbers;
+          i = scan.end;
+          if (est >= o.runBytes) yield* flush(i);
+          continue;
+        }
+        const x: unknown = a[i];
+        unit++;
+        const size = estimateAtLeast(x, o.splitBytes, o.threshold);
+        const sub = size >= o.splitBytes ? splitKind(x, o.splitBytes, o.threshold) : null;
+        if (sub) {
+          unit--;
+          yield* flush(i);
+          unit++;
+          yield* nested(i, x as object, sub, false);
+          start = i + 1;
+        } else {
+          est += size;
+          numbers = false;
+          if (est >= o.runBytes) yield* flush(i + 1);
+        }
+        i++;
+      }
+      yield* flush(a.length);
+    } else {
+      const keyed = k === "map" || k === "object";
+      let items = newRun();
+      let est = 0;
+      for (const [key, x] of entriesOf(c, k)) {
+        unit++;
+        const size = estimateAtLeast(x, o.splitBytes, o.threshold) + (keyed ? estimateAtLeast(key, o.splitBytes, o.threshold) : 0);
+        const sub = size >= o.splitBytes ? splitKind(x, o.splitBytes, o.threshold) : null;
+        if (sub) {
+          if (items.length > 0) yield* run(items, unit - 1);
+          items = newRun();
+          est = 0;
+          yield* nested(key, x as object, sub, keyed);
+          continue;
+        }
+        if (keyed) items.push(canonical(key), canonical(x));
+        else items.push(canonical(x));
+        est += size;
+        if (est >= o.runBytes || items.length >= RUN_ITEMS) {
+          yield* run(items, unit);
+          items = newRun();
+          est = 0;
+        }
+      }
+      if (items.length > 0) yield* run(items, unit);
+    }
+    yield* record(REC_CLOSE, 0, null);
+  }
+
+  yield* container(root, kind);
 }
 
 // --- deserialize ---
@@ -303,8 +599,8 @@ export async function readHeader(src: ByteSource): Promise<ValueHeader> {
   await src.read(prefix);
   if (!prefix.subarray(0, 4).equals(MAGIC)) throw new Error("stored value does not start with the nbscale value magic");
   const version = prefix.readUInt16LE(4);
-  if (version !== FORMAT_VERSION) {
-    throw new Error(`stored value has format ${version}; this nbscale reads format ${FORMAT_VERSION} (upgrade nbscale)`);
+  if (version !== FORMAT_VERSION && version !== CHUNKED_FORMAT_VERSION) {
+    throw new Error(`stored value has format ${version}; this nbscale reads formats ${FORMAT_VERSION} and ${CHUNKED_FORMAT_VERSION} (upgrade nbscale)`);
   }
   const length = prefix.readUInt32LE(8);
   if (length > MAX_HEADER || length > src.remaining) throw new Error("stored value header length is invalid");
@@ -313,6 +609,10 @@ export async function readHeader(src: ByteSource): Promise<ValueHeader> {
   await skipPad(src, PREFIX_LENGTH + length);
   const header = JSON.parse(json.toString("utf8")) as ValueHeader;
   if (!header || typeof header.kind !== "string" || !Array.isArray(header.parts)) throw new Error("stored value header is malformed");
+  if ((version === CHUNKED_FORMAT_VERSION) !== (header.container !== undefined)) throw new Error("stored value header is malformed");
+  if (header.container !== undefined && (header.kind !== "v8" || !CONTAINER_CODES.includes(header.container) || header.parts.length > 0)) {
+    throw new Error("stored value header is malformed");
+  }
   return header;
 }
 
@@ -332,6 +632,11 @@ export interface DeserializeOptions {
 export async function deserialize(src: ByteSource, options: DeserializeOptions = {}): Promise<Decoded> {
   const start = src.remaining;
   const header = await readHeader(src);
+  if (header.container) {
+    const value = await readContainer(src, header.container);
+    withClass(value, header, options);
+    return header.class ? { kind: "v8", type: header.type, className: header.class, value } : { kind: "v8", type: header.type, value };
+  }
   let offset = start - src.remaining;
   const parts: Array<Buffer | ArrayBuffer> = [];
   for (const p of header.parts) {
@@ -363,14 +668,119 @@ export async function deserialize(src: ByteSource, options: DeserializeOptions =
         if (p.role === "arraybuffer") des.transferArrayBuffer(i, oob[i]);
       });
       const value: unknown = repackArrays(des.readValue());
-      if (header.class && options.resolveClass && typeof value === "object" && value !== null) {
-        const cls = options.resolveClass(header.class);
-        if (cls && typeof (cls as unknown) === "function" && cls.prototype) Object.setPrototypeOf(value, cls.prototype);
-      }
+      withClass(value, header, options);
       return header.class ? { kind: "v8", type: header.type, className: header.class, value } : { kind: "v8", type: header.type, value };
     }
     default:
       throw new Error(`stored value has unknown kind ${JSON.stringify(header.kind)}`);
+  }
+}
+
+function withClass(value: unknown, header: ValueHeader, options: DeserializeOptions): void {
+  if (header.class && options.resolveClass && typeof value === "object" && value !== null) {
+    const cls = options.resolveClass(header.class);
+    if (cls && typeof (cls as unknown) === "function" && cls.prototype) Object.setPrototypeOf(value, cls.prototype);
+  }
+}
+
+async function readRecord(src: ByteSource): Promise<{ type: number; arg: number; length: number }> {
+  if (src.remaining < RECORD_HEADER) throw new Error("stored value is truncated");
+  const h = Buffer.alloc(RECORD_HEADER);
+  await src.read(h);
+  const length = Number(h.readBigUInt64LE(8));
+  if (!Number.isSafeInteger(length) || length > src.remaining) throw new Error("stored value record length is invalid");
+  return { type: h.readUInt32LE(0), arg: h.readUInt32LE(4), length };
+}
+
+async function readRecordBytes(src: ByteSource, target: Uint8Array): Promise<void> {
+  await src.read(target);
+  const pad = (8 - (target.byteLength % 8)) % 8;
+  if (pad > 0 && src.remaining >= pad) await src.read(new Uint8Array(pad));
+}
+
+function newContainer(kind: ContainerKind): object {
+  return kind === "array" ? [] : kind === "map" ? new Map() : kind === "set" ? new Set() : {};
+}
+
+function addItem(target: object, kind: ContainerKind, key: unknown, value: unknown): void {
+  switch (kind) {
+    case "array":
+      (target as unknown[]).push(value);
+      break;
+    case "map":
+      (target as Map<unknown, unknown>).set(key, value);
+      break;
+    case "set":
+      (target as Set<unknown>).add(value);
+      break;
+    case "object":
+      // Not `target[key] = value`: a key "__proto__" is an own property, as V8's deserializer makes it.
+      Object.defineProperty(target, String(key), { value, writable: true, enumerable: true, configurable: true });
+      break;
+  }
+}
+
+function addRun(target: object, kind: ContainerKind, items: unknown[]): void {
+  if (kind === "array") {
+    const a = target as unknown[];
+    const base = a.length;
+    // Holes stay holes (a sparse array's runs are sparse); a run without any keeps the array packed.
+    for (let i = 0; i < items.length; i++) if (i in items) a[base + i] = items[i];
+    a.length = base + items.length;
+  } else if (kind === "set") {
+    for (const x of items) addItem(target, kind, x, x);
+  } else {
+    if (items.length % 2 !== 0) throw new Error("stored value run is malformed");
+    for (let i = 0; i < items.length; i += 2) addItem(target, kind, items[i], items[i + 1]);
+  }
+}
+
+/** Reads a container's records up to its CLOSE (format 2). */
+async function readContainer(src: ByteSource, kind: ContainerKind): Promise<object> {
+  const target = newContainer(kind);
+  for (;;) {
+    const rec = await readRecord(src);
+    if (rec.type === REC_CLOSE) return target;
+    if (rec.type === REC_RUN) {
+      const payload = Buffer.allocUnsafe(rec.length);
+      await readRecordBytes(src, payload);
+      const parts: ArrayBuffer[] = [];
+      const whole: number[] = [];
+      for (let i = 0; i < rec.arg; i++) {
+        const p = await readRecord(src);
+        if (p.type !== REC_PART) throw new Error("stored value run is missing a part");
+        const ab = new ArrayBuffer(p.length);
+        await readRecordBytes(src, new Uint8Array(ab));
+        parts.push(ab);
+        if (p.arg === 1) whole.push(i);
+      }
+      const des = new OutOfBandDeserializer(payload, parts);
+      des.readHeader();
+      for (const i of whole) des.transferArrayBuffer(i, parts[i]);
+      const items = repackArrays(des.readValue());
+      if (!Array.isArray(items)) throw new Error("stored value run is malformed");
+      addRun(target, kind, items);
+    } else if (rec.type === REC_NUMBERS) {
+      if (kind !== "array" || rec.length % 8 !== 0) throw new Error("stored value run is malformed");
+      const numbers = new Float64Array(rec.length / 8);
+      await readRecordBytes(src, new Uint8Array(numbers.buffer));
+      const a = target as unknown[];
+      for (let i = 0; i < numbers.length; i++) a.push(numbers[i]);
+    } else if (rec.type === REC_OPEN) {
+      const sub = CONTAINER_CODES[rec.arg];
+      if (!sub) throw new Error(`unknown container ${rec.arg} in stored value`);
+      let key: unknown;
+      if (rec.length > 0) {
+        const payload = Buffer.allocUnsafe(rec.length);
+        await readRecordBytes(src, payload);
+        const des = new OutOfBandDeserializer(payload, []);
+        des.readHeader();
+        key = repackArrays(des.readValue());
+      }
+      addItem(target, kind, key, await readContainer(src, sub));
+    } else {
+      throw new Error(`unknown record ${rec.type} in stored value`);
+    }
   }
 }
 

@@ -119,10 +119,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         }
       };
       const outputs = await Promise.race([runProgram(task.program, { inputs }, { require, cwd: options.cwd }), failed]);
-      const kept = await storeLazyOutputs(outputs, task.lazy);
+      const kept = await storeLazyOutputs(outputs, task.lazy, task.spillDir);
       const enc = encodeValues(kept.rest, false);
-      enc.specs.push(...kept.specs);
       const out = spillFrames(enc.frames, task.spillDir);
+      // Big containers are in their spill files already: one (empty) frame each, after the others.
+      for (const s of kept.spilled) {
+        enc.specs.push({ name: s.name, type: s.type, frames: 1 });
+        out.spilled.push({ frame: out.frames.length, file: s.file, length: s.length });
+        out.frames.push(new Uint8Array(0));
+      }
+      enc.specs.push(...kept.specs);
       const transfer = [...new Set(out.frames.filter((f) => f.byteLength >= 65536).map((f) => f.buffer as ArrayBuffer))];
       post({ type: "done", task: task.task, outputs: enc.specs, stubs: enc.stubs, spilled: out.spilled }, out.frames, transfer);
     } catch (e) {

@@ -23,8 +23,8 @@ import { ShippedOutput } from "./remote/output-cap";
 import { PeakRss } from "./remote/peak-rss";
 import { attemptKey, FORMAT, taskKey, type RemoteResult, type ResultBody, type RemoteStarted, type RemoteTask } from "./remote/protocol";
 import type { StorageBackend } from "../store/backend";
-import { loadValues, storeValues } from "./remote/values";
-import { decodeValues, encodeValues } from "./codec";
+import { loadValues, storeOutputs } from "./remote/values";
+import { decodeValues } from "./codec";
 import { runProgram } from "./runner";
 import { stepRequire } from "./require";
 import { captureStreams, toRemoteError } from "./streams";
@@ -90,9 +90,9 @@ const programTask: RemoteTaskKind = {
       return Object.fromEntries(await decodeValues(specs, frames, resolveClass));
     };
     const outputs = await runProgram(task.program, { inputs }, { require: stepRequire(ctx.cwd), cwd: ctx.cwd });
-    const enc = encodeValues(Object.entries(outputs), false);
-    const stored = await storeValues(ctx.backend, enc);
-    return { outcome: { status: "done", outputs: stored.refs, stubs: enc.stubs } };
+    // Streamed into blobs a run at a time: a big value is never a second full copy here.
+    const stored = await storeOutputs(ctx.backend, outputs);
+    return { outcome: { status: "done", outputs: stored.refs, stubs: stored.stubs } };
   },
 };
 

@@ -93,6 +93,32 @@ export function spillFrames(frames: readonly Uint8Array[], dir: string | undefin
   return { frames: out, spilled };
 }
 
+/**
+ * Writes a value's serialization stream into one file in `dir` as it is
+ * produced, so the worker holds one run of it at a time, never the whole.
+ * Null when the stream passed `limit` bytes (the file is removed; the caller
+ * sends the value another way). A stream that throws removes its file too.
+ */
+export function spillStream(chunks: Iterable<Uint8Array>, dir: string, limit: number): { file: string; length: number } | null {
+  const file = path.join(dir, randomUUID());
+  const fd = fs.openSync(file, "wx", 0o600);
+  let length = 0;
+  let ok = false;
+  try {
+    for (const c of chunks) {
+      if (length + c.byteLength > limit) return null;
+      let off = 0;
+      while (off < c.byteLength) off += fs.writeSync(fd, c, off, c.byteLength - off, length + off);
+      length += c.byteLength;
+    }
+    ok = true;
+    return { file, length };
+  } finally {
+    fs.closeSync(fd);
+    if (!ok) fs.rmSync(file, { force: true });
+  }
+}
+
 /** A frame to read from: in memory, or a spilled file (read positionally, straight into the target). */
 export type Piece = Uint8Array | { file: string; fd: number; length: number };
 
