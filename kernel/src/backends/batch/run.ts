@@ -26,8 +26,7 @@ import type { StorageBackend } from "../../store/backend";
 import { backendFor } from "../../store/backends";
 import { resolveDatastore, type DatastoreLocation } from "../../store/location";
 import { VERSION } from "../../version";
-import type { EncodedValues } from "../../worker/codec";
-import type { StepEvent, StepProgram, ValueSpec } from "../../worker/events";
+import type { ValueSpec } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
 import { checkLazyInputs, loadValues, UnreachableLazyInput } from "../../worker/remote/values";
@@ -45,29 +44,15 @@ import { runBatchArray, type BatchArrayRequest, type BatchArrayResult, type Prep
 import { jobAttempts, submitJobInput } from "./submit";
 import { packageChoice, resolveWorkerPackage, type WorkerPackage } from "./worker-package";
 import { packageDir } from "../slurm/run";
-import { JobView, runnableHint, type JobStatusSink } from "./view";
+import { JobView, runnableHint } from "./view";
 
 export { BatchStepError } from "./errors";
 
-export interface BatchStep {
-  step: string;
-  attempt: number;
-  memory?: number;
-  cpu?: number;
-  gpu?: number;
-  timeoutMs?: number;
-  retries?: number;
-  env: Record<string, string>;
-  queue?: string;
-  image?: string;
-  program: StepProgram;
-  inputs: Pick<EncodedValues, "specs" | "frames">;
-  onEvent(event: StepEvent): void;
+/** A step's attempt as the Batch backend runs it: the request, and the interrupt's signal. */
+export type BatchStep = StepRequest & {
   /** Aborted when the cell is interrupted. */
   signal: AbortSignal;
-  /** The step's tracked status, when the caller shows one (a cell): the job's states go there, else to a line of their own. */
-  status?: JobStatusSink;
-}
+};
 
 /** What the checks before a submission look at. */
 type PrepareInput = Pick<BatchStep, "step" | "memory" | "cpu" | "gpu" | "queue" | "image" | "onEvent">;

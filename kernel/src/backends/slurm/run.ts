@@ -10,12 +10,10 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { display } from "../../client/display";
 import { notStarted, type StepFailure } from "../step-failure";
-import { StepFailed } from "../step-backend";
+import { StepFailed, type StepRequest } from "../step-backend";
 import { backendFor } from "../../store/backends";
 import type { StorageBackend } from "../../store/backend";
 import { notebookPath, resolveDatastore } from "../../store/location";
-import type { EncodedValues } from "../../worker/codec";
-import type { StepEvent, StepProgram } from "../../worker/events";
 import type { TaskResult } from "../local-pool";
 import { putTask, watchTask } from "../remote/kernel-side";
 import { loadValues, UnreachableLazyInput } from "../../worker/remote/values";
@@ -45,21 +43,14 @@ export function packageDir(): string {
   return resolve(__dirname, "../../../..");
 }
 
-export interface SlurmStepRequest {
-  step: string;
-  attempt: number;
-  memory?: number;
-  cpu?: number;
-  gpu?: number;
-  timeoutMs?: number;
-  partition?: string;
-  env: Record<string, string>;
-  program: StepProgram;
-  inputs: Pick<EncodedValues, "specs" | "frames">;
+/** One attempt as a Slurm job: the request's fields Slurm reads, the notebook's folder and the interrupt's signal. */
+export type SlurmStepRequest = Pick<
+  StepRequest,
+  "step" | "attempt" | "memory" | "cpu" | "gpu" | "timeoutMs" | "partition" | "env" | "program" | "inputs" | "onEvent"
+> & {
   cwd: string;
   signal: AbortSignal;
-  onEvent(e: StepEvent): void;
-}
+};
 
 export interface SlurmStepResult {
   result: TaskResult;
