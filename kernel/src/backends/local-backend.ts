@@ -9,12 +9,12 @@ import { formatSize } from "../magics/units";
 import type { LocalPool } from "./local-pool";
 import { humanBytes } from "./memory";
 import { notStarted, type StepFailure } from "./step-failure";
-import type { StepBackend, StepRequest, StepResult } from "./step-backend";
+import type { StepAsk, StepBackend, StepRequest, StepResult } from "./step-backend";
 
 const ELSEWHERE = "run it where there is more with `--on batch` or `--on slurm`";
 
 /** What this machine can never give a step (`--on local` and `--on kernel` alike). */
-export function machineRefusal(req: Pick<StepRequest, "step" | "memory" | "cpu" | "gpu">, totalMemory: number): StepFailure | null {
+export function machineRefusal(req: StepAsk, totalMemory: number): StepFailure | null {
   if (req.memory !== undefined && req.memory > totalMemory) {
     return notStarted(
       "StepResourceError",
@@ -40,8 +40,12 @@ export class LocalBackend implements StepBackend {
   /** `pool`: the kernel's, started when first needed. */
   constructor(private readonly pool: () => LocalPool) {}
 
-  check(req: StepRequest): StepFailure | null {
-    return machineRefusal(req, this.pool().totalMemory);
+  check(ask: StepAsk): StepFailure | null {
+    return machineRefusal(ask, this.maxMemory);
+  }
+
+  get maxMemory(): number {
+    return this.pool().totalMemory;
   }
 
   async run(req: StepRequest): Promise<StepResult> {

@@ -49,6 +49,9 @@ export interface StepRequest {
   status?: JobStatusSink;
 }
 
+/** What `check` looks at: the resources a step asks for, before anything of it is packaged. */
+export type StepAsk = Pick<StepRequest, "step" | "memory" | "cpu" | "gpu">;
+
 /**
  * What a run ended with: the worker's result; where it ran, when the backend
  * knows better than the worker; and, from a backend in this process, the
@@ -62,7 +65,9 @@ export interface StepBackend {
   /** It retries an attempt by itself (AWS Batch's retryStrategy): the runtime then makes one attempt. */
   readonly retriesItself?: boolean;
   /** Refuses what this target can never run, before anything is uploaded or started; null: go ahead. */
-  check(req: StepRequest): StepFailure | null;
+  check?(ask: StepAsk): StepFailure | null;
+  /** The most memory an attempt can be given (this machine's, for local workers); undefined: the target's own limits decide. */
+  readonly maxMemory?: number;
   run(req: StepRequest): Promise<StepResult>;
   /** The interrupt: stops the attempt that runs (its `run` ends as interrupted). */
   stop(): void;

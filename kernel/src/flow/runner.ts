@@ -321,7 +321,7 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
     memoryBytes,
     needed: [...(ctx.needed.get(s.name) ?? [])],
   };
-  let launch: Launch = { memoryBytes, timeoutMs, env: s.settings.env ?? {} };
+  const launch: Launch = { memoryBytes, timeoutMs, env: s.settings.env ?? {} };
   const started = Date.now();
   rec.started = new Date(started).toISOString();
   let log = "";
@@ -343,23 +343,11 @@ async function runStep(ctx: Ctx, s: StepDef): Promise<StepRecord> {
     rec.attempts = outcome.attempts;
     if (!failure) Object.assign(rec, { artifacts: outcome.artifacts, versions: outcome.versions, execution: outcome.execution });
   } else {
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      rec.attempts = attempt;
-      const outcome = await runOne(ctx, s.name, { ...task, memoryBytes: launch.memoryBytes }, launch);
-      last = outcome.last;
-      log += outcome.log;
-      failure = outcome.failure;
-      if (!failure) {
-        rec.artifacts = outcome.artifacts;
-        rec.versions = outcome.versions;
-        rec.execution = outcome.execution;
-        break;
-      }
-      const decision = retryDecision(failure, retryState(ctx, s, attempt, attempts, launch));
-      if (!decision.retry) break;
-      log += `\n[nbscale: attempt ${attempt} of ${attempts} failed (${shortReason(failure)}); ${decision.notice}: attempt ${attempt + 1} of ${attempts}]\n`;
-      if (decision.memory !== undefined) launch = { ...launch, memoryBytes: decision.memory };
-    }
+    const outcome = await withRetries(ctx, s, "", attempts, launch, (l) => runOne(ctx, s.name, { ...task, memoryBytes: l.memoryBytes }, l));
+    ({ last, failure } = outcome);
+    log += outcome.log;
+    rec.attempts = outcome.attempts;
+    if (!failure) Object.assign(rec, { artifacts: outcome.artifacts, versions: outcome.versions, execution: outcome.execution });
   }
   rec.finished = new Date().toISOString();
   // A Slurm or Batch job says where it ran (the node, the container's host).
@@ -436,6 +424,29 @@ function retryState(ctx: Ctx, s: StepDef, attempt: number, attempts: number, lau
   return { attempt, attempts, memory: launch.memoryBytes ?? undefined, stopping: ctx.stopping, maxMemory: local ? totalmem() : undefined };
 }
 
+/**
+ * One task run by the retry policy: again while it says so, with the memory
+ * it says; each retry noted in the log. `item`: `item 3: ` for a foreach item.
+ */
+async function withRetries(
+  ctx: Ctx,
+  s: StepDef,
+  item: string,
+  attempts: number,
+  launch: Launch,
+  run: (launch: Launch) => Promise<Attempt>,
+): Promise<Attempt & { attempts: number }> {
+  let log = "";
+  for (let attempt = 1; ; attempt++) {
+    const r = await run(launch);
+    log += r.log;
+    const decision = r.failure ? retryDecision(r.failure, retryState(ctx, s, attempt, attempts, launch)) : ({ retry: false } as const);
+    if (!decision.retry) return { ...r, log, attempts: attempt };
+    log += `\n[nbscale: ${item}attempt ${attempt} of ${attempts} failed (${shortReason(r.failure!)}); ${decision.notice}: attempt ${attempt + 1} of ${attempts}]\n`;
+    if (decision.memory !== undefined) launch = { ...launch, memoryBytes: decision.memory };
+  }
+}
+
 /** `(attempt 2 of 3)` after the facts, when retries allowed more than one. */
 function withAttempts(f: StepFailure, made: number, attempts: number): StepFailure {
   return attempts > 1 ? { ...f, details: [...f.details, `(attempt ${made} of ${attempts})`] } : f;
@@ -458,25 +469,16 @@ async function runForeach(ctx: Ctx, s: StepDef, task: WorkerTask, launch: Launch
   const items = await Promise.all(
     Array.from({ length: n }, async (_, index) => {
       const label = `${s.name}[${index}]`;
-      let mine = launch;
-      let log = "";
-      for (let attempt = 1; ; attempt++) {
+      const r = await withRetries(ctx, s, `item ${index}: `, attempts, launch, async (l) => {
         const release = await limit.acquire();
-        let r: Attempt;
         try {
-          r = await runOne(ctx, label, { ...task, item: { index }, needed: task.needed, memoryBytes: mine.memoryBytes }, mine);
+          return await runOne(ctx, label, { ...task, item: { index }, needed: task.needed, memoryBytes: l.memoryBytes }, l);
         } finally {
           release();
         }
-        log += r.log;
-        const decision = r.failure ? retryDecision(r.failure, retryState(ctx, s, attempt, attempts, mine)) : ({ retry: false } as const);
-        if (!decision.retry) {
-          ctx.options.progress.items(s.name, ++done, n);
-          return { ...r, log, attempts: attempt };
-        }
-        log += `\n[nbscale: item ${index}: attempt ${attempt} of ${attempts} failed (${shortReason(r.failure!)}); ${decision.notice}: attempt ${attempt + 1} of ${attempts}]\n`;
-        if (decision.memory !== undefined) mine = { ...mine, memoryBytes: decision.memory };
-      }
+      });
+      ctx.options.progress.items(s.name, ++done, n);
+      return r;
     }),
   );
   const log = items.map((r, i) => `[item ${i}]\n${r.log}`).join("\n");

@@ -93,17 +93,7 @@ export class StepRunner {
 
     // Each target refuses what it can never run before anything starts (this machine's memory, a queue's).
     const backend = await this.backends.get(o.on ?? "local");
-    const refusal = backend.check({
-      step: name,
-      attempt: 1,
-      memory: o.memory,
-      cpu: o.cpu,
-      gpu: o.gpu,
-      env: o.env,
-      program: { filename: "", source: "" },
-      inputs: { specs: [], frames: [] },
-      onEvent: publishEvent,
-    });
+    const refusal = backend.check?.({ step: name, memory: o.memory, cpu: o.cpu, gpu: o.gpu });
     if (refusal) return fail(failureError(refusal));
     if (o.foreach !== undefined) return await this.runForeach(step, name, cellId);
 
@@ -158,11 +148,12 @@ export class StepRunner {
     let attempt = 0;
     // The memory an attempt asks for: an out-of-memory retry asks for what the failure suggests.
     let memory = o.memory;
-    const maxMemory = o.on === "local" || o.on === "kernel" || o.on === undefined ? this.host.pool().totalMemory : undefined;
     const again = o.on === "slurm" ? "as a new Slurm job" : o.on === "batch" ? "as a new job" : "on a fresh worker";
+    // How the last attempt failed, when it did (a worker's death, or an ending without a result).
+    let failed: StepFailure | null = null;
     for (attempt = 1; attempt <= attempts; attempt++) {
       if (this.interrupted) return { ok: false, error: interruptedError(), meta };
-      let failed: StepFailure | null = null;
+      failed = null;
       let job: string | undefined;
       this.current = backend;
       try {
@@ -197,7 +188,7 @@ export class StepRunner {
         this.current = null;
       }
       if (!failed) break;
-      const decision = retryDecision(failed, { attempt, attempts, memory, stopping: this.interrupted, maxMemory });
+      const decision = retryDecision(failed, { attempt, attempts, memory, stopping: this.interrupted, maxMemory: backend.maxMemory });
       if (!decision.retry) {
         if (result) break;
         // Ended without a result from the worker (a scheduler's ending): the failure is all there is.
@@ -232,10 +223,7 @@ export class StepRunner {
     if (r.status === "failed") {
       return { ok: false, error: withAttempts(mapRemoteError(r.error, pkg, step.body, step.bodyLineOffset, where), made, allowed), meta };
     }
-    if (r.status === "died") {
-      const failed = workerEnded(name, { ...r, pid: r.worker.pid }, memory, o.timeout);
-      return { ok: false, error: withAttempts(failureError(failed), made, allowed), meta };
-    }
+    if (r.status === "died") return { ok: false, error: withAttempts(failureError(failed!), made, allowed), meta };
     if (attempt > 1) process.stderr.write(`step \`${name}\` succeeded on attempt ${attempt} of ${attempts}\n`);
 
     for (const s of r.stubs) {

@@ -7,7 +7,7 @@
  * them stay, as in a plain cell. Its outputs come back as they are.
  */
 import { machineRefusal } from "../backends/local-backend";
-import type { StepBackend, StepRequest, StepResult } from "../backends/step-backend";
+import type { StepAsk, StepBackend, StepRequest, StepResult } from "../backends/step-backend";
 import type { StepFailure } from "../backends/step-failure";
 import { stepRequire } from "../worker/require";
 import { runProgram } from "../worker/runner";
@@ -21,8 +21,12 @@ export class KernelBackend implements StepBackend {
     private readonly totalMemory: () => number,
   ) {}
 
-  check(req: StepRequest): StepFailure | null {
-    return machineRefusal(req, this.totalMemory());
+  check(ask: StepAsk): StepFailure | null {
+    return machineRefusal(ask, this.maxMemory);
+  }
+
+  get maxMemory(): number {
+    return this.totalMemory();
   }
 
   async run(req: StepRequest): Promise<StepResult> {

@@ -97,8 +97,14 @@ export declare namespace ts {
 }
 Object.defineProperty(exports, "ts", {
   enumerable: true,
-  // eslint-disable-next-line @typescript-eslint/no-var-requires -- the point: required on first use
-  get: (): typeof TS => (loaded ??= require("typescript") as typeof TS),
+  configurable: true,
+  get: (): typeof TS => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires -- the point: required on first use
+    loaded ??= require("typescript") as typeof TS;
+    // From now on a plain property: the checker and analysis read `ts.` in their hottest loops.
+    Object.defineProperty(exports, "ts", { enumerable: true, value: loaded });
+    return loaded;
+  },
 });
 
 /** The compiler's version, read from its package.json without loading it. */

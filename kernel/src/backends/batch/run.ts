@@ -20,7 +20,7 @@
 import { BatchClient } from "@aws-sdk/client-batch";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { failure, notStarted, type StepFailure } from "../step-failure";
+import { failure, notStarted } from "../step-failure";
 import type { StepBackend, StepRequest } from "../step-backend";
 import type { StorageBackend } from "../../store/backend";
 import { backendFor } from "../../store/backends";
@@ -72,7 +72,8 @@ const RESULT_GRACE_MS = 5_000;
 /**
  * `--on batch` as a StepBackend; one per kernel (keeps registered job
  * definitions across steps). Batch retries an attempt itself (the job's
- * retryStrategy, from --retries), so the runtime makes one attempt.
+ * retryStrategy, from --retries), so the runtime makes one attempt. No
+ * `check`: a queue's limits need AWS, so run checks them before it uploads.
  */
 export class BatchBackend implements StepBackend {
   readonly target = "batch";
@@ -83,11 +84,6 @@ export class BatchBackend implements StepBackend {
   private abort: AbortController | null = null;
 
   constructor(private readonly host: BatchHost) {}
-
-  /** A queue's limits are checked against the request before anything is uploaded (in run: they need AWS). */
-  check(): StepFailure | null {
-    return null;
-  }
 
   async run(req: StepRequest): Promise<TaskResult> {
     this.abort = new AbortController();

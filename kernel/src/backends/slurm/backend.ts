@@ -1,6 +1,9 @@
-/** `--on slurm` as a StepBackend: one Slurm job per attempt (run.ts); the interrupt scancels it. */
+/**
+ * `--on slurm` as a StepBackend: one Slurm job per attempt (run.ts); the
+ * interrupt scancels it. No `check`: what the cluster can give is sbatch's to
+ * say when the job is submitted (submit.ts explains a refusal).
+ */
 import type { StepBackend, StepRequest, StepResult } from "../step-backend";
-import type { StepFailure } from "../step-failure";
 import { runSlurmStep } from "./run";
 
 export class SlurmBackend implements StepBackend {
@@ -10,15 +13,10 @@ export class SlurmBackend implements StepBackend {
   /** `cwd`: the notebook's folder (the kernel's datastore is found from it). */
   constructor(private readonly cwd: string) {}
 
-  /** What the cluster can give is sbatch's to say, when the job is submitted (submit.ts explains a refusal). */
-  check(): StepFailure | null {
-    return null;
-  }
-
   async run(req: StepRequest): Promise<StepResult> {
     this.abort = new AbortController();
     try {
-      const r = await runSlurmStep({ ...req, env: req.env, cwd: this.cwd, signal: this.abort.signal });
+      const r = await runSlurmStep({ ...req, cwd: this.cwd, signal: this.abort.signal });
       return { ...r.result, host: r.host };
     } finally {
       this.abort = null;
